@@ -1,0 +1,233 @@
+"""What a database row becomes on a Monday board: item name and column values.
+
+Everything here is pure: a row (column name -> text value) goes in, Monday's
+column-value JSON comes out. The built-in default is CONTRACT.md's mapping; a
+mapping file (see `listener.config`) describes other tables and boards.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import phonenumbers
+
+ColumnType = Literal[
+    "text", "long_text", "email", "phone", "numbers", "date", "link", "status", "dropdown"
+]
+COLUMN_TYPES: tuple[ColumnType, ...] = (
+    "text",
+    "long_text",
+    "email",
+    "phone",
+    "numbers",
+    "date",
+    "link",
+    "status",
+    "dropdown",
+)
+DeletePolicy = Literal["archive", "delete", "ignore"]
+
+# Monday's own limits (monday-api.md section 3).
+ITEM_NAME_MAX = 255
+LONG_TEXT_MAX = 2000
+ELLIPSIS = "…"
+
+# The columns npd-sync itself reads and writes on every synced table.
+SYNC_ENABLED = "sync_enabled"
+SYNC_DIRECTION = "sync_direction"
+MONDAY_ID = "monday_id"
+SYNC_STATUS = "sync_status"
+SYNC_ERROR = "sync_error"
+LAST_SYNCED_AT = "last_synced_at"
+REQUIRED_COLUMNS = (SYNC_ENABLED, SYNC_DIRECTION, MONDAY_ID, SYNC_STATUS)
+OPTIONAL_COLUMNS = (SYNC_ERROR, LAST_SYNCED_AT)
+BOOKKEEPING_COLUMNS = (MONDAY_ID, SYNC_STATUS, SYNC_ERROR, LAST_SYNCED_AT)
+PUSH_DIRECTIONS = frozenset({"BIDIRECTIONAL", "NPD_TO_MONDAY"})
+
+Row = Mapping[str, str | None]
+
+
+class MappingError(ValueError):
+    """A row value that cannot be turned into something Monday accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One Monday column fed from one or more database columns."""
+
+    id: str
+    type: ColumnType
+    sources: tuple[str, ...]
+    separator: str = " "
+    default_country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableMapping:
+    """How one table maps onto one board."""
+
+    table: str
+    board_id: str | None = None
+    key_column: str = "id"
+    name_template: str = "{name}"
+    columns: tuple[Column, ...] = ()
+    npd_id_column: str | None = "npd_id"
+    on_delete: DeletePolicy = "archive"
+    name_fields: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        fields = tuple(
+            name for _, name, _, _ in string.Formatter().parse(self.name_template) if name
+        )
+        object.__setattr__(self, "name_fields", fields)
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """Every database column the mapping reads, in a stable order, without repeats."""
+        seen: dict[str, None] = dict.fromkeys(self.name_fields)
+        for column in self.columns:
+            seen.update(dict.fromkeys(column.sources))
+        return tuple(seen)
+
+    @property
+    def board_env(self) -> str:
+        """The environment variable that sets (or overrides) this table's board id."""
+        bare = self.table.rsplit(".", 1)[-1]
+        return f"MONDAY_{re.sub(r'[^A-Za-z0-9]', '_', bare).upper()}_BOARD_ID"
+
+
+def default_mappings() -> tuple[TableMapping, ...]:
+    """CONTRACT.md's built-in mapping (board ids come from the environment)."""
+    return (
+        TableMapping(
+            table="contacts",
+            name_template="{first_name} {last_name}",
+            columns=(
+                Column("email", "email", ("email",)),
+                Column("phone", "phone", ("phone",)),
+                Column("text", "text", ("role_title",)),
+                Column("long_text", "long_text", ("notes",)),
+            ),
+        ),
+        TableMapping(
+            table="organizations",
+            name_template="{name}",
+            columns=(
+                Column("long_text", "long_text", ("notes",)),
+                Column(
+                    "address",
+                    "text",
+                    (
+                        "address_line1",
+                        "address_line2",
+                        "city",
+                        "state",
+                        "postal_code",
+                        "country",
+                    ),
+                    separator=", ",
+                ),
+            ),
+        ),
+    )
+
+
+def is_syncable(sync_enabled: bool | None, sync_direction: str | None) -> bool:
+    """CONTRACT.md's push rule; NULL counts as false / NONE."""
+    return sync_enabled is True and sync_direction in PUSH_DIRECTIONS
+
+
+def item_name(row: Row, mapping: TableMapping, key: str) -> str:
+    """The item name: the template filled from the row, trimmed, 1-255 characters."""
+    values = {name: (row.get(name) or "") for name in mapping.name_fields}
+    name = " ".join(mapping.name_template.format_map(values).split())
+    if not name:
+        # Monday refuses an empty name; the key keeps the item findable.
+        name = f"{mapping.table.rsplit('.', 1)[-1]} #{key}"
+    return _truncate(name, ITEM_NAME_MAX)
+
+
+def column_values(row: Row, mapping: TableMapping, key: str, *, create: bool) -> dict[str, Any]:
+    """Monday column values for a row, keyed by column id.
+
+    On create, empty columns are left out; on update they are sent as null so
+    that a value cleared in the database is cleared on the board too.
+    """
+    values: dict[str, Any] = {}
+    for column in mapping.columns:
+        value = column_value(column, row)
+        if value is not None or not create:
+            values[column.id] = value
+    if mapping.npd_id_column:
+        values[mapping.npd_id_column] = key
+    return values
+
+
+def column_value(column: Column, row: Row) -> Any:
+    """One column's value in Monday's JSON format, or None when the row has nothing for it."""
+    parts = [v.strip() for v in (row.get(s) for s in column.sources) if v and v.strip()]
+    if not parts:
+        return None
+    text = column.separator.join(parts)
+    match column.type:
+        case "text":
+            return text
+        case "long_text":
+            return {"text": _truncate(text, LONG_TEXT_MAX)}
+        case "email":
+            return {"email": text, "text": text}
+        case "phone":
+            return _phone(text, column)
+        case "numbers":
+            return _number(text, column)
+        case "date":
+            return _date(text, column)
+        case "link":
+            url = text if re.match(r"^https?://", text, re.I) else f"https://{text}"
+            return {"url": url, "text": text}
+        case "status":
+            return {"label": text}
+        case "dropdown":
+            return {"labels": [p for p in (s.strip() for s in text.split(",")) if p]}
+    raise AssertionError(column.type)  # pragma: no cover - Literal exhausted
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def _phone(text: str, column: Column) -> dict[str, str]:
+    region = column.default_country.upper() if column.default_country else None
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        hint = "" if text.startswith("+") or region else " (no +country code and no default_country)"
+        raise MappingError(f"column {column.id}: phone {text!r} cannot be read{hint}") from exc
+    country = phonenumbers.region_code_for_number(number) or region
+    if not country or country == "001":
+        raise MappingError(f"column {column.id}: phone {text!r} has no country")
+    return {
+        "phone": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        "countryShortName": country,
+    }
+
+
+def _number(text: str, column: Column) -> str:
+    try:
+        float(text)
+    except ValueError:
+        raise MappingError(f"column {column.id}: {text!r} is not a number") from None
+    return text
+
+
+def _date(text: str, column: Column) -> dict[str, str]:
+    # PostgreSQL's text form of date and timestamptz: "2026-06-15[ 09:00:00[+00]]".
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2}))?", text)
+    if not match:
+        raise MappingError(f"column {column.id}: {text!r} is not a date")
+    date, time = match.groups()
+    return {"date": date, "time": time} if time else {"date": date}

@@ -1,0 +1,318 @@
+"""Configuration: environment variables (and `.env`), plus the optional TOML mapping file.
+
+Everything is validated up front; a bad value becomes one `ConfigError` line naming
+the variable or the file field to fix. The API key is a `SecretStr` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from listener import mapping
+
+DEFAULT_API_URL = "https://api.monday.com/v2"
+DEFAULT_API_VERSION = "2026-10"
+_BOARD_ID = re.compile(r"^[0-9]{1,20}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and is safe to print."""
+
+
+def _board_id(value: str | None) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not _BOARD_ID.match(value):
+        raise ValueError("must be a numeric Monday board id")
+    return value
+
+
+class Env(BaseSettings):
+    """The environment variables of CONTRACT.md."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    database_url: str | None = None
+    monday_api_key: SecretStr | None = None
+    monday_api_version: str = DEFAULT_API_VERSION
+    monday_api_url: str = DEFAULT_API_URL
+    monday_contacts_board_id: str | None = None
+    monday_organizations_board_id: str | None = None
+    npd_sync_config: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^postgres(ql)?://", value):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("monday_api_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("monday_api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.match(r"^\d{4}-\d{2}$", value):
+            raise ValueError("must look like 2026-10")
+        return value
+
+    @field_validator("monday_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("monday_contacts_board_id", "monday_organizations_board_id")
+    @classmethod
+    def _board(cls, value: str | None) -> str | None:
+        return _board_id(value)
+
+
+# --- the mapping file ---------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Identifier = Annotated[str, Field(pattern=_IDENT.pattern)]
+
+
+class ColumnFile(_Strict):
+    type: Literal[mapping.COLUMN_TYPES]  # type: ignore[valid-type]
+    source: Identifier | None = None
+    sources: list[Identifier] | None = None
+    separator: str = " "
+    default_country: Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ColumnFile:
+        if (self.source is None) == (self.sources is None):
+            raise ValueError("give exactly one of 'source' or 'sources'")
+        if self.sources is not None and not self.sources:
+            raise ValueError("'sources' must not be empty")
+        return self
+
+
+class TableFile(_Strict):
+    board_id: str | None = None
+    key: Identifier = "id"
+    name: str
+    npd_id_column: str | None = "npd_id"
+    on_delete: Literal["archive", "delete", "ignore"] = "archive"
+    columns: dict[str, ColumnFile] = {}
+
+    @field_validator("board_id", mode="before")
+    @classmethod
+    def _board(cls, value: Any) -> str | None:
+        return _board_id(None if value is None else str(value))
+
+    @field_validator("name")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f]
+        except ValueError as exc:
+            raise ValueError(f"not a valid template: {exc}") from None
+        bad = [f for f in fields if not _IDENT.match(f) or "." in f]
+        if bad:
+            raise ValueError(f"template fields must be column names, not {bad}")
+        return value
+
+
+class Tuning(_Strict):
+    """Knobs with defaults that suit a Pro account; all overridable in `[tuning]`."""
+
+    batch_size: Annotated[int, Field(ge=1, le=500)] = 100
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
+    backoff_base: Annotated[float, Field(gt=0, le=60)] = 1.0
+    backoff_cap: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    poll_interval: Annotated[float, Field(gt=0, le=600)] = 5.0
+    request_timeout: Annotated[float, Field(gt=0, le=600)] = 65.0
+    write_back_retry_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
+
+
+class ConfigFile(_Strict):
+    tables: dict[Identifier, TableFile] | None = None
+    tuning: Tuning = Tuning()
+
+
+# --- the whole configuration --------------------------------------------------------------
+
+
+class Settings(BaseModel):
+    """Everything a command needs, validated."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    database_url: str | None
+    api_key: SecretStr | None
+    api_version: str
+    api_url: str
+    tables: tuple[mapping.TableMapping, ...]
+    tuning: Tuning
+
+    def require_database(self) -> str:
+        """The DSN, or a ConfigError naming DATABASE_URL."""
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL is not set: give the PostgreSQL URL to sync from")
+        return self.database_url
+
+    def table(self, name: str) -> mapping.TableMapping:
+        """The mapping of one table, by its configured name."""
+        for table in self.tables:
+            if table.table == name:
+                return table
+        known = ", ".join(t.table for t in self.tables)
+        raise ConfigError(f"unknown table {name!r} (configured: {known})")
+
+
+def load(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read and validate the configuration, raising ConfigError with one readable line."""
+    try:
+        env = Env(_env_file=env_file) if environ is None else Env(_env_file=None, **_lower(environ))  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_env_error(exc)) from None
+    file = _read_file(env.npd_sync_config) if env.npd_sync_config else ConfigFile()
+    overrides = _board_overrides(environ, env_file)
+    tables = _tables(file, env, overrides)
+    return Settings(
+        database_url=env.database_url,
+        api_key=env.monday_api_key,
+        api_version=env.monday_api_version,
+        api_url=env.monday_api_url.rstrip("/"),
+        tables=tables,
+        tuning=file.tuning,
+    )
+
+
+def _lower(environ: dict[str, str]) -> dict[str, str]:
+    names = set(Env.model_fields)
+    return {k.lower(): v for k, v in environ.items() if k.lower() in names}
+
+
+def _env_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "environment"
+    return f"{name}: {error['msg']}"
+
+
+def _read_file(path: Path) -> ConfigFile:
+    where = f"NPD_SYNC_CONFIG={path}"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    try:
+        return ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"{path}: {loc}: {error['msg']}") from None
+
+
+def _board_overrides(environ: dict[str, str] | None, env_file: Path | None) -> dict[str, str]:
+    """Every MONDAY_<TABLE>_BOARD_ID in the environment (or .env), for any table."""
+    source: dict[str, str | None] = {}
+    if environ is None:
+        if env_file is not None and env_file.is_file():
+            source.update(dotenv_values(env_file))
+        source.update(os.environ)
+    else:
+        source.update(environ)
+    return {
+        k.upper(): v
+        for k, v in source.items()
+        if v is not None and re.fullmatch(r"MONDAY_\w+_BOARD_ID", k.upper())
+    }
+
+
+def _tables(
+    file: ConfigFile, env: Env, overrides: dict[str, str]
+) -> tuple[mapping.TableMapping, ...]:
+    if file.tables is None:
+        defaults = mapping.default_mappings()
+    else:
+        defaults = tuple(_table(name, spec) for name, spec in file.tables.items())
+    result = []
+    for table in defaults:
+        board = table.board_id
+        raw = overrides.get(table.board_env)
+        if raw is not None and raw.strip():
+            try:
+                board = _board_id(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{table.board_env}: {exc}") from None
+        # The two declared variables were validated (and read from .env) by Env.
+        declared = {
+            "MONDAY_CONTACTS_BOARD_ID": env.monday_contacts_board_id,
+            "MONDAY_ORGANIZATIONS_BOARD_ID": env.monday_organizations_board_id,
+        }
+        if declared.get(table.board_env):
+            board = declared[table.board_env]
+        result.append(_replace_board(table, board))
+    return tuple(result)
+
+
+def _replace_board(table: mapping.TableMapping, board: str | None) -> mapping.TableMapping:
+    return mapping.TableMapping(
+        table=table.table,
+        board_id=board,
+        key_column=table.key_column,
+        name_template=table.name_template,
+        columns=table.columns,
+        npd_id_column=table.npd_id_column,
+        on_delete=table.on_delete,
+    )
+
+
+def _table(name: str, spec: TableFile) -> mapping.TableMapping:
+    columns = tuple(
+        mapping.Column(
+            id=column_id,
+            type=column.type,
+            sources=tuple(column.sources or [column.source or ""]),
+            separator=column.separator,
+            default_country=column.default_country,
+        )
+        for column_id, column in spec.columns.items()
+    )
+    return mapping.TableMapping(
+        table=name,
+        board_id=spec.board_id,
+        key_column=spec.key,
+        name_template=spec.name,
+        columns=columns,
+        npd_id_column=spec.npd_id_column,
+        on_delete=spec.on_delete,
+    )
