@@ -1,0 +1,107 @@
+"""npd-sync's command line: parse options, load settings, run one async command, map errors to
+exit codes (0 ok, 1 an operation or check failed, 2 bad usage or configuration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn
+
+import asyncpg
+import click
+
+from listener import __version__, commands, install, logs, settings, worker
+
+ENVIRONMENT = """\b
+Environment (a .env file in the working directory is read too):
+  DATABASE_URL                   PostgreSQL URL (required)
+  MONDAY_API_KEY                 Monday API token (secret; never printed)
+  MONDAY_API_VERSION             API-Version header (default 2026-10)
+  MONDAY_API_URL                 GraphQL endpoint (default https://api.monday.com/v2)
+  MONDAY_CONTACTS_BOARD_ID       board for contacts (unset: not synced)
+  MONDAY_ORGANIZATIONS_BOARD_ID  board for organizations (unset: not synced)
+  NPD_SYNC_CONFIG                TOML file with mappings and tuning
+"""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one line to stderr and exit."""
+    click.echo(f"npd-sync: {message}", err=True)
+    sys.exit(code)
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a command coroutine, turning known failures into one line and an exit code."""
+    try:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is optional on some platforms
+            asyncio.run(coro)
+        else:
+            uvloop.run(coro)
+    except settings.ConfigError as exc:
+        fail(str(exc), 2)
+    except (install.InstallError, worker.NotInstalled) as exc:
+        fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Never print the DSN: it may hold a password.
+        fail(f"database error: {exc}", 1)
+
+
+def load_settings(*, database: bool = True) -> settings.Settings:
+    """The validated configuration, or exit 2 naming what to fix."""
+    try:
+        config = settings.load()
+        if database:
+            config.require_database()
+    except settings.ConfigError as exc:
+        fail(str(exc), 2)
+    return config
+
+
+@click.group(epilog=ENVIRONMENT, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="npd-sync")
+@click.option(
+    "--log-level",
+    default="INFO",
+    envvar="NPD_SYNC_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Least severe log level shown.",
+)
+@click.option(
+    "--log-format",
+    default="auto",
+    envvar="NPD_SYNC_LOG_FORMAT",
+    type=click.Choice(["auto", "text", "json"]),
+    help="text on a terminal, json otherwise (auto).",
+)
+def main(log_level: str, log_format: logs.Format) -> None:
+    """Mirror PostgreSQL contacts and organizations onto Monday.com boards."""
+    logs.setup(log_level, log_format)
+
+
+@main.command(name="install", epilog=ENVIRONMENT)
+@click.option("--dry-run", is_flag=True, help="Print the SQL instead of running it.")
+def install_cmd(dry_run: bool) -> None:
+    """Create the npd_sync schema and the triggers on the configured tables (idempotent)."""
+    config = load_settings()
+    run(commands.install(config, dry_run=dry_run, echo=click.echo))
+
+
+@main.command(epilog=ENVIRONMENT)
+def uninstall() -> None:
+    """Remove the triggers and the npd_sync schema (application rows are never touched)."""
+    config = load_settings()
+    run(commands.uninstall(config, echo=click.echo))
+
+
+@main.command(epilog=ENVIRONMENT)
+def listen() -> None:
+    """Sync every committed change to Monday until SIGTERM or SIGINT."""
+    run(commands.listen(load_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -205,7 +205,9 @@ def _phone(text: str, column: Column) -> dict[str, str]:
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if text.startswith("+") or region else " (no +country code and no default_country)"
+        hint = (
+            "" if text.startswith("+") or region else " (no +country code and no default_country)"
+        )
         raise MappingError(f"column {column.id}: phone {text!r} cannot be read{hint}") from exc
     country = phonenumbers.region_code_for_number(number) or region
     if not country or country == "001":

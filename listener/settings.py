@@ -196,7 +196,10 @@ class Settings(BaseModel):
 def load(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
     """Read and validate the configuration, raising ConfigError with one readable line."""
     try:
-        env = Env(_env_file=env_file) if environ is None else Env(_env_file=None, **_lower(environ))  # type: ignore[call-arg]
+        if environ is None:
+            env = Env(_env_file=env_file)  # type: ignore[call-arg]
+        else:
+            env = Env.model_validate({**_lower(environ), "_env_file": None})
     except ValidationError as exc:
         raise ConfigError(_env_error(exc)) from None
     file = _read_file(env.npd_sync_config) if env.npd_sync_config else ConfigFile()

@@ -1,0 +1,103 @@
+"""What an application table looks like, read from PostgreSQL's catalog, and what is wrong with it.
+
+`describe` does the I/O; `problems` is a pure judgement of a `TableInfo` against the mapping,
+shared by `install`, `check` and `listen`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from listener import db, mapping, sql
+
+KEY_TYPES = frozenset({"smallint", "integer", "bigint", "uuid", "text", "character varying"})
+TEXT_TYPES = frozenset({"text", "character varying"})
+MONDAY_ID_TYPES = TEXT_TYPES | {"bigint", "numeric"}
+DIRECTIONS = ("BIDIRECTIONAL", "NPD_TO_MONDAY", "MONDAY_TO_NPD", "NONE")
+STATUSES = ("PENDING", "SYNCED", "FAILED")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    name: str
+    type: str  # format_type() of the column: SQL text, already quoted where needed
+    base: str  # the base type's name (through domains), e.g. "integer", "uuid"
+    labels: tuple[str, ...] | None  # enum labels, when an enum
+    generated: bool = False  # GENERATED ALWAYS AS (...) STORED
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    name: str  # as configured
+    relation: str  # the regclass text, quoted as PostgreSQL prints it
+    columns: dict[str, ColumnInfo]
+
+    def has(self, column: str) -> bool:
+        """Whether the table has this column."""
+        return column in self.columns
+
+
+async def describe(conn: db.Conn, name: str) -> TableInfo | None:
+    """The table's columns, or None when no such table is visible."""
+    rows = await conn.fetch(sql.query("describe_table"), sql.quote_qualified(name))
+    if not rows:
+        return None
+    columns = {
+        r["name"]: ColumnInfo(
+            name=r["name"],
+            type=r["type"],
+            base=r["base"],
+            labels=tuple(r["labels"]) if r["labels"] is not None else None,
+            generated=r["generated"],
+        )
+        for r in rows
+        if r["name"] is not None
+    }
+    return TableInfo(name=name, relation=rows[0]["relation"], columns=columns)
+
+
+def problems(info: TableInfo, table: mapping.TableMapping) -> list[str]:
+    """Everything that keeps this table from syncing, one readable phrase each."""
+    found: list[str] = []
+    required = (table.key_column, *mapping.REQUIRED_COLUMNS)
+    missing = [c for c in required if not info.has(c)]
+    if missing:
+        found.append(f"missing required columns: {', '.join(missing)}")
+    absent_sources = [c for c in table.source_columns if not info.has(c)]
+    if absent_sources:
+        found.append(f"missing mapped columns: {', '.join(absent_sources)}")
+
+    def expect(column: str, ok: bool, wanted: str) -> None:
+        if info.has(column) and not ok:
+            found.append(f"{column} is {info.columns[column].type}; expected {wanted}")
+
+    def col(name: str) -> ColumnInfo | None:
+        return info.columns.get(name)
+
+    key = col(table.key_column)
+    expect(table.key_column, key is not None and key.base in KEY_TYPES, "an integer, uuid or text")
+    enabled = col(mapping.SYNC_ENABLED)
+    expect(mapping.SYNC_ENABLED, enabled is not None and enabled.base == "boolean", "boolean")
+    for column, values in ((mapping.SYNC_DIRECTION, DIRECTIONS), (mapping.SYNC_STATUS, STATUSES)):
+        info_col = col(column)
+        if info_col is None:
+            continue
+        if info_col.labels is not None:
+            lacking = [v for v in values if v not in info_col.labels]
+            if column == mapping.SYNC_STATUS and lacking:
+                found.append(f"{column} enum lacks {', '.join(lacking)}")
+        else:
+            expect(column, info_col.base in TEXT_TYPES, "text or an enum")
+    monday = col(mapping.MONDAY_ID)
+    expect(
+        mapping.MONDAY_ID, monday is not None and monday.base in MONDAY_ID_TYPES, "text or bigint"
+    )
+    error = col(mapping.SYNC_ERROR)
+    expect(mapping.SYNC_ERROR, error is not None and error.base in TEXT_TYPES, "text")
+    synced = col(mapping.LAST_SYNCED_AT)
+    expect(
+        mapping.LAST_SYNCED_AT,
+        synced is not None and synced.base.startswith("timestamp"),
+        "timestamptz",
+    )
+    return found

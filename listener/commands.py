@@ -1,0 +1,56 @@
+"""The commands behind the CLI, as async functions: `cli.py` only parses and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+from listener import daemon, db
+from listener import install as installer
+from listener.settings import Settings
+
+Echo = Callable[[str], None]
+
+
+async def install(settings: Settings, *, dry_run: bool, echo: Echo) -> None:
+    """Create or upgrade the npd_sync schema and attach capture to the configured tables."""
+    conn = await db.connect(settings.require_database(), application_name="npd-sync install")
+    try:
+        plan = await installer.install(conn, settings.tables, dry_run=dry_run)
+    finally:
+        await conn.close()
+    if dry_run:
+        for step in plan.steps:
+            echo(f"-- {step.description}\n{step.sql}\n")
+        if not plan.steps:
+            echo("-- nothing to do: npd-sync is installed and up to date")
+        return
+    for note in plan.notes:
+        echo(note)
+    for step in plan.steps:
+        echo(f"done: {step.description}")
+    if not plan.steps:
+        echo("nothing to do: npd-sync is installed and up to date")
+
+
+async def uninstall(settings: Settings, *, echo: Echo) -> None:
+    """Remove capture and the npd_sync schema."""
+    conn = await db.connect(settings.require_database(), application_name="npd-sync uninstall")
+    try:
+        done = await installer.uninstall(conn)
+    finally:
+        await conn.close()
+    for line in done or ["nothing to do: npd-sync is not installed"]:
+        echo(line)
+
+
+async def listen(settings: Settings) -> None:
+    """Run the listener until SIGTERM or SIGINT."""
+    listener = daemon.Daemon(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, listener.request_stop)
+    await listener.run()

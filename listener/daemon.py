@@ -1,0 +1,207 @@
+"""`npd-sync listen`: drain on start, then on every wake-up, until asked to stop.
+
+One stop event ends everything. Side tasks (the LISTEN connection, leases, heartbeat) run
+beside the drain loop; a failing side task is logged and restarted, never fatal. On stop, the
+batch in flight gets `shutdown_grace` seconds to finish; whatever is still held is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from listener import __version__, db, monday, notify, queue, rows, sql, worker
+from listener.settings import Settings
+
+log = logging.getLogger("npd_sync.daemon")
+
+# Database errors that mean "try again in a moment", not "give up". Statement errors
+# (PostgresError) count too: a failover can make a server briefly read-only.
+DB_ERRORS = (*db.ERRORS, asyncpg.PostgresError)
+
+
+class Daemon:
+    """The listener process: one per `npd-sync listen`."""
+
+    def __init__(self, settings: Settings, *, shutdown_grace: float = 30.0) -> None:
+        self.settings = settings
+        self.dsn = settings.require_database()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stop = asyncio.Event()
+        self.shutdown_grace = shutdown_grace
+        self.waker = notify.Waker(self.dsn)
+        self.worker: worker.Worker | None = None
+        self.ready = asyncio.Event()  # set once the first drain is done (tests wait on it)
+
+    def request_stop(self) -> None:
+        """Finish the batch in flight, then exit."""
+        self.stop.set()
+        self.waker.wake()
+
+    async def run(self) -> None:
+        """Run until `request_stop`; raises worker.NotInstalled if the database is not set up."""
+        pool = await db.create_pool(self.dsn)
+        try:
+            async with pool.acquire() as conn:
+                tables = await worker.load_tables(conn, self.settings)
+            client = self._client()
+            async with contextlib.AsyncExitStack() as stack:
+                if client is not None:
+                    await stack.enter_async_context(client)
+                self.worker = worker.Worker(self.settings, pool, client, tables, self.id)
+                self._announce(tables)
+                side = [
+                    asyncio.create_task(self.waker.run(), name="notify"),
+                    asyncio.create_task(self._every(10.0, self._heartbeat, pool), name="heartbeat"),
+                    asyncio.create_task(
+                        self._every(self.settings.tuning.lease_seconds / 3, self._renew, pool),
+                        name="leases",
+                    ),
+                ]
+                loop = asyncio.create_task(self._loop(), name="drain")
+                try:
+                    await self._until_stopped(loop)
+                finally:
+                    for task in side:
+                        task.cancel()
+                    await asyncio.gather(*side, return_exceptions=True)
+                    with contextlib.suppress(*DB_ERRORS):
+                        async with pool.acquire(timeout=5) as conn:
+                            await queue.release_leases(conn, self.id)
+                            await conn.execute(sql.query("forget_listener"), self.id)
+        finally:
+            await pool.close()
+        log.info("listener.stopped", extra={"listener": self.id})
+
+    def _client(self) -> monday.Client | None:
+        key = self.settings.api_key
+        if key is None:
+            log.warning(
+                "listener.no_api_key",
+                extra={
+                    "detail": "MONDAY_API_KEY is not set: changes are recorded and left pending"
+                },
+            )
+            return None
+        return monday.Client(
+            url=self.settings.api_url,
+            api_key=key,
+            version=self.settings.api_version,
+            timeout=self.settings.tuning.request_timeout,
+        )
+
+    def _announce(self, tables: list[rows.Table]) -> None:
+        for table in tables:
+            if not table.mapping.board_id:
+                log.warning(
+                    "listener.no_board",
+                    extra={
+                        "table": table.name,
+                        "detail": f"{table.mapping.board_env} is not set: changes stay pending",
+                    },
+                )
+        log.info(
+            "listener.started",
+            extra={
+                "listener": self.id,
+                "tables": ",".join(t.name for t in tables) or "-",
+                "api_version": self.settings.api_version,
+            },
+        )
+
+    async def _loop(self) -> None:
+        """Drain, then sleep until woken; the protocol is described in listener.notify."""
+        assert self.worker is not None
+        poll = self.settings.tuning.poll_interval
+        arm_wait = 0.005
+        while not self.stop.is_set():
+            await self.waker.disarm()
+            if not await self._drain():
+                # The database is unreachable: the notify task says so; poll again later.
+                await self.waker.wait(min(poll, 1.0))
+                continue
+            self.ready.set()
+            if self.stop.is_set():
+                break
+            if await self.waker.arm():
+                arm_wait = 0.005
+                try:
+                    async with self.worker.pool.acquire() as conn:
+                        changes, due_in = await queue.pending_work(conn, self.worker.active_tables)
+                except DB_ERRORS:
+                    continue
+                if changes or (due_in is not None and due_in <= 0 and not self._paused):
+                    continue
+                timeout = poll if due_in is None else min(poll, max(due_in, 0.01))
+                if self._paused:
+                    timeout = min(timeout, self.worker.paused_until - time.monotonic())
+                await self.waker.wait(timeout)
+            else:
+                # A writer is mid-commit, or another listener is the one waiting.
+                await self.waker.wait(arm_wait)
+                arm_wait = min(arm_wait * 2, poll)
+
+    @property
+    def _paused(self) -> bool:
+        return self.worker is not None and time.monotonic() < self.worker.paused_until
+
+    async def _until_stopped(self, loop: asyncio.Task[None]) -> None:
+        """Wait for the drain loop; once stop is asked, give its batch a grace period."""
+        stopping = asyncio.create_task(self.stop.wait())
+        try:
+            await asyncio.wait({loop, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not loop.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(loop), self.shutdown_grace)
+            except TimeoutError:
+                log.warning("listener.shutdown_timeout", extra={"grace": self.shutdown_grace})
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+        if not loop.cancelled():
+            loop.result()  # re-raise a crash of the loop itself
+
+    async def _drain(self) -> bool:
+        """Handle batches until nothing is due; False if the database failed us."""
+        assert self.worker is not None
+        while not self.stop.is_set():
+            try:
+                handled = await self.worker.run_once()
+            except DB_ERRORS as exc:
+                log.warning(
+                    "listener.database_error", extra={"error": str(exc) or type(exc).__name__}
+                )
+                return False
+            if handled == 0:
+                return True
+        return True
+
+    async def _every(
+        self, seconds: float, job: Callable[[asyncpg.Pool], Awaitable[None]], pool: asyncpg.Pool
+    ) -> None:
+        while True:
+            try:
+                await job(pool)
+            except DB_ERRORS as exc:
+                log.debug("listener.side_task_failed", extra={"error": str(exc)})
+            await asyncio.sleep(seconds)
+
+    async def _heartbeat(self, pool: asyncpg.Pool) -> None:
+        async with pool.acquire(timeout=10) as conn:
+            await conn.execute(
+                sql.query("heartbeat"), self.id, socket.gethostname(), os.getpid(), __version__
+            )
+
+    async def _renew(self, pool: asyncpg.Pool) -> None:
+        async with pool.acquire(timeout=10) as conn:
+            await queue.renew_leases(conn, self.id, self.settings.tuning.lease_seconds)

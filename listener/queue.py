@@ -1,0 +1,126 @@
+"""The durable queue: change records in, leased entries out, outcomes back.
+
+Triggers append to `npd_sync.changes`; `ingest` folds those records into one
+`npd_sync.queue` entry per row; `claim` leases due entries to one listener (SKIP LOCKED, so
+two listeners never hold one row); `complete` records each entry's outcome, fenced by the
+claim so that a listener whose lease was taken over cannot overwrite its successor's work.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from listener import db, sql
+
+
+class Outcome(enum.Enum):
+    DONE = "done"  # nothing left to do for the state that was claimed
+    RETRY = "retry"  # an attempt failed; try again after a delay
+    FAILED = "failed"  # permanently: wait for a new change or `npd-sync retry`
+    WAIT = "wait"  # not an attempt (rate limit, row locked): try again after a delay
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A claimed queue entry: one application row with work outstanding."""
+
+    table_id: int
+    key: str
+    version: int
+    claims: int
+    attempts: int
+    uncertain: bool
+    monday_id: str | None
+    archive_ids: tuple[str, ...]
+    changed_at: datetime
+
+    @property
+    def interrupted(self) -> bool:
+        """An earlier claim ended without an outcome (its listener died mid-flight)."""
+        return self.claims > self.attempts + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What to record for one entry."""
+
+    entry: Entry
+    outcome: Outcome
+    error: str | None = None
+    delay: float = 0.0
+    monday_id: str | None = None
+    uncertain: bool = False
+
+
+async def ingest(conn: db.Conn, limit: int = 1000) -> int:
+    """Fold up to `limit` change records into the queue; returns how many records were taken."""
+    return int(await conn.fetchval(sql.query("ingest"), limit))
+
+
+async def claim(
+    conn: db.Conn,
+    table_ids: Sequence[int],
+    *,
+    limit: int,
+    listener_id: str,
+    lease_seconds: float,
+) -> list[Entry]:
+    """Lease up to `limit` due entries of the given tables."""
+    rows = await conn.fetch(
+        sql.query("claim"), limit, list(table_ids), listener_id, float(lease_seconds)
+    )
+    return [
+        Entry(
+            table_id=r["table_id"],
+            key=r["row_key"],
+            version=r["version"],
+            claims=r["claims"],
+            attempts=r["attempts"],
+            uncertain=r["uncertain"],
+            monday_id=r["monday_id"],
+            archive_ids=tuple(r["archive_ids"]),
+            changed_at=r["changed_at"],
+        )
+        for r in rows
+    ]
+
+
+async def complete(conn: db.Conn, listener_id: str, completions: Sequence[Completion]) -> int:
+    """Record outcomes; returns how many entries were still ours to complete."""
+    if not completions:
+        return 0
+    c = completions
+    count = await conn.fetchval(
+        sql.query("complete"),
+        listener_id,
+        [x.entry.table_id for x in c],
+        [x.entry.key for x in c],
+        [x.entry.claims for x in c],
+        [x.entry.version for x in c],
+        [x.outcome.value for x in c],
+        [x.error for x in c],
+        [x.delay for x in c],
+        [x.monday_id for x in c],
+        [x.uncertain for x in c],
+    )
+    return int(count)
+
+
+async def renew_leases(conn: db.Conn, listener_id: str, lease_seconds: float) -> None:
+    """Extend the leases of everything this listener holds."""
+    await conn.execute(sql.query("renew_leases"), listener_id, float(lease_seconds))
+
+
+async def release_leases(conn: db.Conn, listener_id: str) -> None:
+    """Give back everything this listener holds."""
+    await conn.execute(sql.query("release_leases"), listener_id)
+
+
+async def pending_work(conn: db.Conn, table_ids: Sequence[int]) -> tuple[bool, float | None]:
+    """(change records waiting to be ingested?, seconds until the next entry is due or None)."""
+    row = await conn.fetchrow(sql.query("pending_work"), list(table_ids))
+    assert row is not None
+    return bool(row["changes"]), row["due_in"]

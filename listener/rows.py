@@ -1,0 +1,94 @@
+"""The application's rows: loading many in one query, writing back many in one statement.
+
+Statements are compiled once per table from the templates in `sql/tables.sql`, with the
+table's identifiers quoted and its column types read from the catalog, so that integer or uuid
+keys, enum or text statuses and text or bigint `monday_id` all work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from listener import catalog, db, mapping, sql
+from listener.plan import Row
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A synced table, ready to use: its id, mapping and compiled statements."""
+
+    id: int
+    mapping: mapping.TableMapping
+    load_sql: str
+    write_sql: str
+
+    @property
+    def name(self) -> str:
+        return self.mapping.table
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    key: str
+    monday_id: str | None
+    status: str
+    error: str | None
+
+
+def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.TableInfo) -> Table:
+    """Build the load and write-back statements of one table."""
+    key = sql.quote_ident(table.key_column)
+    key_type = info.columns[table.key_column].type
+    columns = "".join(
+        f", t.{sql.quote_ident(name)}::text AS c{i}" for i, name in enumerate(table.source_columns)
+    )
+    extra = ""
+    if info.has(mapping.SYNC_ERROR):
+        extra += ", sync_error = v.error"
+    if info.has(mapping.LAST_SYNCED_AT):
+        extra += (
+            ", last_synced_at = CASE WHEN v.status = 'SYNCED' THEN now() ELSE t.last_synced_at END"
+        )
+    names = {"table": info.relation, "key": key, "key_type": key_type}
+    return Table(
+        id=table_id,
+        mapping=table,
+        load_sql=sql.template("load_rows").format(columns=columns, **names),
+        write_sql=sql.template("write_back").format(
+            monday_type=info.columns[mapping.MONDAY_ID].type,
+            status_type=info.columns[mapping.SYNC_STATUS].type,
+            extra=extra,
+            **names,
+        ),
+    )
+
+
+async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Row]:
+    """The rows that still exist among `keys`."""
+    sources = table.mapping.source_columns
+    records = await conn.fetch(table.load_sql, list(keys))
+    return {
+        r["key"]: Row(
+            key=r["key"],
+            enabled=r["enabled"],
+            direction=r["direction"],
+            monday_id=r["monday_id"],
+            values={name: r[f"c{i}"] for i, name in enumerate(sources)},
+        )
+        for r in records
+    }
+
+
+async def write_back(conn: db.Conn, table: Table, writes: Sequence[WriteBack]) -> set[str]:
+    """Write sync results to rows; returns the keys written (not those locked or gone)."""
+    if not writes:
+        return set()
+    rows = await conn.fetch(
+        table.write_sql,
+        [w.key for w in writes],
+        [w.monday_id for w in writes],
+        [w.status for w in writes],
+        [w.error for w in writes],
+    )
+    return {r[0] for r in rows}

@@ -1,0 +1,300 @@
+"""The sync itself: claim a batch, load its rows, push them to Monday, record the outcome.
+
+A batch is handled in four steps, each one round trip per table rather than per row: claim
+(one statement), load (one query per table), push (a few requests per board, many mutations
+each), then write-back and completion together in one transaction. The loop around batches,
+and the wake-ups, are in `listener.daemon`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from listener import catalog, db, errors, monday, plan, queue, rows, sql
+from listener.settings import Settings
+
+log = logging.getLogger("npd_sync.worker")
+
+
+class NotInstalled(Exception):
+    """The database has no npd_sync schema, or a configured table has no capture."""
+
+
+async def load_tables(conn: db.Conn, settings: Settings) -> list[rows.Table]:
+    """The configured tables that have capture installed, compiled; raises on problems."""
+    if not await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
+        raise NotInstalled("npd-sync is not installed in this database: run `npd-sync install`")
+    attached = {r["name"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    tables = []
+    problems = []
+    for table in settings.tables:
+        row = attached.get(table.table)
+        info = await catalog.describe(conn, table.table)
+        if row is None or info is None:
+            if table.board_id:
+                problems.append(f"{table.table}: capture not installed (run `npd-sync install`)")
+            continue
+        issues = catalog.problems(info, table)
+        if row["key_column"] != table.key_column:
+            issues.append(f"installed with key {row['key_column']!r}: run `npd-sync install`")
+        if issues:
+            problems.extend(f"{table.table}: {issue}" for issue in issues)
+            continue
+        tables.append(rows.compile_table(row["id"], table, info))
+    if problems:
+        raise NotInstalled("\n".join(problems))
+    return tables
+
+
+@dataclass
+class Stats:
+    """Running totals, for logs, status and tests."""
+
+    batches: int = 0
+    synced: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    waited: int = 0
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Worker:
+    """Handles batches of queue entries for a set of tables."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        client: monday.Client | None,
+        tables: Sequence[rows.Table],
+        listener_id: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.client = client
+        self.tables = {t.id: t for t in tables}
+        self.listener_id = listener_id
+        self.rng = rng or random.Random()
+        tuning = settings.tuning
+        self.policy = plan.Policy(
+            tuning.max_attempts, tuning.backoff_base, tuning.backoff_cap,
+            tuning.write_back_retry_seconds,
+        )  # fmt: skip
+        self.stats = Stats()
+        # Monday told us to stop sending (rate limit, daily limit, bad token) until then.
+        self.paused_until = 0.0
+
+    @property
+    def active_tables(self) -> list[int]:
+        """Tables whose entries can be worked now: a board is set and Monday is configured."""
+        if self.client is None:
+            return []
+        return [t.id for t in self.tables.values() if t.mapping.board_id]
+
+    async def run_once(self) -> int:
+        """Ingest change records, then claim and handle one batch; returns entries handled."""
+        tuning = self.settings.tuning
+        async with self.pool.acquire() as conn:
+            await queue.ingest(conn, max(1000, tuning.batch_size))
+            active = self.active_tables
+            if not active or time.monotonic() < self.paused_until:
+                return 0
+            entries = await queue.claim(
+                conn, active, limit=tuning.batch_size, listener_id=self.listener_id,
+                lease_seconds=tuning.lease_seconds,
+            )  # fmt: skip
+        if entries:
+            await self.handle(entries)
+        return len(entries)
+
+    async def handle(self, entries: Sequence[queue.Entry]) -> None:
+        """Push a claimed batch to Monday and record the outcome of each entry."""
+        started = time.perf_counter()
+        by_table: dict[int, list[queue.Entry]] = defaultdict(list)
+        for entry in entries:
+            by_table[entry.table_id].append(entry)
+        async with self.pool.acquire() as conn:
+            loaded = {
+                table_id: await rows.load(conn, self.tables[table_id], [e.key for e in group])
+                for table_id, group in by_table.items()
+            }
+        plans = {
+            table_id: [
+                plan.plan(e, loaded[table_id].get(e.key), self.tables[table_id].mapping)
+                for e in group
+            ]
+            for table_id, group in by_table.items()
+        }
+        pushed = await asyncio.gather(
+            *(self._push(self.tables[table_id], ps) for table_id, ps in plans.items())
+        )
+        decisions = [d for table_decisions in pushed for d in table_decisions]
+        await self._record(decisions)
+        self._count(decisions, time.perf_counter() - started)
+
+    async def _push(self, table: rows.Table, plans: Sequence[plan.Plan]) -> list[plan.Decision]:
+        """Do the Monday work of one board's plans; one decision per plan."""
+        assert self.client is not None
+        assert table.mapping.board_id is not None
+        board = table.mapping.board_id
+        item: dict[str, str | None] = {p.entry.key: p.item_id for p in plans}
+        failures: dict[str, list[errors.MondayError]] = defaultdict(list)
+
+        found: dict[str, list[str]] = {}
+        finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
+        if finds and table.mapping.npd_id_column:
+            try:
+                found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
+                self.stats.requests += 1
+            except errors.MondayError as exc:
+                self._note_request_error(exc)
+                for key in finds:
+                    failures[key].append(exc)
+
+        ops: list[monday.Op] = []
+        for p in plans:
+            key = p.entry.key
+            if p.error is not None or failures[key]:
+                continue
+            ops.extend(plan.archive_op(table.mapping, key, item_id) for item_id in p.archive)
+            if p.push is None or p.values is None:
+                continue
+            target = p.item_id if p.push == "update" else plan.adopt(found.get(key, []))
+            if target is not None:
+                ops.append(monday.Update(key, target, {**p.values, "name": p.name}))
+            else:
+                values = {k: v for k, v in p.values.items() if v is not None}
+                ops.append(monday.Create(key, p.name, values))
+
+        size = self.settings.tuning.batch_size
+        stop: errors.MondayError | None = None
+        for start in range(0, len(ops), size):
+            chunk = ops[start : start + size]
+            if stop is not None:
+                results = [monday.Result(op, None, stop) for op in chunk]
+            else:
+                try:
+                    results = await self.client.mutate(board, chunk)
+                    self.stats.requests += 1
+                except errors.MondayError as exc:
+                    self._note_request_error(exc)
+                    results = [monday.Result(op, None, exc) for op in chunk]
+                    if exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
+                        stop = exc  # don't send the rest into the same wall
+            for result in results:
+                self._apply(result, item, failures)
+
+        return [
+            plan.decide(
+                p, item[p.entry.key], plan.worst(failures[p.entry.key]), self.policy, self.rng
+            )
+            for p in plans
+        ]
+
+    @staticmethod
+    def _apply(
+        result: monday.Result,
+        item: dict[str, str | None],
+        failures: dict[str, list[errors.MondayError]],
+    ) -> None:
+        op, error = result.op, result.error
+        if isinstance(op, monday.Archive | monday.Delete):
+            # Already gone is what we wanted.
+            if error is not None and error.kind is not errors.Kind.ITEM_GONE:
+                failures[op.key].append(error)
+            return
+        if error is None:
+            item[op.key] = result.item_id
+            return
+        failures[op.key].append(error)
+        if error.kind is errors.Kind.ITEM_GONE:
+            item[op.key] = None
+
+    def _note_request_error(self, exc: errors.MondayError) -> None:
+        self.stats.errors[exc.code or exc.kind.value] += 1
+        if exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
+            wait = exc.retry_after if exc.retry_after is not None else 60.0
+            self.paused_until = max(self.paused_until, time.monotonic() + wait)
+        level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
+        log.log(level, "monday.request_failed", extra={"kind": exc.kind.value, "error": str(exc)})
+
+    async def _record(self, decisions: Sequence[plan.Decision]) -> None:
+        """Write back to the rows and complete the entries, in one transaction."""
+        writes: dict[int, list[rows.WriteBack]] = defaultdict(list)
+        for d in decisions:
+            if d.status is not None:
+                c = d.completion
+                writes[c.entry.table_id].append(
+                    rows.WriteBack(c.entry.key, c.monday_id, d.status, d.error)
+                )
+        # The write-back must land even if we are being cancelled, or a create is redone.
+        await asyncio.shield(self._commit(decisions, writes))
+
+    async def _commit(
+        self, decisions: Sequence[plan.Decision], writes: dict[int, list[rows.WriteBack]]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            written: set[tuple[int, str]] = set()
+            for table_id, table_writes in writes.items():
+                keys = await rows.write_back(conn, self.tables[table_id], table_writes)
+                written.update((table_id, key) for key in keys)
+            completions = []
+            for d in decisions:
+                c = d.completion
+                if (
+                    d.status is not None
+                    and c.outcome is queue.Outcome.DONE
+                    and (c.entry.table_id, c.entry.key) not in written
+                ):
+                    # The row is locked by the application or was just deleted: keep the entry
+                    # (and the item id we learnt) and come back to it.
+                    c = queue.Completion(
+                        c.entry, queue.Outcome.WAIT, "row busy, write-back postponed",
+                        self.policy.write_back_retry, c.monday_id, c.uncertain,
+                    )  # fmt: skip
+                completions.append(c)
+            await queue.complete(conn, self.listener_id, completions)
+
+    def _count(self, decisions: Sequence[plan.Decision], seconds: float) -> None:
+        stats = self.stats
+        stats.batches += 1
+        counts: dict[str, int] = defaultdict(int)
+        for d in decisions:
+            outcome = d.completion.outcome
+            if outcome is queue.Outcome.DONE:
+                key = "synced" if d.status == "SYNCED" else "skipped"
+            else:
+                key = {"retry": "retried", "failed": "failed", "wait": "waited"}[outcome.value]
+            counts[key] += 1
+        stats.synced += counts["synced"]
+        stats.skipped += counts["skipped"]
+        stats.failed += counts["failed"]
+        stats.retried += counts["retried"]
+        stats.waited += counts["waited"]
+        level = logging.INFO if counts["failed"] or counts["retried"] else logging.DEBUG
+        log.log(
+            level,
+            "sync.batch",
+            extra={"rows": len(decisions), **counts, "ms": round(seconds * 1000)},
+        )
+        for d in decisions:
+            if d.completion.outcome is queue.Outcome.FAILED:
+                log.warning(
+                    "sync.row_failed",
+                    extra={
+                        "table": self.tables[d.completion.entry.table_id].name,
+                        "key": d.completion.entry.key,
+                        "error": d.completion.error,
+                    },
+                )

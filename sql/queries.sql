@@ -1,0 +1,154 @@
+-- Named queries of the listener and the commands. Loaded by listener/sql.py.
+
+-- name: describe_table
+-- The columns of a table given its quoted name; no row when there is no such table.
+SELECT c.oid::regclass::text AS relation,
+       a.attname::text AS name,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       pg_catalog.format_type(b.oid, NULL) AS base,
+       CASE WHEN b.typtype = 'e' THEN
+           ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e
+                  WHERE e.enumtypid = b.oid ORDER BY e.enumsortorder)
+       END AS labels,
+       coalesce(a.attgenerated <> '', false) AS generated
+  FROM pg_catalog.pg_class c
+  LEFT JOIN pg_catalog.pg_attribute a
+         ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_catalog.pg_type b ON b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
+ WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p')
+ ORDER BY a.attnum;
+
+-- name: attached_tables
+-- Tables with capture installed, by id.
+SELECT id, name, relation::text AS relation, key_column::text AS key_column, ddl_hash
+  FROM npd_sync.tables ORDER BY id;
+
+-- name: ingest
+-- Move up to $1 change records into the queue, folding all changes of one row into one entry.
+-- SKIP LOCKED lets several listeners ingest at once; application inserts never wait on it.
+WITH taken AS (
+    DELETE FROM npd_sync.changes
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM npd_sync.changes LIMIT $1 FOR UPDATE SKIP LOCKED))
+    RETURNING table_id, row_key, archive_id, changed_at
+), folded AS (
+    SELECT table_id, row_key, min(changed_at) AS changed_at,
+           coalesce(array_agg(DISTINCT archive_id) FILTER (WHERE archive_id IS NOT NULL), '{}')
+               AS archive_ids
+      FROM taken GROUP BY table_id, row_key
+), stored AS (
+    INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, archive_ids, next_attempt_at)
+    SELECT table_id, row_key, changed_at, archive_ids, now() FROM folded
+    ON CONFLICT (table_id, row_key) DO UPDATE SET
+        version = q.version + 1,
+        archive_ids = ARRAY(SELECT DISTINCT unnest(q.archive_ids || excluded.archive_ids)),
+        -- New data may fix what made the row fail: it gets a fresh set of attempts.
+        state = 'pending',
+        attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+        next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END,
+        changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM taken) AS records, (SELECT count(*) FROM stored) AS entries;
+
+-- name: claim
+-- Lease up to $1 due entries of the tables $2 to listener $3 for $4 seconds. An entry whose
+-- lease ran out (its holder crashed) is due again.
+WITH picked AS (
+    SELECT table_id, row_key FROM npd_sync.queue
+     WHERE state = 'pending' AND next_attempt_at <= now() AND table_id = ANY ($2::int2[])
+       AND (lease_until IS NULL OR lease_until < now())
+     ORDER BY next_attempt_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE npd_sync.queue q
+   SET lease_until = now() + make_interval(secs => $4), leased_by = $3, claims = q.claims + 1
+  FROM picked
+ WHERE q.table_id = picked.table_id AND q.row_key = picked.row_key
+RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q.monday_id,
+          q.archive_ids, q.changed_at;
+
+-- name: renew_leases
+-- Keep listener $1's leases alive while its work is in flight.
+UPDATE npd_sync.queue SET lease_until = now() + make_interval(secs => $2)
+ WHERE leased_by = $1 AND lease_until IS NOT NULL;
+
+-- name: release_leases
+-- Give back whatever listener $1 still holds (on shutdown).
+UPDATE npd_sync.queue SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1;
+
+-- name: complete
+-- Record what happened to claimed entries. Per entry: outcome 'done' (deleted, unless the row
+-- changed again meanwhile), 'retry' (an attempt failed), 'failed' (permanently) or 'wait' (not
+-- an attempt: rate limits, a row lock); $1 is the listener, so that an entry whose lease was
+-- taken over is left to its new holder.
+WITH r AS (
+    SELECT * FROM unnest($2::int2[], $3::text[], $4::int4[], $5::int4[], $6::text[],
+                         $7::text[], $8::float8[], $9::text[], $10::bool[])
+        AS r(table_id, row_key, claims, version, outcome, error, delay, monday_id, uncertain)
+), mine AS (
+    SELECT r.*, q.version = r.version AS current
+      FROM npd_sync.queue q JOIN r USING (table_id, row_key)
+     WHERE q.leased_by = $1 AND q.claims = r.claims
+       FOR UPDATE OF q
+), done AS (
+    DELETE FROM npd_sync.queue q USING mine m
+     WHERE q.table_id = m.table_id AND q.row_key = m.row_key
+       AND m.outcome = 'done' AND m.current
+    RETURNING 1
+), kept AS (
+    UPDATE npd_sync.queue q SET
+        lease_until = NULL,
+        leased_by = NULL,
+        monday_id = m.monday_id,
+        uncertain = m.uncertain,
+        last_error = m.error,
+        state = CASE WHEN m.outcome = 'failed' AND m.current THEN 'failed' ELSE 'pending' END,
+        attempts = CASE
+            WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0
+            WHEN m.outcome IN ('retry', 'failed') THEN q.attempts + 1
+            ELSE q.attempts END,
+        next_attempt_at = CASE
+            WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN now()
+            ELSE now() + make_interval(secs => m.delay) END
+      FROM mine m
+     WHERE q.table_id = m.table_id AND q.row_key = m.row_key
+       AND NOT (m.outcome = 'done' AND m.current)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM kept);
+
+-- name: pending_work
+-- Whether anything is waiting: change records not yet ingested, or due queue entries of the
+-- tables $1; and in how many seconds the next scheduled entry falls due.
+SELECT EXISTS (SELECT FROM npd_sync.changes) AS changes,
+       (SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM npd_sync.queue
+         WHERE state = 'pending' AND table_id = ANY ($1::int2[])
+           AND (lease_until IS NULL OR lease_until < now())) AS due_in;
+
+-- name: arm
+-- Ask writers to NOTIFY from now on (see listener/notify.py).
+SELECT pg_catalog.setval('npd_sync.waiting', 1);
+
+-- name: disarm
+-- Writers may skip the NOTIFY: the listener is busy and will see their changes anyway.
+SELECT pg_catalog.setval('npd_sync.waiting', 0);
+
+-- name: writers
+-- Transactions (other than ours) holding the change log's write lock, i.e. that may have
+-- appended a change and not committed yet; only those among $1 when $1 is not null.
+SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
+  FROM pg_catalog.pg_locks l
+ WHERE l.locktype = 'relation' AND l.relation = 'npd_sync.changes'::regclass
+   AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+   AND ($1::text[] IS NULL OR l.virtualtransaction = ANY ($1::text[]));
+
+-- name: heartbeat
+-- Record that listener $1 is alive.
+INSERT INTO npd_sync.listeners (id, hostname, pid, version) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET seen_at = now();
+
+-- name: forget_listener
+-- A listener leaving cleanly.
+DELETE FROM npd_sync.listeners WHERE id = $1;

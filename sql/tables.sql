@@ -1,0 +1,27 @@
+-- Per-table statements of the listener. Templates: {table}, {key} and the column lists are
+-- filled with quoted identifiers, {key_type} and friends with format_type() text from the
+-- catalog; values always travel as bind parameters.
+
+-- name: load_rows
+-- The rows with keys $1, every mapped value as text (c0, c1, ... in mapping order).
+SELECT t.{key}::text AS key, t.sync_enabled AS enabled, t.sync_direction::text AS direction,
+       t.monday_id::text AS monday_id{columns}
+  FROM {table} t
+ WHERE t.{key} = ANY ($1::text[]::{key_type}[]);
+
+-- name: write_back
+-- Write monday_id and sync_status (and sync_error, last_synced_at where present) to rows $1.
+-- Rows the application holds locked are skipped, never waited for: the listener retries them.
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        AS v(row_key, monday_id, status, error)
+), locked AS (
+    SELECT t.{key} AS row_key FROM {table} t
+     WHERE t.{key} = ANY ($1::text[]::{key_type}[])
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {table} t
+   SET monday_id = v.monday_id::{monday_type}, sync_status = v.status::{status_type}{extra}
+  FROM v JOIN locked l ON l.row_key = v.row_key::{key_type}
+ WHERE t.{key} = l.row_key
+RETURNING t.{key}::text;

@@ -1,0 +1,127 @@
+"""The emulator's schema is a faithful subset of monday.com's; documents validate on both."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from graphql import GraphQLSchema, build_schema
+
+from listener.emulator import conformance, engine
+
+# The documents the listener's client sends (from the issue), with $i2 declared.
+MUTATION = (
+    "mutation ($b: ID!, $n0: String!, $v0: JSON, $i1: ID, $v1: JSON!, $i2: ID) {"
+    " c0: create_item(board_id: $b, item_name: $n0, column_values: $v0) { id }"
+    " u1: change_multiple_column_values(board_id: $b, item_id: $i1, column_values: $v1) { id }"
+    " a2: archive_item(item_id: $i2) { id }"
+    " complexity { query before after reset_in_x_seconds } }"
+)
+LOOKUP = (
+    "query ($b: ID!, $c: String!, $v: [String]!) {"
+    " items_page_by_column_values(board_id: $b, limit: 500,"
+    " columns: [{column_id: $c, column_values: $v}]) {"
+    " cursor items { id name column_values(ids: [$c]) { id text } } } }"
+)
+OTHERS = [
+    "query { me { id name email } version { kind value } versions { kind value display_name } }",
+    "query ($ids: [ID!]) { boards(ids: $ids) { id name state board_kind items_count"
+    " columns { id title type settings archived }"
+    " items_page(limit: 100) { cursor items { id } } } }",
+    "query ($ids: [ID!]) { items(ids: $ids, limit: 100) { id name state board { id }"
+    " created_at updated_at column_values { id type text value"
+    " ... on EmailValue { email label } ... on PhoneValue { phone country_short_name }"
+    " ... on StatusValue { index label } ... on LinkValue { url url_text }"
+    " ... on DateValue { date time } ... on NumbersValue { number } } } }",
+    "query ($c: String!) { next_items_page(cursor: $c, limit: 500) { cursor items { id } } }",
+    "mutation ($b: ID!, $i: ID) { change_simple_column_value(board_id: $b, item_id: $i,"
+    ' column_id: "text", value: "x") { id } change_column_value(board_id: $b, item_id: $i,'
+    ' column_id: "text", value: "\\"x\\"") { id } delete_item(item_id: $i) { id state } }',
+    'mutation ($b: ID!) { create_column(board_id: $b, id: "extra", title: "Extra",'
+    ' column_type: text) { id type } create_board(board_name: "b", board_kind: public) { id } }',
+]
+
+
+@pytest.fixture(scope="module")
+def official() -> GraphQLSchema:
+    try:
+        return conformance.official_schema()
+    except conformance.OfficialSchemaMissing as exc:
+        pytest.skip(f"cannot check conformance: {exc}")
+
+
+def ours() -> GraphQLSchema:
+    sdl = resources.files("listener.emulator").joinpath("schema.graphql").read_text("utf-8")
+    return build_schema(sdl)
+
+
+def test_emulator_schema_is_a_faithful_subset_of_the_official_one(official: GraphQLSchema) -> None:
+    assert conformance.schema_differences(ours(), official) == []
+
+
+def test_subset_check_catches_every_kind_of_difference(official: GraphQLSchema) -> None:
+    wrong = build_schema(
+        """
+        type Query { me: User!  boards(ids: [ID], limit: Int = 10): [Board]  nope: Int }
+        type User { id: ID! name: String }
+        interface Board { id: ID! }
+        enum State { active gone }
+        input ItemsPageByColumnValuesQuery { column_id: String }
+        type Mutation { archive_item(item_id: ID!): User  create_item(board_id: ID!): User }
+        """
+    )
+    problems = conformance.schema_differences(wrong, official)
+    expected = [
+        "field Query.me is User!, not User",
+        "Query.boards(ids) is [ID], not [ID!]",
+        "Query.boards(limit) defaults to 10, not 25",
+        "field Query.nope does not exist",
+        "field User.name is String, not String!",
+        "type Board is an interface, not a type",
+        "enum value State.gone does not exist",
+        "ItemsPageByColumnValuesQuery.column_id is String, not String!",
+        "required input field ItemsPageByColumnValuesQuery.column_values is missing",
+        "Mutation.archive_item(item_id) is ID!, not ID",
+        "required argument Mutation.create_item(item_name) is missing",
+    ]
+    for problem in expected:
+        assert any(problem in p for p in problems), (problem, problems)
+
+
+@pytest.mark.parametrize("document", [MUTATION, LOOKUP, *OTHERS])
+def test_documents_are_valid_on_monday_and_on_the_emulator(
+    official: GraphQLSchema, document: str
+) -> None:
+    assert conformance.validate_against_official(document) == []
+    assert isinstance(engine.plan(document, None), engine.Plan)
+
+
+def test_the_issues_mutation_without_i2_declared_is_invalid(official: GraphQLSchema) -> None:
+    undeclared = MUTATION.replace(", $i2: ID", "")
+    assert conformance.validate_against_official(undeclared) == ["Variable '$i2' is not defined."]
+    assert not isinstance(engine.plan(undeclared, None), engine.Plan)
+
+
+def test_validate_against_official_reports_syntax_and_field_errors(
+    official: GraphQLSchema,
+) -> None:
+    assert conformance.validate_against_official("query { me { id }") != []
+    problems = conformance.validate_against_official("query { boards { pos } }")
+    assert problems == ["Cannot query field 'pos' on type 'Board'."]
+
+
+def test_env_var_names_the_official_schema(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sdl = tmp_path / "monday.graphql"
+    sdl.write_text("type Query { me: Int }")
+    monkeypatch.setenv(conformance.ENV_VAR, str(sdl))
+    assert conformance.official_schema_path() == sdl
+
+
+def test_env_var_pointing_nowhere_is_reported_not_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "absent.graphql"
+    monkeypatch.setenv(conformance.ENV_VAR, str(missing))
+    with pytest.raises(conformance.OfficialSchemaMissing, match=str(missing)):
+        conformance.official_schema_path()
