@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
 import click
 
-from listener import __version__, commands, install, logs, settings, worker
+from listener import __version__, commands, emulator, install, logs, settings, worker
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -101,6 +102,40 @@ def uninstall() -> None:
 def listen() -> None:
     """Sync every committed change to Monday until SIGTERM or SIGINT."""
     run(commands.listen(load_settings()))
+
+
+@main.command(name="emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    default=emulator.DEFAULT_TOKEN,
+    show_default=True,
+    help="API token clients must send (MONDAY_API_KEY).",
+)
+@click.option(
+    "--plan",
+    default="pro",
+    show_default=True,
+    type=click.Choice(["standard", "pro", "enterprise", "unlimited"]),
+    help="Rate limits to enforce, as on that Monday plan.",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep boards and items in this JSON file between runs.",
+)
+def emulator_cmd(host: str, port: int, token: str, plan: str, state_file: Path | None) -> None:
+    """A local Monday.com-compatible GraphQL API, with boards for the configured tables."""
+    config = load_settings(database=False)
+    options = emulator.EmulatorOptions(
+        host=host, port=port, token=token, plan=plan, state_file=state_file, tables=config.tables
+    )
+    try:
+        run(emulator.serve(options))
+    except emulator.StateFileError as exc:
+        fail(str(exc), 2)
 
 
 if __name__ == "__main__":

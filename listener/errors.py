@@ -67,8 +67,27 @@ PERMANENT_CODES = frozenset(
         "JsonParseException",
         "CreateBoardException",
         "GRAPHQL_VALIDATION_FAILED",
+        # A document Monday cannot parse or validate (graphql-ruby's static validation codes,
+        # as the emulator sends them): sending it again cannot help.
+        "PARSE_ERROR",
+        "INVALID_VARIABLES",
+        "BAD_REQUEST",
         "undefinedField",
         "argumentLiteralsIncompatible",
+        "argumentNotAccepted",
+        "argumentNotUnique",
+        "missingRequiredArguments",
+        "missingOperationType",
+        "variableMismatch",
+        "variableRequiresValidType",
+        "variableNotDefined",
+        "variableNotUsed",
+        "variableNotUnique",
+        "undefinedType",
+        "selectionMismatch",
+        "fieldConflict",
+        "undefinedFragment",
+        "useAndDefineFragment",
     }
 )
 TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "ResourceLocked"})

@@ -22,11 +22,17 @@ COMPLEXITY_FIELD = "complexity { query before after reset_in_x_seconds }"
 LOOKUP_PAGE = 500  # Monday's maximum for items_page_by_column_values
 
 
+# Each op carries `change`: which change of its row it applies (not sent; it goes into the
+# Idempotency-Key, so that the same state pushed again for a later change is not mistaken for
+# a retry and answered from Monday's replay cache).
+
+
 @dataclass(frozen=True, slots=True)
 class Create:
     key: str
     name: str
     values: Mapping[str, Any]
+    change: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +40,21 @@ class Update:
     key: str
     item_id: str
     values: Mapping[str, Any]
+    change: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Archive:
     key: str
     item_id: str
+    change: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Delete:
     key: str
     item_id: str
+    change: str = ""
 
 
 Op = Create | Update | Archive | Delete
@@ -166,11 +175,12 @@ def _json(values: Mapping[str, Any]) -> str:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
-def idempotency_key(query: str, variables: Mapping[str, Any]) -> str:
-    """A key derived from the request itself: a retry of the same request reuses it."""
+def idempotency_key(query: str, variables: Mapping[str, Any], changes: Sequence[str] = ()) -> str:
+    """A key from the request and the changes it applies: only a retry reuses it."""
     digest = hashlib.sha256()
     digest.update(query.encode())
     digest.update(json.dumps(variables, sort_keys=True, ensure_ascii=False).encode())
+    digest.update("\n".join(changes).encode())
     return "npd-sync-" + digest.hexdigest()[:40]
 
 
@@ -233,29 +243,31 @@ def _status(extensions: Mapping[str, Any], http_status: int) -> int | None:
     return http_status if http_status != 200 else None
 
 
+def field_error(reply: Reply, field: str) -> errors.MondayError | None:
+    """The typed error of one top-level field (an alias) of a reply, if it failed."""
+    error = reply.field_errors.get(field)
+    if error is None:
+        return None
+    ext = error.extensions or {}
+    code = ext.get("code")
+    return errors.make(
+        error.message,
+        code=code if isinstance(code, str) else None,
+        status=_status(ext, 200),
+        request_id=reply.request_id,
+        retry_after=errors.retry_after(ext, reply.headers),
+    )
+
+
 def results(ops: Sequence[Op], reply: Reply) -> list[Result]:
     """Per-op results from a reply to `build_mutation`'s document."""
     out = []
     for i, op in enumerate(ops):
         alias = f"o{i}"
-        error = reply.field_errors.get(alias)
+        error = field_error(reply, alias)
         item = reply.data.get(alias)
         if error is not None:
-            ext = error.extensions or {}
-            code = ext.get("code")
-            out.append(
-                Result(
-                    op,
-                    None,
-                    errors.make(
-                        error.message,
-                        code=code if isinstance(code, str) else None,
-                        status=_status(ext, 200),
-                        request_id=reply.request_id,
-                        retry_after=errors.retry_after(ext, reply.headers),
-                    ),
-                )
-            )
+            out.append(Result(op, None, error))
         elif isinstance(item, dict) and item.get("id") is not None:
             out.append(Result(op, str(item["id"])))
         else:
@@ -316,7 +328,12 @@ class Client:
             async with self._session.post(self._url, data=body.encode(), headers=headers) as resp:
                 raw = await resp.read()
                 reply = read_reply(resp.status, raw, resp.headers)
-        except errors.MondayError:
+        except errors.MondayError as exc:
+            # A proxy's error page may echo the request; the key must not reach a message.
+            secret = self._api_key.get_secret_value()
+            if secret and secret in exc.message:
+                exc.message = exc.message.replace(secret, "<MONDAY_API_KEY>")
+                exc.args = (exc.message,)
             raise
         except aiohttp.ClientConnectorError as exc:
             raise errors.Transient(f"cannot connect to Monday: {exc.os_error}") from None
@@ -331,7 +348,8 @@ class Client:
     async def mutate(self, board_id: str, ops: Sequence[Op]) -> list[Result]:
         """Apply ops to one board in one request; per-op results, or a request-level error."""
         query, variables = build_mutation(board_id, ops)
-        reply = await self.post(query, variables, idempotency_key=idempotency_key(query, variables))
+        key = idempotency_key(query, variables, [op.change for op in ops])
+        reply = await self.post(query, variables, idempotency_key=key)
         return results(ops, reply)
 
     async def find_items(
@@ -367,5 +385,8 @@ class Client:
         reply = await self.post(ME_QUERY, {})
         me = reply.data.get("me")
         if not isinstance(me, dict):
-            raise errors.Blocked("the token is not accepted (me is null)")
+            # Monday's own reason when it gave one (USER_UNAUTHORIZED, or a passing 500).
+            raise field_error(reply, "me") or errors.Blocked(
+                "the token is not accepted (me is null)", request_id=reply.request_id
+            )
         return me

@@ -127,6 +127,11 @@ class Waker:
         self.notifications += 1
         self._event.set()
 
+    @property
+    def waiting(self) -> bool:
+        """Whether writers are asked to NOTIFY and none that skipped it is still mid-commit."""
+        return self._suspects == []
+
     def wake(self) -> None:
         """Make the next `wait` return at once."""
         self._event.set()

@@ -151,8 +151,27 @@ def worst(failures: Sequence[errors.MondayError]) -> errors.MondayError | None:
     return min(failures, key=lambda f: order[f.kind], default=None)
 
 
-def archive_op(table: mapping.TableMapping, key: str, item_id: str) -> monday.Op:
-    """The operation that retires the item of a deleted row, by the table's delete policy."""
-    if table.on_delete == "delete":
-        return monday.Delete(key, item_id)
-    return monday.Archive(key, item_id)
+def operations(
+    table: mapping.TableMapping, plans: Sequence[Plan], found: Mapping[str, Sequence[str]]
+) -> list[monday.Op]:
+    """The Monday operations for a board's plans, creates first, then updates, then archives.
+
+    Grouping by kind keeps the number of distinct documents small (servers cache them).
+    `found` holds the items already carrying each looked-up row's npd_id.
+    """
+    creates: list[monday.Op] = []
+    updates: list[monday.Op] = []
+    retires: list[monday.Op] = []
+    retire = monday.Delete if table.on_delete == "delete" else monday.Archive
+    for p in plans:
+        key, change = p.entry.key, p.entry.change
+        retires.extend(retire(key, item_id, change) for item_id in p.archive)
+        if p.push is None or p.values is None:
+            continue
+        target = p.item_id if p.push == "update" else adopt(found.get(key, []))
+        if target is not None:
+            updates.append(monday.Update(key, target, {**p.values, "name": p.name}, change))
+        else:
+            values = {k: v for k, v in p.values.items() if v is not None}
+            creates.append(monday.Create(key, p.name, values, change))
+    return creates + updates + retires

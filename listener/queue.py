@@ -38,6 +38,12 @@ class Entry:
     changed_at: datetime
 
     @property
+    def change(self) -> str:
+        """Which state of the row this entry stands for: the same across retries, new after a
+        change (the Idempotency-Key is derived from it)."""
+        return f"{self.table_id}:{self.key}:{self.version}:{self.changed_at.isoformat()}"
+
+    @property
     def interrupted(self) -> bool:
         """An earlier claim ended without an outcome (its listener died mid-flight)."""
         return self.claims > self.attempts + 1
@@ -114,9 +120,12 @@ async def renew_leases(conn: db.Conn, listener_id: str, lease_seconds: float) ->
     await conn.execute(sql.query("renew_leases"), listener_id, float(lease_seconds))
 
 
-async def release_leases(conn: db.Conn, listener_id: str) -> None:
-    """Give back everything this listener holds."""
-    await conn.execute(sql.query("release_leases"), listener_id)
+async def release_leases(
+    conn: db.Conn, listener_id: str, entries: Sequence[Entry] | None = None
+) -> None:
+    """Give back what this listener holds: everything, or the given entries."""
+    keys = None if entries is None else [f"{e.table_id}:{e.key}" for e in entries]
+    await conn.execute(sql.query("release_leases"), listener_id, keys)
 
 
 async def pending_work(conn: db.Conn, table_ids: Sequence[int]) -> tuple[bool, float | None]:

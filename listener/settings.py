@@ -46,10 +46,10 @@ def _board_id(value: str | None) -> str | None:
     return value
 
 
-class Env(BaseSettings):
-    """The environment variables of CONTRACT.md."""
+class EnvValues(BaseModel):
+    """The environment variables of CONTRACT.md, validated (from any source)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     database_url: str | None = None
     monday_api_key: SecretStr | None = None
@@ -91,6 +91,12 @@ class Env(BaseSettings):
     @classmethod
     def _board(cls, value: str | None) -> str | None:
         return _board_id(value)
+
+
+class Env(BaseSettings, EnvValues):
+    """The same, read from the process environment and `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
 
 # --- the mapping file ---------------------------------------------------------------------
@@ -136,12 +142,17 @@ class TableFile(_Strict):
     @classmethod
     def _template(cls, value: str) -> str:
         try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f]
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
         except ValueError as exc:
             raise ValueError(f"not a valid template: {exc}") from None
         bad = [f for f in fields if not _IDENT.match(f) or "." in f]
         if bad:
             raise ValueError(f"template fields must be column names, not {bad}")
+        try:
+            # What item_name does with text values: a bad conversion or format spec fails now.
+            value.format_map(dict.fromkeys(fields, ""))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"not a valid template: {exc}") from None
         return value
 
 
@@ -195,11 +206,12 @@ class Settings(BaseModel):
 
 def load(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
     """Read and validate the configuration, raising ConfigError with one readable line."""
+    env: EnvValues
     try:
         if environ is None:
             env = Env(_env_file=env_file)  # type: ignore[call-arg]
         else:
-            env = Env.model_validate({**_lower(environ), "_env_file": None})
+            env = EnvValues.model_validate(_lower(environ))
     except ValidationError as exc:
         raise ConfigError(_env_error(exc)) from None
     file = _read_file(env.npd_sync_config) if env.npd_sync_config else ConfigFile()
@@ -220,10 +232,14 @@ def _lower(environ: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in environ.items() if k.lower() in names}
 
 
+def _message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _env_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     name = str(error["loc"][0]).upper() if error["loc"] else "environment"
-    return f"{name}: {error['msg']}"
+    return f"{name}: {_message(error)}"
 
 
 def _read_file(path: Path) -> ConfigFile:
@@ -241,7 +257,7 @@ def _read_file(path: Path) -> ConfigFile:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{path}: {loc}: {error['msg']}") from None
+        raise ConfigError(f"{path}: {loc}: {_message(error)}") from None
 
 
 def _board_overrides(environ: dict[str, str] | None, env_file: Path | None) -> dict[str, str]:
@@ -261,7 +277,7 @@ def _board_overrides(environ: dict[str, str] | None, env_file: Path | None) -> d
 
 
 def _tables(
-    file: ConfigFile, env: Env, overrides: dict[str, str]
+    file: ConfigFile, env: EnvValues, overrides: dict[str, str]
 ) -> tuple[mapping.TableMapping, ...]:
     if file.tables is None:
         defaults = mapping.default_mappings()

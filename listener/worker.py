@@ -9,6 +9,7 @@ and the wake-ups, are in `listener.daemon`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -115,8 +116,18 @@ class Worker:
                 lease_seconds=tuning.lease_seconds,
             )  # fmt: skip
         if entries:
-            await self.handle(entries)
+            try:
+                await self.handle(entries)
+            except BaseException:
+                # Don't leave the batch leased for lease_seconds: let it be retried now.
+                await asyncio.shield(self._release(entries))
+                raise
         return len(entries)
+
+    async def _release(self, entries: Sequence[queue.Entry]) -> None:
+        with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+            async with self.pool.acquire(timeout=10) as conn:
+                await queue.release_leases(conn, self.listener_id, entries)
 
     async def handle(self, entries: Sequence[queue.Entry]) -> None:
         """Push a claimed batch to Monday and record the outcome of each entry."""
@@ -162,20 +173,8 @@ class Worker:
                 for key in finds:
                     failures[key].append(exc)
 
-        ops: list[monday.Op] = []
-        for p in plans:
-            key = p.entry.key
-            if p.error is not None or failures[key]:
-                continue
-            ops.extend(plan.archive_op(table.mapping, key, item_id) for item_id in p.archive)
-            if p.push is None or p.values is None:
-                continue
-            target = p.item_id if p.push == "update" else plan.adopt(found.get(key, []))
-            if target is not None:
-                ops.append(monday.Update(key, target, {**p.values, "name": p.name}))
-            else:
-                values = {k: v for k, v in p.values.items() if v is not None}
-                ops.append(monday.Create(key, p.name, values))
+        ready = [p for p in plans if p.error is None and not failures[p.entry.key]]
+        ops = plan.operations(table.mapping, ready, found)
 
         size = self.settings.tuning.batch_size
         stop: errors.MondayError | None = None
@@ -238,8 +237,16 @@ class Worker:
                 writes[c.entry.table_id].append(
                     rows.WriteBack(c.entry.key, c.monday_id, d.status, d.error)
                 )
-        # The write-back must land even if we are being cancelled, or a create is redone.
-        await asyncio.shield(self._commit(decisions, writes))
+        # The write-back must land even if we are being cancelled, or a create is redone. Deadlocks
+        # with the application cannot happen (rows are skipped, not waited for), but a retry is
+        # cheap insurance against any other transient conflict.
+        for attempt in range(3):
+            try:
+                await asyncio.shield(self._commit(decisions, writes))
+                return
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == 2:
+                    raise
 
     async def _commit(
         self, decisions: Sequence[plan.Decision], writes: dict[int, list[rows.WriteBack]]

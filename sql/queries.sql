@@ -38,7 +38,9 @@ WITH taken AS (
       FROM taken GROUP BY table_id, row_key
 ), stored AS (
     INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, archive_ids, next_attempt_at)
+    -- Every statement that locks several queue entries locks them in key order: no deadlocks.
     SELECT table_id, row_key, changed_at, archive_ids, now() FROM folded
+     ORDER BY table_id, row_key
     ON CONFLICT (table_id, row_key) DO UPDATE SET
         version = q.version + 1,
         archive_ids = ARRAY(SELECT DISTINCT unnest(q.archive_ids || excluded.archive_ids)),
@@ -70,13 +72,24 @@ RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q
           q.archive_ids, q.changed_at;
 
 -- name: renew_leases
--- Keep listener $1's leases alive while its work is in flight.
-UPDATE npd_sync.queue SET lease_until = now() + make_interval(secs => $2)
- WHERE leased_by = $1 AND lease_until IS NOT NULL;
+-- Keep listener $1's leases alive while its work is in flight. An entry locked right now (by an
+-- ingest) is renewed next time rather than waited for.
+UPDATE npd_sync.queue q SET lease_until = now() + make_interval(secs => $2)
+  FROM (SELECT table_id, row_key FROM npd_sync.queue
+         WHERE leased_by = $1 AND lease_until IS NOT NULL
+           FOR UPDATE SKIP LOCKED) mine
+ WHERE q.table_id = mine.table_id AND q.row_key = mine.row_key;
 
 -- name: release_leases
--- Give back whatever listener $1 still holds (on shutdown).
-UPDATE npd_sync.queue SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1;
+-- Give back what listener $1 holds: all of it ($2 null, on shutdown) or the entries $2 (keys
+-- as 'table_id:row_key') of a batch that could not finish.
+UPDATE npd_sync.queue q SET lease_until = NULL, leased_by = NULL
+  FROM (SELECT table_id, row_key FROM npd_sync.queue
+         WHERE leased_by = $1
+           AND ($2::text[] IS NULL OR table_id || ':' || row_key = ANY ($2::text[]))
+         ORDER BY table_id, row_key
+           FOR UPDATE) mine
+ WHERE q.table_id = mine.table_id AND q.row_key = mine.row_key;
 
 -- name: complete
 -- Record what happened to claimed entries. Per entry: outcome 'done' (deleted, unless the row
@@ -91,6 +104,7 @@ WITH r AS (
     SELECT r.*, q.version = r.version AS current
       FROM npd_sync.queue q JOIN r USING (table_id, row_key)
      WHERE q.leased_by = $1 AND q.claims = r.claims
+     ORDER BY table_id, row_key
        FOR UPDATE OF q
 ), done AS (
     DELETE FROM npd_sync.queue q USING mine m

@@ -1,0 +1,147 @@
+"""The listener daemon in-process: wake-ups, draining on start, several listeners at once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from listener import daemon, settings
+from listener.emulator import Emulator
+from tests.conftest import CONTACTS_BOARD, MakeSettings
+from tests.helpers import eventually
+
+
+def tuned(make_settings: MakeSettings, tmp_path: Path, **tuning: float) -> settings.Settings:
+    """Settings with a [tuning] section; a long poll interval proves wake-ups come from NOTIFY."""
+    values = {"poll_interval": 600, "backoff_base": 0.05, "backoff_cap": 0.2, **tuning}
+    path = tmp_path / "npd-sync.toml"
+    path.write_text("[tuning]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
+    return make_settings(NPD_SYNC_CONFIG=str(path))
+
+
+@asynccontextmanager
+async def running(config: settings.Settings) -> AsyncIterator[daemon.Daemon]:
+    listener = daemon.Daemon(config)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(_first(listener.ready.wait(), task), 10)
+        yield listener
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _first(waiting: object, task: asyncio.Task[None]) -> None:
+    ready = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        task.result()  # raise why the daemon stopped
+
+
+def status_of(conn: asyncpg.Connection) -> Callable[[], object]:
+    async def probe() -> dict[str, str]:
+        return dict(await conn.fetch("SELECT id::text, sync_status FROM contacts"))
+
+    return probe
+
+
+async def test_change_made_while_no_listener_ran_is_synced_on_start(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('early')")
+    async with running(tuned(make_settings, tmp_path)):
+        await eventually(status_of(conn), lambda s: s == {"1": "SYNCED"})
+    assert [i.name for i in emulator.items(CONTACTS_BOARD)] == ["early"]
+
+
+async def test_idle_listener_wakes_on_commit(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    async with running(tuned(make_settings, tmp_path)) as listener:
+        # Poll interval is 600 s: only a NOTIFY can wake the listener in time.
+        for n in range(1, 4):
+            await eventually(lambda: _value(listener.waker.waiting), timeout=5)
+            await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"c{n}")
+            await eventually(status_of(conn), lambda s, n=n: list(s.values()) == ["SYNCED"] * n)
+        await conn.execute("UPDATE contacts SET notes = 'bulk'")
+        await eventually(
+            lambda: _notes(emulator), lambda notes: notes == [{"text": "bulk"}] * 3, timeout=5
+        )
+        assert listener.waker.notifications >= 4
+
+
+async def _value(value: bool) -> bool:
+    return value
+
+
+async def _notes(emulator: Emulator) -> list[object]:
+    return [i.values.get("long_text") for i in emulator.items(CONTACTS_BOARD)]
+
+
+async def test_listener_rides_out_a_monday_outage(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.set_faults(http_500=1.0)
+    async with running(tuned(make_settings, tmp_path, poll_interval=0.2)):
+        await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+        await eventually(
+            lambda: conn.fetchval("SELECT attempts FROM npd_sync.queue"),
+            lambda attempts: attempts is not None and attempts >= 2,
+        )
+        assert await conn.fetchval("SELECT sync_status FROM contacts") == "PENDING"
+        emulator.set_faults(http_500=0.0)
+        await eventually(status_of(conn), lambda s: s == {"1": "SYNCED"})
+    assert len(emulator.items(CONTACTS_BOARD)) == 1
+
+
+async def test_two_listeners_share_the_queue_without_double_handling(
+    dsn: str, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tuned(make_settings, tmp_path, batch_size=20, poll_interval=0.5)
+    async with running(config) as one, running(config) as two:
+
+        async def writer(n: int) -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                for i in range(40):
+                    await conn.execute(
+                        "INSERT INTO contacts (first_name, last_name) VALUES ($1, $2)",
+                        f"w{n}",
+                        str(i),
+                    )
+                    if i % 4 == 0:  # and keep editing rows the listeners are working on
+                        await conn.execute(
+                            "UPDATE contacts SET notes = $1 WHERE id % 7 = $2", f"n{i}", n
+                        )
+            finally:
+                await conn.close()
+
+        await asyncio.gather(*(writer(n) for n in range(4)))
+        check = await asyncpg.connect(dsn)
+        try:
+            await eventually(
+                lambda: check.fetchval("SELECT count(*) FROM npd_sync.queue"),
+                lambda n: n == 0,
+                timeout=30,
+            )
+            rows = await check.fetch("SELECT id::text, first_name, notes, monday_id FROM contacts")
+        finally:
+            await check.close()
+        handled = [listener.worker.stats.synced for listener in (one, two)]  # type: ignore[union-attr]
+
+    items = emulator.items(CONTACTS_BOARD)
+    per_key = collections.Counter(i.values["npd_id"] for i in items)
+    assert len(rows) == 160
+    assert min(handled) > 0, handled  # both took part
+    assert all(count == 1 for count in per_key.values()), per_key.most_common(3)
+    by_key = {i.values["npd_id"]: i for i in items}
+    for r in rows:
+        item = by_key[r["id"]]
+        assert item.id == r["monday_id"]
+        assert item.values.get("long_text") == ({"text": r["notes"]} if r["notes"] else None)

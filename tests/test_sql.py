@@ -1,0 +1,312 @@
+"""listener.sql: named queries, migrations, templates and identifier quoting."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listener import catalog, install, mapping, rows, sql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The names the code asks for (grep 'sql.query(' and 'sql.template(' in listener/ and cli.py).
+QUERIES = {
+    "arm",
+    "attached_tables",
+    "claim",
+    "complete",
+    "describe_table",
+    "disarm",
+    "forget_listener",
+    "heartbeat",
+    "ingest",
+    "pending_work",
+    "release_leases",
+    "renew_leases",
+    "writers",
+}
+TEMPLATES = {"load_rows", "write_back"}
+
+
+# --- parse_queries ------------------------------------------------------------------------
+
+
+def test_parse_queries_splits_on_name_headers() -> None:
+    text = (
+        "-- A file header, not part of any query.\n\n"
+        "-- name: first\n"
+        "-- What the first one does.\n"
+        "SELECT 1;\n\n"
+        "-- name: second_one  \n"
+        "-- Its description.\n"
+        "UPDATE t\n   SET x = $1;\n"
+    )
+    assert sql.parse_queries(text) == {
+        "first": "-- What the first one does.\nSELECT 1;",
+        "second_one": "-- Its description.\nUPDATE t\n   SET x = $1;",
+    }
+
+
+def test_parse_queries_of_nothing() -> None:
+    assert sql.parse_queries("") == {}
+    assert sql.parse_queries("-- only a comment\n") == {}
+
+
+def test_a_name_defined_twice_is_rejected() -> None:
+    text = "-- name: claim\nSELECT 1;\n-- name: other\nSELECT 2;\n-- name: claim\nSELECT 3;\n"
+    with pytest.raises(ValueError, match="query 'claim' is defined twice"):
+        sql.parse_queries(text)
+
+
+def test_a_header_must_be_at_the_start_of_a_line() -> None:
+    text = "-- name: a\nSELECT 1; -- name: b\n"
+    assert sql.parse_queries(text) == {"a": "SELECT 1; -- name: b"}
+
+
+# --- the shipped files ------------------------------------------------------------------------
+
+
+def test_queries_sql_has_exactly_the_queries_the_code_uses() -> None:
+    assert set(sql._queries("queries.sql")) == QUERIES
+
+
+def test_tables_sql_has_exactly_the_templates_the_code_uses() -> None:
+    assert set(sql._queries("tables.sql")) == TEMPLATES
+
+
+def test_every_name_the_code_asks_for_exists() -> None:
+    # Scans the source, so that a new call site cannot name a query that is not there.
+    sources = [*(ROOT / "listener").glob("*.py"), ROOT / "cli.py"]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    asked_queries = set(re.findall(r"sql\.query\(\s*\"(\w+)\"", text))
+    asked_templates = set(re.findall(r"sql\.template\(\s*\"(\w+)\"", text))
+    assert asked_queries == QUERIES
+    assert asked_templates == TEMPLATES
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_query_returns_a_described_statement(name: str) -> None:
+    text = sql.query(name)
+    lines = text.splitlines()
+    assert lines[0].startswith("-- "), f"{name} has no description line"
+    assert any(line.strip() and not line.lstrip().startswith("--") for line in lines)
+    assert "-- name:" not in text
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_template_returns_a_described_statement(name: str) -> None:
+    lines = sql.template(name).splitlines()
+    assert lines[0].startswith("-- ")
+    assert any(line.strip() and not line.startswith("--") for line in lines)
+
+
+def test_unknown_names_raise_key_error() -> None:
+    with pytest.raises(KeyError):
+        sql.query("no_such_query")
+    with pytest.raises(KeyError):
+        sql.template("claim")  # a query, not a template
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_migrations_are_numbered_from_one() -> None:
+    found = sql.migrations()
+    assert [(m.version, m.name) for m in found] == [(1, "queue")]
+    assert "CREATE TABLE npd_sync.changes" in found[0].sql
+    assert found[0].sql == found[0].sql.strip()
+
+
+def _triggers(tmp_path: Path, *names: str) -> Path:
+    (tmp_path / "triggers").mkdir()
+    for name in names:
+        (tmp_path / "triggers" / name).write_text(f"-- {name}\nSELECT 1;\n")
+    return tmp_path
+
+
+def test_migrations_are_read_in_order_and_other_files_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = _triggers(tmp_path, "002_more.sql", "attach.sql", "001_base.sql", "README", "x_01.sql")
+    monkeypatch.setattr(sql, "SQL_DIR", root)
+    assert [(m.version, m.name, m.sql) for m in sql.migrations()] == [
+        (1, "base", "-- 001_base.sql\nSELECT 1;"),
+        (2, "more", "-- 002_more.sql\nSELECT 1;"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("001_a.sql", "003_c.sql"), ("002_b.sql",), ("001_a.sql", "001_b.sql")],
+)
+def test_gaps_and_repeats_in_numbering_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, names: tuple[str, ...]
+) -> None:
+    monkeypatch.setattr(sql, "SQL_DIR", _triggers(tmp_path, *names))
+    with pytest.raises(RuntimeError, match="without gaps"):
+        sql.migrations()
+
+
+# --- quoting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("contacts", '"contacts"'),
+        ("Contacts", '"Contacts"'),
+        ('12+"34', '"12+""34"'),
+        ('a"b', '"a""b"'),
+        ('"', '""""'),
+        ("x'y", '"x\'y"'),
+        ("public.contacts", '"public.contacts"'),  # one identifier: the dot is data
+        ("drop table x; --", '"drop table x; --"'),
+        ("naïve", '"naïve"'),
+    ],
+)
+def test_quote_ident(name: str, quoted: str) -> None:
+    assert sql.quote_ident(name) == quoted
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b"])
+def test_quote_ident_rejects_empty_and_nul(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid identifier"):
+        sql.quote_ident(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("contacts", '"contacts"'),
+        ("public.contacts", '"public"."contacts"'),
+        ('crm.12+"34', '"crm"."12+""34"'),
+        ("a.b.c", '"a"."b.c"'),  # only the first dot separates the schema
+    ],
+)
+def test_quote_qualified(name: str, quoted: str) -> None:
+    assert sql.quote_qualified(name) == quoted
+
+
+@pytest.mark.parametrize("name", ["", ".contacts", "public.", "pub\x00lic.t"])
+def test_quote_qualified_rejects_empty_parts_and_nul(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid identifier"):
+        sql.quote_qualified(name)
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("", "''"),
+        ("id", "'id'"),
+        ("x'y", "'x''y'"),
+        ("''", "''''''"),
+        ('12+"34', "'12+\"34'"),
+        ("back\\slash", "'back\\slash'"),  # standard_conforming_strings: kept as is
+    ],
+)
+def test_quote_literal(value: str, quoted: str) -> None:
+    assert sql.quote_literal(value) == quoted
+
+
+def test_quote_literal_rejects_nul() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        sql.quote_literal("a\x00b")
+
+
+# --- templates and the code that fills them cannot drift --------------------------------------
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+class _Recording(str):
+    """A template that remembers what the code filled it with."""
+
+    filled: dict[str, Any] | None = None
+
+    def format(self, *args: Any, **kwargs: Any) -> str:
+        assert not args, "templates are filled by name only"
+        self.filled = kwargs
+        return super().format(**kwargs)
+
+
+def _info() -> catalog.TableInfo:
+    def column(name: str, type_: str) -> catalog.ColumnInfo:
+        return catalog.ColumnInfo(name, type_, type_, None)
+
+    columns = {
+        "id": column("id", "integer"),
+        "sync_enabled": column("sync_enabled", "boolean"),
+        "sync_direction": column("sync_direction", "text"),
+        "monday_id": column("monday_id", "bigint"),
+        "sync_status": column("sync_status", "sync_status_t"),
+        "sync_error": column("sync_error", "text"),
+        "last_synced_at": column("last_synced_at", "timestamp with time zone"),
+        **{c: column(c, "text") for c in mapping.default_mappings()[0].source_columns},
+    }
+    return catalog.TableInfo("contacts", '"crm"."Contacts"', columns)
+
+
+def test_every_placeholder_of_attach_sql_is_filled_by_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    template = sql.attach_template()
+    assert _placeholders(template) == {
+        "table",
+        "key",
+        "key_literal",
+        "data_columns",
+        "id",
+        "wake_lock",
+        "channel",
+    }
+    recording = _Recording(template)
+    monkeypatch.setattr(sql, "attach_template", lambda: recording)
+    ddl = install.attach_ddl(3, _info(), mapping.default_mappings()[0])
+    assert recording.filled is not None
+    assert set(recording.filled) == _placeholders(template)
+    assert "npd_sync.changed_3()" in ddl
+    assert 'AFTER INSERT ON "crm"."Contacts"' in ddl
+    assert "{" not in ddl
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_placeholder_of_tables_sql_is_filled_by_rows(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    template = sql.template(name)
+    recording = _Recording(template)
+    real = sql.template
+    monkeypatch.setattr(sql, "template", lambda n: recording if n == name else real(n))
+    table = rows.compile_table(3, mapping.default_mappings()[0], _info())
+    compiled = table.load_sql if name == "load_rows" else table.write_sql
+    # Every placeholder is filled; nothing is filled that the template does not have.
+    assert recording.filled is not None
+    assert _placeholders(template) == set(recording.filled)
+    assert "{" not in compiled
+    assert '"crm"."Contacts"' in compiled
+
+
+def test_compiled_statements_quote_every_name() -> None:
+    table = rows.compile_table(3, mapping.default_mappings()[0], _info())
+    assert 't."first_name"::text AS c0' in table.load_sql
+    assert 't."notes"::text AS c5' in table.load_sql
+    assert "$1::text[]::integer[]" in table.load_sql
+    assert "monday_id = v.monday_id::bigint" in table.write_sql
+    assert "sync_status = v.status::sync_status_t" in table.write_sql
+    assert "sync_error = v.error" in table.write_sql
+    assert "last_synced_at = CASE" in table.write_sql
+
+
+def test_a_hostile_key_column_stays_one_identifier() -> None:
+    info = _info()
+    columns = {**info.columns, 'k"; DROP': catalog.ColumnInfo('k"; DROP', "text", "text", None)}
+    table = mapping.TableMapping("contacts", key_column='k"; DROP')
+    ddl = install.attach_ddl(1, catalog.TableInfo("contacts", info.relation, columns), table)
+    assert 'NEW."k""; DROP"::text' in ddl
+    assert "'k\"; DROP'" in ddl  # the literal given to format('%I')
