@@ -118,6 +118,7 @@ WITH r AS (
         monday_id = m.monday_id,
         uncertain = m.uncertain,
         last_error = m.error,
+        last_error_at = CASE WHEN m.error IS NOT NULL THEN now() ELSE q.last_error_at END,
         state = CASE WHEN m.outcome = 'failed' AND m.current THEN 'failed' ELSE 'pending' END,
         attempts = CASE
             WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0

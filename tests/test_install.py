@@ -40,6 +40,7 @@ async def test_install_then_again_is_a_no_op(empty_dsn: str) -> None:
         assert [s.description for s in first.steps] == [
             "create schema npd_sync",
             "apply migration 001 queue",
+            "apply migration 002 status",
             "attach capture to contacts (table id 1)",
             "attach capture to organizations (table id 2)",
         ]
@@ -48,7 +49,41 @@ async def test_install_then_again_is_a_no_op(empty_dsn: str) -> None:
         assert second.steps == []
         assert second.notes == ["contacts: capture up to date", "organizations: capture up to date"]
         assert await schema_objects(conn) == before
-        assert await conn.fetchval("SELECT count(*) FROM npd_sync.migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM npd_sync.migrations") == 2
+    finally:
+        await conn.close()
+
+
+async def columns(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce("
+        "column_default, '') FROM information_schema.columns WHERE table_schema = 'npd_sync'"
+        " ORDER BY 1"
+    )
+    return [r[0] for r in rows]
+
+
+async def test_upgrade_from_each_version_equals_a_fresh_install(
+    empty_dsn: str, pg_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from listener import sql
+
+    every = sql.migrations()
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        fresh = (await schema_objects(conn), await columns(conn))
+        for version in range(1, len(every)):
+            await install.uninstall(conn)
+            monkeypatch.setattr(sql, "migrations", lambda v=version: every[:v])
+            await install.install(conn, DEFAULT_TABLES)  # an older release
+            monkeypatch.undo()
+            plan = await install.install(conn, DEFAULT_TABLES)  # this release
+            assert [s.description for s in plan.steps][: len(every) - version] == [
+                f"apply migration {m.version:03d} {m.name}" for m in every[version:]
+            ]
+            assert (await schema_objects(conn), await columns(conn)) == fresh
     finally:
         await conn.close()
 
@@ -144,7 +179,7 @@ async def test_concurrent_installs_do_the_work_once(empty_dsn: str) -> None:
     conns = [await db.connect(empty_dsn) for _ in range(3)]
     try:
         plans = await asyncio.gather(*(install.install(c, DEFAULT_TABLES) for c in conns))
-        assert sorted(len(p.steps) for p in plans) == [0, 0, 4]
+        assert sorted(len(p.steps) for p in plans) == [0, 0, 5]
     finally:
         for c in conns:
             await c.close()
@@ -155,7 +190,7 @@ async def test_enum_and_uuid_schema_installs(empty_dsn: str) -> None:
     try:
         await conn.execute(ENUM_UUID_SCHEMA)
         plan = await install.install(conn, DEFAULT_TABLES)
-        assert len(plan.steps) == 4
+        assert len(plan.steps) == 5
     finally:
         await conn.close()
 
