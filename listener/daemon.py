@@ -40,6 +40,8 @@ class Daemon:
         self.waker = notify.Waker(self.dsn)
         self.worker: worker.Worker | None = None
         self.ready = asyncio.Event()  # set once the first drain is done (tests wait on it)
+        self._db_failures = 0
+        self._db_logged = 0.0
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then exit."""
@@ -48,10 +50,11 @@ class Daemon:
 
     async def run(self) -> None:
         """Run until `request_stop`; raises worker.NotInstalled if the database is not set up."""
-        pool = await db.create_pool(self.dsn)
+        started = await self._connect()
+        if started is None:
+            return  # asked to stop before the database could be reached
+        pool, tables = started
         try:
-            async with pool.acquire() as conn:
-                tables = await worker.load_tables(conn, self.settings)
             client = self._client()
             async with contextlib.AsyncExitStack() as stack:
                 if client is not None:
@@ -80,6 +83,29 @@ class Daemon:
         finally:
             await pool.close()
         log.info("listener.stopped", extra={"listener": self.id})
+
+    async def _connect(self) -> tuple[asyncpg.Pool, list[rows.Table]] | None:
+        """The pool and the tables, waiting for the database for as long as it takes.
+
+        Only errors that a wait can cure are waited out (server down, starting, full); a
+        wrong password or database name is a configuration error and ends the command.
+        """
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                pool = await db.create_pool(self.dsn)
+                try:
+                    async with pool.acquire() as conn:
+                        return pool, await worker.load_tables(conn, self.settings)
+                except BaseException:
+                    await pool.close()
+                    raise
+            except db.UNAVAILABLE as exc:
+                self._database_failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                delay = min(delay * 2, 30.0)
+        return None
 
     def _client(self) -> monday.Client | None:
         key = self.settings.api_key
@@ -136,22 +162,20 @@ class Daemon:
                 try:
                     async with self.worker.pool.acquire() as conn:
                         changes, due_in = await queue.pending_work(conn, self.worker.active_tables)
+                    paused = await self.worker.governor.paused_for()
                 except DB_ERRORS:
                     continue
-                if changes or (due_in is not None and due_in <= 0 and not self._paused):
+                if paused:
+                    timeout = min(poll, paused)  # Monday asked us to wait; writes still wake us
+                elif changes or (due_in is not None and due_in <= 0):
                     continue
-                timeout = poll if due_in is None else min(poll, max(due_in, 0.01))
-                if self._paused:
-                    timeout = min(timeout, self.worker.paused_until - time.monotonic())
+                else:
+                    timeout = poll if due_in is None else min(poll, max(due_in, 0.01))
                 await self.waker.wait(timeout)
             else:
                 # A writer is mid-commit, or another listener is the one waiting.
                 await self.waker.wait(arm_wait)
                 arm_wait = min(arm_wait * 2, poll)
-
-    @property
-    def _paused(self) -> bool:
-        return self.worker is not None and time.monotonic() < self.worker.paused_until
 
     async def _until_stopped(self, loop: asyncio.Task[None]) -> None:
         """Wait for the drain loop; once stop is asked, give its batch a grace period."""
@@ -178,13 +202,25 @@ class Daemon:
             try:
                 handled = await self.worker.run_once()
             except DB_ERRORS as exc:
-                log.warning(
-                    "listener.database_error", extra={"error": str(exc) or type(exc).__name__}
-                )
+                self._database_failed(exc)
                 return False
+            if self._db_failures:
+                log.info("listener.database_back", extra={"failures": self._db_failures})
+                self._db_failures = 0
             if handled == 0:
                 return True
         return True
+
+    def _database_failed(self, exc: BaseException) -> None:
+        # Keep trying, and say so: the first failure, then one line every 30 s.
+        self._db_failures += 1
+        now = time.monotonic()
+        if self._db_failures == 1 or now - self._db_logged >= 30:
+            self._db_logged = now
+            log.warning(
+                "listener.database_error",
+                extra={"error": str(exc) or type(exc).__name__, "failures": self._db_failures},
+            )
 
     async def _every(
         self, seconds: float, job: Callable[[asyncpg.Pool], Awaitable[None]], pool: asyncpg.Pool

@@ -19,6 +19,8 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 
 # Errors that mean "the database is unreachable or went away": retry, don't crash.
 ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+# ... and those that also mean "not now" when connecting: starting up, out of connections.
+UNAVAILABLE = (*ERRORS, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
 
 def _settings(application_name: str) -> dict[str, str]:

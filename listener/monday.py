@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,14 +288,20 @@ class Client:
     """Monday's API over one aiohttp session. Use as an async context manager."""
 
     def __init__(
-        self, *, url: str, api_key: SecretStr, version: str, timeout: float = 65.0
+        self,
+        *,
+        url: str,
+        api_key: SecretStr,
+        version: str,
+        timeout: float = 65.0,
+        on_reply: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> None:
+        self.on_reply = on_reply  # sees every successful reply (the governor calibrates on it)
         self._url = url
         self._api_key = api_key
         self._version = version
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self.last_reply: Reply | None = None
 
     async def __aenter__(self) -> Client:
         self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
@@ -342,7 +348,8 @@ class Client:
         except (aiohttp.ClientError, OSError) as exc:
             # The request may have been applied before the connection broke.
             raise errors.OutcomeUnknown(f"connection lost: {type(exc).__name__}") from None
-        self.last_reply = reply
+        if self.on_reply is not None:
+            await self.on_reply(reply)
         return reply
 
     async def mutate(self, board_id: str, ops: Sequence[Op]) -> list[Result]:

@@ -163,10 +163,16 @@ class Tuning(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
     backoff_base: Annotated[float, Field(gt=0, le=60)] = 1.0
     backoff_cap: Annotated[float, Field(gt=0, le=86400)] = 300.0
-    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    lease_seconds: Annotated[float, Field(ge=2, le=3600)] = 60.0
     poll_interval: Annotated[float, Field(gt=0, le=600)] = 5.0
     request_timeout: Annotated[float, Field(gt=0, le=600)] = 65.0
     write_back_retry_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
+    # Monday's limits for the account's plan; the two figures override the plan's.
+    plan: Literal["standard", "pro", "enterprise", "free"] = "pro"
+    complexity_per_minute: Annotated[int, Field(ge=1000)] | None = None
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    # Longer waits for the budget or a board give the batch back to the queue instead.
+    max_rate_wait: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
 class ConfigFile(_Strict):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import catalog, db, errors, monday, plan, queue, rows, sql
+from listener import catalog, db, errors, governor, monday, plan, queue, rows, sql
 from listener.settings import Settings
 
 log = logging.getLogger("npd_sync.worker")
@@ -93,8 +93,14 @@ class Worker:
             tuning.write_back_retry_seconds,
         )  # fmt: skip
         self.stats = Stats()
-        # Monday told us to stop sending (rate limit, daily limit, bad token) until then.
-        self.paused_until = 0.0
+        base = governor.PLANS[tuning.plan]
+        limits = governor.Limits(
+            tuning.complexity_per_minute or base.complexity_per_minute,
+            tuning.requests_per_minute or base.requests_per_minute,
+        )
+        self.governor = governor.Governor(pool, limits, max_wait=tuning.max_rate_wait)
+        if client is not None:
+            client.on_reply = self.governor.observe
 
     @property
     def active_tables(self) -> list[int]:
@@ -109,7 +115,7 @@ class Worker:
         async with self.pool.acquire() as conn:
             await queue.ingest(conn, max(1000, tuning.batch_size))
             active = self.active_tables
-            if not active or time.monotonic() < self.paused_until:
+            if not active or await self.governor.paused_for() > 0:
                 return 0
             entries = await queue.claim(
                 conn, active, limit=tuning.batch_size, listener_id=self.listener_id,
@@ -166,10 +172,11 @@ class Worker:
         finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
         if finds and table.mapping.npd_id_column:
             try:
-                found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
+                async with self.governor.request(None, len(finds)):
+                    found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
                 self.stats.requests += 1
             except errors.MondayError as exc:
-                self._note_request_error(exc)
+                await self._note_request_error(exc)
                 for key in finds:
                     failures[key].append(exc)
 
@@ -184,10 +191,11 @@ class Worker:
                 results = [monday.Result(op, None, stop) for op in chunk]
             else:
                 try:
-                    results = await self.client.mutate(board, chunk)
+                    async with self.governor.request(board, len(chunk)):
+                        results = await self.client.mutate(board, chunk)
                     self.stats.requests += 1
                 except errors.MondayError as exc:
-                    self._note_request_error(exc)
+                    await self._note_request_error(exc)
                     results = [monday.Result(op, None, exc) for op in chunk]
                     if exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
                         stop = exc  # don't send the rest into the same wall
@@ -220,11 +228,10 @@ class Worker:
         if error.kind is errors.Kind.ITEM_GONE:
             item[op.key] = None
 
-    def _note_request_error(self, exc: errors.MondayError) -> None:
+    async def _note_request_error(self, exc: errors.MondayError) -> None:
         self.stats.errors[exc.code or exc.kind.value] += 1
-        if exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
-            wait = exc.retry_after if exc.retry_after is not None else 60.0
-            self.paused_until = max(self.paused_until, time.monotonic() + wait)
+        with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+            await self.governor.pause(exc)
         level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
         log.log(level, "monday.request_failed", extra={"kind": exc.kind.value, "error": str(exc)})
 
@@ -237,16 +244,25 @@ class Worker:
                 writes[c.entry.table_id].append(
                     rows.WriteBack(c.entry.key, c.monday_id, d.status, d.error)
                 )
-        # The write-back must land even if we are being cancelled, or a create is redone. Deadlocks
-        # with the application cannot happen (rows are skipped, not waited for), but a retry is
-        # cheap insurance against any other transient conflict.
-        for attempt in range(3):
+        # The write-back must land even if we are being cancelled, or a create is redone; and
+        # it is worth waiting for a database that restarts (a few seconds) rather than leaving
+        # the batch to be redone after its lease runs out.
+        deadline = time.monotonic() + self.settings.tuning.lease_seconds / 2
+        delay = 0.2
+        while True:
             try:
                 await asyncio.shield(self._commit(decisions, writes))
                 return
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                if attempt == 2:
+                pass  # cannot happen by design (key order, SKIP LOCKED); cheap insurance
+            except (*db.ERRORS, asyncpg.CannotConnectNowError) as exc:
+                if time.monotonic() > deadline:
                     raise
+                log.warning(
+                    "sync.write_back_retry", extra={"error": str(exc) or type(exc).__name__}
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _commit(
         self, decisions: Sequence[plan.Decision], writes: dict[int, list[rows.WriteBack]]

@@ -167,3 +167,63 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now();
 -- name: forget_listener
 -- A listener leaving cleanly.
 DELETE FROM npd_sync.listeners WHERE id = $1;
+
+-- name: reserve
+-- Take $1 complexity points and one request from the account's budget, which every listener of
+-- this database shares; $2 and $3 are the per-minute complexity and request limits, used when
+-- a minute starts. Returns whether it was granted and, if not, in how many seconds it could be.
+WITH s AS (
+    SELECT m.*, now() AS t,
+           m.complexity_reset_at IS NULL OR m.complexity_reset_at <= now() AS complexity_new,
+           m.requests_reset_at IS NULL OR m.requests_reset_at <= now() AS requests_new
+      FROM npd_sync.monday m
+       FOR UPDATE
+), taken AS (
+    UPDATE npd_sync.monday m SET
+        complexity_remaining =
+            CASE WHEN s.complexity_new THEN $2 ELSE m.complexity_remaining END - $1,
+        complexity_reset_at =
+            CASE WHEN s.complexity_new THEN s.t + interval '60 seconds'
+                 ELSE m.complexity_reset_at END,
+        requests_remaining = CASE WHEN s.requests_new THEN $3 ELSE m.requests_remaining END - 1,
+        requests_reset_at =
+            CASE WHEN s.requests_new THEN s.t + interval '60 seconds' ELSE m.requests_reset_at END,
+        updated_at = s.t
+      FROM s
+     WHERE (s.paused_until IS NULL OR s.paused_until <= s.t)
+       AND (s.complexity_new OR s.complexity_remaining >= $1)
+       AND (s.requests_new OR s.requests_remaining >= 1)
+    RETURNING 1
+)
+SELECT EXISTS (SELECT FROM taken) AS granted,
+       extract(epoch FROM greatest(
+           CASE WHEN s.paused_until > s.t THEN s.paused_until END,
+           CASE WHEN NOT s.complexity_new AND s.complexity_remaining < $1
+                THEN s.complexity_reset_at END,
+           CASE WHEN NOT s.requests_new AND s.requests_remaining < 1 THEN s.requests_reset_at END
+       ) - s.t)::float8 AS wait,
+       s.pause_reason
+  FROM s;
+
+-- name: observe
+-- Calibrate from Monday's own figures: complexity left and seconds to its reset ($1, $2), and
+-- requests left this minute and seconds to that reset ($3, $4). NULL leaves a figure as it is.
+UPDATE npd_sync.monday SET
+    complexity_remaining = coalesce($1, complexity_remaining),
+    complexity_reset_at = coalesce(now() + make_interval(secs => $2), complexity_reset_at),
+    requests_remaining = coalesce($3, requests_remaining),
+    requests_reset_at = coalesce(now() + make_interval(secs => $4), requests_reset_at),
+    updated_at = now();
+
+-- name: pause
+-- Hold every listener's Monday traffic for $1 seconds because of $2 (a longer pause stays).
+UPDATE npd_sync.monday SET
+    pause_reason = CASE WHEN paused_until > now() + make_interval(secs => $1)
+                        THEN pause_reason ELSE $2 END,
+    paused_until = greatest(paused_until, now() + make_interval(secs => $1)),
+    updated_at = now();
+
+-- name: paused_for
+-- Seconds left of the shared pause (0 when none), and why.
+SELECT greatest(extract(epoch FROM paused_until - now()), 0)::float8 AS seconds, pause_reason
+  FROM npd_sync.monday;

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
-from listener import db, monday, worker
+import asyncpg
+
+from listener import db, mapping, monday, worker
+from listener.emulator import Emulator
 from listener.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
 
@@ -53,3 +63,82 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+async def assert_mirrored(
+    conn: asyncpg.Connection,
+    emulator: Emulator,
+    config: Settings,
+    *,
+    failed: frozenset[str] = frozenset(),
+) -> None:
+    """Every syncable row is SYNCED with exactly one active item whose name and values are the
+    row's current state; nothing is left in the queue but the `failed` contacts keys."""
+    for table in config.tables:
+        assert table.board_id is not None
+        rows = await conn.fetch(f"SELECT * FROM {table.table}")
+        items = emulator.items(table.board_id, states=["active"])
+        per_key = collections.Counter(str(i.values.get("npd_id")) for i in items)
+        duplicated = [key for key, count in per_key.items() if count > 1]
+        assert not duplicated, f"{table.table}: several items for npd_id {duplicated}"
+        by_key = {str(i.values.get("npd_id")): i for i in items}
+        for row in rows:
+            key = str(row[table.key_column])
+            values = {k: (None if v is None else str(v)) for k, v in dict(row).items()}
+            if table.table == "contacts" and key in failed:
+                assert row["sync_status"] == "FAILED", (key, row["sync_status"])
+                continue
+            if not mapping.is_syncable(row["sync_enabled"], row["sync_direction"]):
+                assert key not in by_key, f"{table.table} {key} is not syncable but has an item"
+                continue
+            assert row["sync_status"] == "SYNCED", (table.table, key, row["sync_status"])
+            item = by_key.get(key)
+            assert item is not None, f"{table.table} {key} has no item"
+            assert row["monday_id"] == item.id, (table.table, key)
+            assert item.name == mapping.item_name(values, table, key)
+            assert item.values == mapping.column_values(values, table, key, create=True), key
+        keys = {str(r[table.key_column]) for r in rows}
+        assert set(by_key) <= keys, f"{table.table}: items for rows that are gone"
+    left = await conn.fetch("SELECT table_id, row_key, state FROM npd_sync.queue")
+    assert all(r["state"] == "failed" and r["row_key"] in failed for r in left), left
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.changes") == 0
+
+
+def write_config(path: Path, **tuning: float | str) -> Path:
+    """A mapping file with only a [tuning] section."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in tuning.items()]
+    path.write_text("[tuning]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+async def start_listener(
+    dsn: str,
+    emulator: Emulator,
+    workdir: Path,
+    *,
+    config: Path | None = None,
+    token: str = "test-token",
+    **env: str,
+) -> asyncio.subprocess.Process:
+    """`npd-sync listen` as a subprocess, logging JSON to its stderr."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": dsn,
+        "MONDAY_API_KEY": token,
+        "MONDAY_API_URL": emulator.url,
+        "MONDAY_CONTACTS_BOARD_ID": "1000000001",
+        "MONDAY_ORGANIZATIONS_BOARD_ID": "1000000002",
+        **({"NPD_SYNC_CONFIG": str(config)} if config else {}),
+        **env,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "--log-format",
+        "json",
+        "listen",
+        env=environment,
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

@@ -527,6 +527,12 @@ async def test_requests_carry_the_documented_headers_and_body(
     http: aioresponses, client: monday.Client
 ) -> None:
     http.post(URL, payload=ok({"me": ME}))
+    replies: list[monday.Reply] = []
+
+    async def seen(reply: monday.Reply) -> None:
+        replies.append(reply)
+
+    client.on_reply = seen
     assert await client.me() == ME
     [request] = sent(http)
     assert request.headers == {
@@ -535,8 +541,9 @@ async def test_requests_carry_the_documented_headers_and_body(
         "Content-Type": "application/json",
     }
     assert request.body == {"query": monday.ME_QUERY, "variables": {}}
-    assert client.last_reply is not None
-    assert client.last_reply.request_id == "req-ok"
+    [reply] = replies
+    assert reply.request_id == "req-ok"
+    assert reply.complexity is not None
 
 
 async def test_mutations_send_an_idempotency_key_reused_on_retry(

@@ -388,7 +388,7 @@ TABLE = '[tables.contacts]\nname = "{first_name}"\n'
             "String should match pattern",
         ),
         ("[tuning]\nbatch_size = 0\n", "tuning.batch_size", "greater than or equal to 1"),
-        ("[tuning]\nlease_seconds = 1\n", "tuning.lease_seconds", "greater than or equal to 5"),
+        ("[tuning]\nlease_seconds = 1\n", "tuning.lease_seconds", "greater than or equal to 2"),
         ('[tuning]\npoll_interval = "often"\n', "tuning.poll_interval", "valid number"),
     ],
 )

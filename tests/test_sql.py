@@ -24,9 +24,13 @@ QUERIES = {
     "forget_listener",
     "heartbeat",
     "ingest",
+    "observe",
+    "pause",
+    "paused_for",
     "pending_work",
     "release_leases",
     "renew_leases",
+    "reserve",
     "writers",
 }
 TEMPLATES = {"load_rows", "write_back"}
@@ -116,7 +120,7 @@ def test_unknown_names_raise_key_error() -> None:
 
 def test_migrations_are_numbered_from_one() -> None:
     found = sql.migrations()
-    assert [(m.version, m.name) for m in found] == [(1, "queue")]
+    assert [(m.version, m.name) for m in found] == [(1, "queue"), (2, "status")]
     assert "CREATE TABLE npd_sync.changes" in found[0].sql
     assert found[0].sql == found[0].sql.strip()
 

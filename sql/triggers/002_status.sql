@@ -11,6 +11,8 @@ CREATE TABLE npd_sync.monday (
     pause_reason text,
     complexity_remaining bigint,
     complexity_reset_at timestamptz,
+    requests_remaining integer,
+    requests_reset_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO npd_sync.monday DEFAULT VALUES;

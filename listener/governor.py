@@ -1,0 +1,188 @@
+"""Keeping every listener of a database inside Monday's limits, together.
+
+Monday limits an account per minute (complexity points, requests) and per day, and asks that
+mutations to one board not be sent concurrently (monday-api.md section 4). The budget lives in
+one row of `npd_sync.monday`, so several listener processes share it instead of each spending
+the whole of it: before a request a listener reserves its estimated cost there; after it, the
+figures Monday reports (`complexity { after reset_in_x_seconds }`, the `RateLimit` header)
+replace our estimate. When Monday says stop (429, complexity exhausted, daily limit, a refused
+token) every listener pauses until it says to try again. A board is held with an advisory
+lock while a request to it is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from listener import db, errors, monday, sql
+
+log = logging.getLogger("npd_sync.governor")
+
+BOARD_LOCK = 7237734  # advisory lock class; the object id is a hash of the board id
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """An account's per-minute limits (monday-api.md section 4)."""
+
+    complexity_per_minute: int
+    requests_per_minute: int
+    max_query_complexity: int = 5_000_000
+
+
+PLANS = {
+    "standard": Limits(10_000_000, 1_000),
+    "pro": Limits(10_000_000, 2_500),
+    "enterprise": Limits(10_000_000, 5_000),
+    # Trial, NGO and free accounts get a tenth of the complexity budget.
+    "free": Limits(1_000_000, 1_000),
+}
+
+
+def until_midnight_utc(now: dt.datetime | None = None) -> float:
+    """Seconds until Monday's daily limits reset (00:00 UTC)."""
+    now = now or dt.datetime.now(dt.UTC)
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (tomorrow - now).total_seconds()
+
+
+def pause_for(exc: errors.MondayError) -> float:
+    """How long all traffic should stop after `exc` (0: not an account-wide stop)."""
+    if exc.code == "DAILY_LIMIT_EXCEEDED":
+        return exc.retry_after if exc.retry_after else until_midnight_utc()
+    if exc.kind is errors.Kind.RATE_LIMITED:
+        return exc.retry_after if exc.retry_after is not None else 60.0
+    if exc.kind is errors.Kind.BLOCKED:
+        # A refused token or a blocked API: look again in a minute, fail no row meanwhile.
+        return exc.retry_after if exc.retry_after is not None else 60.0
+    return 0.0
+
+
+class Governor:
+    """Paces this listener's Monday requests within the budget it shares with the others."""
+
+    def __init__(self, pool: asyncpg.Pool, limits: Limits, *, max_wait: float = 10.0) -> None:
+        self.pool = pool
+        self.limits = limits
+        self.max_wait = max_wait
+        # Per-operation complexity, learnt from replies; Monday's docs put a create at 10,000.
+        self.op_cost = 10_000.0
+        self.waited = 0.0  # seconds spent waiting for the budget or a board, in total
+        self._paused_until = 0.0  # monotonic; a cache of the shared pause
+        self._paused_checked = 0.0
+
+    def cost(self, operations: int) -> int:
+        """Estimated complexity of a request with that many operations, within Monday's cap."""
+        return min(int(self.op_cost * max(operations, 1)) + 1, self.limits.max_query_complexity)
+
+    async def paused_for(self) -> float:
+        """Seconds left of the account-wide pause (read at most once a second)."""
+        now = time.monotonic()
+        if now - self._paused_checked >= 1.0:
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(sql.query("paused_for"))
+            self._paused_until = now + (row["seconds"] if row else 0.0)
+            self._paused_checked = now
+        return max(0.0, self._paused_until - now)
+
+    @contextlib.asynccontextmanager
+    async def request(self, board: str | None, operations: int) -> AsyncIterator[None]:
+        """Hold the board and this request's share of the budget while it is sent.
+
+        Raises errors.RateLimited when that would mean waiting longer than `max_wait`.
+        """
+        cost = self.cost(operations)
+        started = time.monotonic()
+        async with self.pool.acquire() as conn:
+            try:
+                if board is not None:
+                    await self._lock_board(conn, board, started)
+                await self._reserve(conn, cost, started)
+                yield
+            finally:
+                if board is not None:
+                    with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+                        await conn.execute(
+                            "SELECT pg_advisory_unlock($1, $2)", BOARD_LOCK, board_key(board)
+                        )
+
+    async def _lock_board(self, conn: db.Conn, board: str, started: float) -> None:
+        delay = 0.005
+        while not await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", BOARD_LOCK, board_key(board)
+        ):
+            # Another listener is sending to this board: Monday asks for one at a time.
+            if time.monotonic() - started > self.max_wait:
+                raise errors.RateLimited("board busy with another listener", retry_after=1.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        self.waited += time.monotonic() - started
+
+    async def _reserve(self, conn: db.Conn, cost: int, started: float) -> None:
+        limits = self.limits
+        while True:
+            row = await conn.fetchrow(
+                sql.query("reserve"), cost, limits.complexity_per_minute, limits.requests_per_minute
+            )
+            assert row is not None
+            if row["granted"]:
+                return
+            wait = max(float(row["wait"] or 0.0), 0.05)
+            if time.monotonic() - started + wait > self.max_wait:
+                reason = row["pause_reason"] or "complexity or request budget spent"
+                raise errors.RateLimited(f"waiting for Monday's limits: {reason}", retry_after=wait)
+            log.debug("governor.wait", extra={"seconds": round(wait, 2), "cost": cost})
+            await asyncio.sleep(wait)
+            self.waited += wait
+
+    async def observe(self, reply: monday.Reply) -> None:
+        """Take Monday's own figures from a reply, and learn the cost of an operation.
+
+        Best effort: a database hiccup here must not fail the request that just succeeded.
+        """
+        complexity = reply.complexity
+        operations = len([k for k in reply.data if k != "complexity"])
+        if complexity is not None and operations and complexity.query > 0:
+            # The mean of the last few requests: costs differ little between operations.
+            self.op_cost = 0.7 * self.op_cost + 0.3 * (complexity.query / operations)
+        minute = next(
+            (x for x in errors.parse_ratelimit(reply.headers.get("RateLimit", ""))
+             if x.name == "minuteRate"),
+            None,
+        )  # fmt: skip
+        with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+            async with self.pool.acquire() as conn:
+                await conn.execute(
+                    sql.query("observe"),
+                    complexity.after if complexity else None,
+                    float(complexity.reset_in_x_seconds) if complexity else None,
+                    int(minute.remaining) if minute and minute.remaining is not None else None,
+                    float(minute.reset) if minute and minute.reset is not None else None,
+                )
+
+    async def pause(self, exc: errors.MondayError) -> float:
+        """Stop every listener's traffic if `exc` calls for it; returns the pause in seconds."""
+        seconds = pause_for(exc)
+        if seconds > 0:
+            async with self.pool.acquire() as conn:
+                await conn.execute(sql.query("pause"), seconds, f"{exc.code or exc.kind.value}")
+            self._paused_checked = 0.0
+            log.warning(
+                "governor.paused",
+                extra={"seconds": round(seconds, 1), "reason": exc.code or exc.kind.value},
+            )
+        return seconds
+
+
+def board_key(board: str) -> int:
+    """A stable 31-bit number for a board id (advisory lock object id)."""
+    return zlib.crc32(board.encode()) & 0x7FFFFFFF
