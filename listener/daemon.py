@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from listener import __version__, db, monday, notify, queue, rows, sql, worker
+from listener import __version__, db, metrics, monday, notify, queue, rows, sql, worker
+from listener.metrics import Metrics
 from listener.settings import Settings
 
 log = logging.getLogger("npd_sync.daemon")
@@ -26,13 +27,25 @@ log = logging.getLogger("npd_sync.daemon")
 # Database errors that mean "try again in a moment", not "give up". Statement errors
 # (PostgresError) count too: a failover can make a server briefly read-only.
 DB_ERRORS = (*db.ERRORS, asyncpg.PostgresError)
+SUMMARY = 10.0  # seconds between summary log lines (only when there was work)
 
 
 class Daemon:
     """The listener process: one per `npd-sync listen`."""
 
-    def __init__(self, settings: Settings, *, shutdown_grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        shutdown_grace: float = 30.0,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
+    ) -> None:
         self.settings = settings
+        self.metrics = Metrics()
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.last_cycle = time.monotonic()  # when the drain loop last went round (health)
         self.dsn = settings.require_database()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop = asyncio.Event()
@@ -42,6 +55,7 @@ class Daemon:
         self.ready = asyncio.Event()  # set once the first drain is done (tests wait on it)
         self._db_failures = 0
         self._db_logged = 0.0
+        self._summarised = (0, 0, 0, 0, 0)
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then exit."""
@@ -59,7 +73,14 @@ class Daemon:
             async with contextlib.AsyncExitStack() as stack:
                 if client is not None:
                     await stack.enter_async_context(client)
-                self.worker = worker.Worker(self.settings, pool, client, tables, self.id)
+                self.worker = worker.Worker(
+                    self.settings, pool, client, tables, self.id, metrics=self.metrics
+                )
+                if self.metrics_port is not None:
+                    runner = await metrics.serve(
+                        self.metrics, self.healthy, self.metrics_host, self.metrics_port
+                    )
+                    stack.push_async_callback(runner.cleanup)
                 self._announce(tables)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
@@ -68,6 +89,8 @@ class Daemon:
                         self._every(self.settings.tuning.lease_seconds / 3, self._renew, pool),
                         name="leases",
                     ),
+                    asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
+                    asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                 ]
                 loop = asyncio.create_task(self._loop(), name="drain")
                 try:
@@ -149,6 +172,7 @@ class Daemon:
         poll = self.settings.tuning.poll_interval
         arm_wait = 0.005
         while not self.stop.is_set():
+            self.last_cycle = time.monotonic()
             await self.waker.disarm()
             if not await self._drain():
                 # The database is unreachable: the notify task says so; poll again later.
@@ -204,9 +228,15 @@ class Daemon:
             except DB_ERRORS as exc:
                 self._database_failed(exc)
                 return False
+            except Exception:
+                # A bug must cost one batch (given back to the queue), not the daemon.
+                log.exception("listener.batch_crashed")
+                await asyncio.sleep(1.0)
+                return False
             if self._db_failures:
                 log.info("listener.database_back", extra={"failures": self._db_failures})
                 self._db_failures = 0
+            self.last_cycle = time.monotonic()
             if handled == 0:
                 return True
         return True
@@ -231,6 +261,50 @@ class Daemon:
             except DB_ERRORS as exc:
                 log.debug("listener.side_task_failed", extra={"error": str(exc)})
             await asyncio.sleep(seconds)
+
+    def healthy(self) -> tuple[bool, str]:
+        """For /healthz: the LISTEN connection is up and the drain loop goes round."""
+        if not self.waker.connected.is_set():
+            return False, "LISTEN connection down"
+        # Idle, the loop goes round at least every poll interval; a batch is bounded by the
+        # request timeout (and Monday's pauses by max_rate_wait).
+        tuning = self.settings.tuning
+        allowed = tuning.poll_interval + 2 * tuning.request_timeout + tuning.max_rate_wait + 30
+        stalled = time.monotonic() - self.last_cycle
+        if stalled > allowed:
+            return False, f"queue not moving for {stalled:.0f}s"
+        return True, "ok"
+
+    async def _gauge(self, pool: asyncpg.Pool) -> None:
+        self.metrics.listen_connected.set(1 if self.waker.connected.is_set() else 0)
+        assert self.worker is not None
+        names = {t: self.worker.tables[t].name for t in self.worker.tables}
+        async with pool.acquire(timeout=10) as conn:
+            counts = await conn.fetch(sql.query("depth"))
+        for table_name in names.values():
+            for state in ("pending", "in_flight", "failed"):
+                self.metrics.queue_depth.labels(table_name, state).set(0)
+        for r in counts:
+            if r["table_id"] in names:
+                self.metrics.queue_depth.labels(names[r["table_id"]], r["state"]).set(r["n"])
+
+    async def _summary(self, pool: asyncpg.Pool) -> None:
+        # One line every SUMMARY seconds when there was work: rates, not a line per row.
+        assert self.worker is not None
+        stats = self.worker.stats
+        now = (stats.synced, stats.skipped, stats.failed, stats.retried, stats.waited)
+        previous, self._summarised = self._summarised, now
+        delta = [a - b for a, b in zip(now, previous, strict=True)]
+        if any(delta):
+            synced, skipped, failed, retried, waited = delta
+            log.info(
+                "sync.summary",
+                extra={
+                    "synced": synced, "skipped": skipped, "failed": failed,
+                    "retried": retried, "waited": waited, "per_second": round(synced / SUMMARY, 1),
+                    "requests": stats.requests,
+                },
+            )  # fmt: skip
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=10) as conn:

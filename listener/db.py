@@ -17,8 +17,15 @@ SERVER_SETTINGS = {"npd_sync.origin": "listener", "TimeZone": "UTC"}
 # A connection of our own or one borrowed from the pool.
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
-# Errors that mean "the database is unreachable or went away": retry, don't crash.
-ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+# Errors that mean "the database is unreachable or went away": retry, don't crash. asyncpg
+# raises InternalClientError when a connection broke in the middle of an operation.
+ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 # ... and those that also mean "not now" when connecting: starting up, out of connections.
 UNAVAILABLE = (*ERRORS, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -70,13 +70,20 @@ def pause_for(exc: errors.MondayError) -> float:
 class Governor:
     """Paces this listener's Monday requests within the budget it shares with the others."""
 
-    def __init__(self, pool: asyncpg.Pool, limits: Limits, *, max_wait: float = 10.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        limits: Limits,
+        *,
+        max_wait: float = 10.0,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.limits = limits
         self.max_wait = max_wait
+        self.on_wait = on_wait  # told of every wait, in seconds (metrics)
         # Per-operation complexity, learnt from replies; Monday's docs put a create at 10,000.
         self.op_cost = 10_000.0
-        self.waited = 0.0  # seconds spent waiting for the budget or a board, in total
         self._paused_until = 0.0  # monotonic; a cache of the shared pause
         self._paused_checked = 0.0
 
@@ -125,7 +132,7 @@ class Governor:
                 raise errors.RateLimited("board busy with another listener", retry_after=1.0)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
-        self.waited += time.monotonic() - started
+        self._waited(time.monotonic() - started)
 
     async def _reserve(self, conn: db.Conn, cost: int, started: float) -> None:
         limits = self.limits
@@ -142,7 +149,11 @@ class Governor:
                 raise errors.RateLimited(f"waiting for Monday's limits: {reason}", retry_after=wait)
             log.debug("governor.wait", extra={"seconds": round(wait, 2), "cost": cost})
             await asyncio.sleep(wait)
-            self.waited += wait
+            self._waited(wait)
+
+    def _waited(self, seconds: float) -> None:
+        if self.on_wait is not None and seconds > 0:
+            self.on_wait(seconds)
 
     async def observe(self, reply: monday.Reply) -> None:
         """Take Monday's own figures from a reply, and learn the cost of an operation.

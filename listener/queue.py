@@ -66,6 +66,11 @@ async def ingest(conn: db.Conn, limit: int = 1000) -> int:
     return int(await conn.fetchval(sql.query("ingest"), limit))
 
 
+async def enqueue(conn: db.Conn, table_id: int, keys: Sequence[str]) -> None:
+    """Queue rows by key, as a backfill does (uncertain: look for an item before creating)."""
+    await conn.execute(sql.query("enqueue"), table_id, list(keys))
+
+
 async def claim(
     conn: db.Conn,
     table_ids: Sequence[int],

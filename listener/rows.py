@@ -22,6 +22,8 @@ class Table:
     mapping: mapping.TableMapping
     load_sql: str
     write_sql: str
+    backlog_keys_sql: str
+    backlog_sql: str
 
     @property
     def name(self) -> str:
@@ -61,6 +63,8 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
             extra=extra,
             **names,
         ),
+        backlog_keys_sql=sql.template("backlog_keys").format(**names),
+        backlog_sql=sql.template("backlog").format(**names),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from listener import catalog, db, errors, governor, monday, plan, queue, rows, sql
+from listener.metrics import Metrics
 from listener.settings import Settings
 
 log = logging.getLogger("npd_sync.worker")
@@ -80,6 +82,7 @@ class Worker:
         tables: Sequence[rows.Table],
         listener_id: str,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -93,14 +96,21 @@ class Worker:
             tuning.write_back_retry_seconds,
         )  # fmt: skip
         self.stats = Stats()
+        self.metrics = metrics or Metrics()
         base = governor.PLANS[tuning.plan]
         limits = governor.Limits(
             tuning.complexity_per_minute or base.complexity_per_minute,
             tuning.requests_per_minute or base.requests_per_minute,
         )
-        self.governor = governor.Governor(pool, limits, max_wait=tuning.max_rate_wait)
+        self.governor = governor.Governor(
+            pool, limits, max_wait=tuning.max_rate_wait, on_wait=self.metrics.rate_wait.inc
+        )
         if client is not None:
-            client.on_reply = self.governor.observe
+            client.on_reply = self._on_reply
+
+    async def _on_reply(self, reply: monday.Reply) -> None:
+        self.metrics.requests.labels("200", "").inc()
+        await self.governor.observe(reply)
 
     @property
     def active_tables(self) -> list[int]:
@@ -230,6 +240,7 @@ class Worker:
 
     async def _note_request_error(self, exc: errors.MondayError) -> None:
         self.stats.errors[exc.code or exc.kind.value] += 1
+        self.metrics.requests.labels(str(exc.status or ""), exc.code or exc.kind.value).inc()
         with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
             await self.governor.pause(exc)
         level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
@@ -293,31 +304,47 @@ class Worker:
         stats = self.stats
         stats.batches += 1
         counts: dict[str, int] = defaultdict(int)
+        now = dt.datetime.now(dt.UTC)
+        failed = []
         for d in decisions:
-            outcome = d.completion.outcome
-            if outcome is queue.Outcome.DONE:
-                key = "synced" if d.status == "SYNCED" else "skipped"
-            else:
-                key = {"retry": "retried", "failed": "failed", "wait": "waited"}[outcome.value]
-            counts[key] += 1
+            c = d.completion
+            outcome = OUTCOME_NAMES[c.outcome]
+            if c.outcome is queue.Outcome.DONE and d.status != "SYNCED":
+                outcome = "skipped"
+            counts[outcome] += 1
+            self.metrics.changes.labels(self.tables[c.entry.table_id].name, outcome).inc()
+            if outcome == "synced":
+                self.metrics.latency.observe((now - c.entry.changed_at).total_seconds())
+            elif outcome == "failed":
+                failed.append(c)
         stats.synced += counts["synced"]
         stats.skipped += counts["skipped"]
         stats.failed += counts["failed"]
         stats.retried += counts["retried"]
         stats.waited += counts["waited"]
-        level = logging.INFO if counts["failed"] or counts["retried"] else logging.DEBUG
+        level = logging.INFO if failed or counts["retried"] else logging.DEBUG
         log.log(
             level,
             "sync.batch",
             extra={"rows": len(decisions), **counts, "ms": round(seconds * 1000)},
         )
-        for d in decisions:
-            if d.completion.outcome is queue.Outcome.FAILED:
-                log.warning(
-                    "sync.row_failed",
-                    extra={
-                        "table": self.tables[d.completion.entry.table_id].name,
-                        "key": d.completion.entry.key,
-                        "error": d.completion.error,
-                    },
-                )
+        # A few rows by name, not one line per row: a poison batch must not flood the log.
+        for c in failed[:3]:
+            log.warning(
+                "sync.row_failed",
+                extra={
+                    "table": self.tables[c.entry.table_id].name,
+                    "key": c.entry.key,
+                    "error": c.error,
+                },
+            )
+        if len(failed) > 3:
+            log.warning("sync.rows_failed", extra={"more": len(failed) - 3})
+
+
+OUTCOME_NAMES = {
+    queue.Outcome.DONE: "synced",
+    queue.Outcome.RETRY: "retried",
+    queue.Outcome.FAILED: "failed",
+    queue.Outcome.WAIT: "waited",
+}

@@ -53,6 +53,26 @@ WITH taken AS (
 )
 SELECT (SELECT count(*) FROM taken) AS records, (SELECT count(*) FROM stored) AS entries;
 
+-- name: enqueue
+-- Queue the rows $2 of table $1 (a backfill), marked uncertain so that the worker looks for an
+-- item already carrying their npd_id (an earlier import) before creating one.
+INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, next_attempt_at, uncertain)
+SELECT $1, k, now(), now(), true FROM unnest($2::text[]) AS k
+ ORDER BY k
+ON CONFLICT (table_id, row_key) DO UPDATE SET
+    version = q.version + 1,
+    uncertain = true,
+    state = 'pending',
+    attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+    next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END;
+
+-- name: backlog_left
+-- Entries of the tables $1 still pending, and in how many seconds the next one is due.
+SELECT count(*) AS pending,
+       extract(epoch FROM min(next_attempt_at) - now())::float8 AS due_in
+  FROM npd_sync.queue
+ WHERE table_id = ANY ($1::int2[]) AND state = 'pending';
+
 -- name: claim
 -- Lease up to $1 due entries of the tables $2 to listener $3 for $4 seconds. An entry whose
 -- lease ran out (its holder crashed) is due again.
@@ -158,6 +178,20 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
  WHERE l.locktype = 'relation' AND l.relation = 'npd_sync.changes'::regclass
    AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
    AND ($1::text[] IS NULL OR l.virtualtransaction = ANY ($1::text[]));
+
+-- name: depth
+-- Rows waiting per table and state, for the metrics (change records not yet ingested count as
+-- pending, one per record).
+SELECT table_id, state, sum(n)::bigint AS n FROM (
+    SELECT table_id,
+           CASE WHEN state = 'failed' THEN 'failed'
+                WHEN lease_until > now() THEN 'in_flight'
+                ELSE 'pending' END AS state,
+           count(*) AS n
+      FROM npd_sync.queue GROUP BY 1, 2
+    UNION ALL
+    SELECT table_id, 'pending', count(*) FROM npd_sync.changes GROUP BY 1
+) counts GROUP BY 1, 2;
 
 -- name: heartbeat
 -- Record that listener $1 is alive.

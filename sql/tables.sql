@@ -25,3 +25,21 @@ UPDATE {table} t
   FROM v JOIN locked l ON l.row_key = v.row_key::{key_type}
  WHERE t.{key} = l.row_key
 RETURNING t.{key}::text;
+
+-- name: backlog_keys
+-- Up to $2 keys, after $1 (from the first when $1 is null), of rows a backfill pushes:
+-- syncable and, unless $3, not SYNCED yet. In key order, for keyset pagination.
+SELECT t.{key}::text FROM {table} t
+ WHERE ($1::text IS NULL OR t.{key} > $1::text::{key_type})
+   AND t.sync_enabled
+   AND t.sync_direction::text IN ('BIDIRECTIONAL', 'NPD_TO_MONDAY')
+   AND ($3 OR t.monday_id IS NULL OR t.sync_status::text IS DISTINCT FROM 'SYNCED')
+ ORDER BY t.{key}
+ LIMIT $2;
+
+-- name: backlog
+-- How many rows a backfill pushes ($1: also those SYNCED already).
+SELECT count(*) FROM {table} t
+ WHERE t.sync_enabled
+   AND t.sync_direction::text IN ('BIDIRECTIONAL', 'NPD_TO_MONDAY')
+   AND ($1 OR t.monday_id IS NULL OR t.sync_status::text IS DISTINCT FROM 'SYNCED');

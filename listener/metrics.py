@@ -1,0 +1,90 @@
+"""`npd-sync listen --metrics-port N`: Prometheus metrics on /metrics, health on /healthz.
+
+The worker and the daemon count into a `Metrics` object as they go; the queue depth is read
+from the database by the daemon every few seconds. Each `Metrics` has a registry of its own,
+so that several listeners in one process (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# From a few milliseconds (idle listener, local Monday) to minutes (rate limits, retries).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+class Metrics:
+    """Everything `/metrics` shows."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.queue_depth = Gauge(
+            "npd_sync_queue_depth",
+            "Rows waiting, per table and state (pending, in_flight, failed).",
+            ["table", "state"],
+            registry=r,
+        )
+        self.changes = Counter(
+            "npd_sync_changes_total",
+            "Queue entries handled, per table and outcome (synced, skipped, failed, retried, "
+            "waited).",
+            ["table", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "npd_sync_commit_to_monday_seconds",
+            "From the change's transaction to Monday's answer, for synced rows.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "npd_sync_monday_requests_total",
+            "Requests to Monday, per HTTP status and error code ('' when none).",
+            ["status", "code"],
+            registry=r,
+        )
+        self.rate_wait = Counter(
+            "npd_sync_rate_limit_wait_seconds_total",
+            "Time spent waiting for Monday's limits or for a board another listener holds.",
+            registry=r,
+        )
+        self.listen_connected = Gauge(
+            "npd_sync_listen_connected", "1 while the LISTEN connection is up.", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+async def serve(
+    metrics: Metrics, healthy: Callable[[], tuple[bool, str]], host: str, port: int
+) -> web.AppRunner:
+    """Serve /metrics and /healthz until the returned runner is cleaned up."""
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        body = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        ok, why = healthy()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

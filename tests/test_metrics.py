@@ -1,0 +1,73 @@
+"""`listen --metrics-port`: Prometheus /metrics and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from listener import daemon
+from listener.emulator import Emulator
+from tests.conftest import MakeSettings
+from tests.helpers import eventually, write_config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_metrics_and_health(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", poll_interval=1)))
+    port = free_port()
+    listener = daemon.Daemon(config, metrics_port=port, metrics_host="127.0.0.1")
+    task = asyncio.create_task(listener.run())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        await conn.execute("INSERT INTO contacts (first_name) VALUES ('a'), ('b')")
+        await conn.execute("INSERT INTO contacts (first_name, email) VALUES ('c', 'broken')")
+        await eventually(
+            lambda: get(base + "/metrics"),
+            lambda r: (
+                'npd_sync_changes_total{outcome="synced",table="contacts"} 2.0' in r[1]
+                and 'npd_sync_changes_total{outcome="failed",table="contacts"} 1.0' in r[1]
+                and "npd_sync_listen_connected 1.0" in r[1]
+                and 'npd_sync_queue_depth{state="failed",table="contacts"} 1.0' in r[1]
+            ),
+            timeout=15,
+        )
+        _, text = await get(base + "/metrics")
+        assert "npd_sync_commit_to_monday_seconds_count 2.0" in text
+        assert 'npd_sync_monday_requests_total{code="",status="200"}' in text
+        assert "npd_sync_rate_limit_wait_seconds_total" in text
+        assert await get(base + "/healthz") == (200, "ok\n")
+
+        listener.last_cycle = time.monotonic() - 3600  # as if the drain loop were stuck
+        status, body = await get(base + "/healthz")
+        assert status == 503
+        assert body.startswith("queue not moving for")
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_health_fails_while_the_listen_connection_is_down(
+    make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    listener = daemon.Daemon(make_settings(), metrics_port=free_port())
+    assert listener.healthy() == (False, "LISTEN connection down")  # not connected yet
+    listener.waker.connected.set()
+    assert listener.healthy() == (True, "ok")
