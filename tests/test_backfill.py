@@ -165,7 +165,7 @@ async def test_backfill_beside_a_running_listener(
         NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", batch_size=10, poll_interval=0.2))
     )
     async with running(config) as listener:
-        ok, lines = await backfill(config)
+        ok, _ = await backfill(config)
         await conn.execute("UPDATE contacts SET notes = 'while backfilling' WHERE id % 3 = 0")
         await eventually(
             lambda: conn.fetchval(
