@@ -77,6 +77,9 @@ class TableMapping:
     columns: tuple[Column, ...] = ()
     npd_id_column: str | None = "npd_id"
     on_delete: DeletePolicy = "archive"
+    # Let Monday add status/dropdown labels it does not know yet (needs permission to change
+    # the board's structure); otherwise an unknown label fails the row.
+    create_labels: bool = False
     name_fields: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ class Create:
     name: str
     values: Mapping[str, Any]
     change: str = ""
+    create_labels: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Update:
     item_id: str
     values: Mapping[str, Any]
     change: str = ""
+    create_labels: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,7 @@ def build_mutation(board_id: str, ops: Sequence[Op]) -> tuple[str, dict[str, Any
                 declarations += [f"$n{i}: String!", f"$v{i}: JSON"]
                 fields.append(
                     f"o{i}: create_item(board_id: $b, item_name: $n{i}, "
-                    f"column_values: $v{i}) {{ id }}"
+                    f"column_values: $v{i}{_LABELS[op.create_labels]}) {{ id }}"
                 )
                 variables[f"n{i}"] = op.name
                 variables[f"v{i}"] = _json(op.values)
@@ -138,7 +140,7 @@ def build_mutation(board_id: str, ops: Sequence[Op]) -> tuple[str, dict[str, Any
                 declarations += [f"$i{i}: ID", f"$v{i}: JSON!"]
                 fields.append(
                     f"o{i}: change_multiple_column_values(board_id: $b, item_id: $i{i}, "
-                    f"column_values: $v{i}) {{ id }}"
+                    f"column_values: $v{i}{_LABELS[op.create_labels]}) {{ id }}"
                 )
                 variables[f"i{i}"] = op.item_id
                 variables[f"v{i}"] = _json(op.values)
@@ -168,6 +170,9 @@ NEXT_PAGE_QUERY = (
     f"{COMPLEXITY_FIELD} }}"
 )
 ME_QUERY = f"query {{ me {{ id name email }} {COMPLEXITY_FIELD} }}"
+
+
+_LABELS = {False: "", True: ", create_labels_if_missing: true"}
 
 
 def _json(values: Mapping[str, Any]) -> str:

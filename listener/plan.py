@@ -170,8 +170,9 @@ def operations(
             continue
         target = p.item_id if p.push == "update" else adopt(found.get(key, []))
         if target is not None:
-            updates.append(monday.Update(key, target, {**p.values, "name": p.name}, change))
+            values = {**p.values, "name": p.name}
+            updates.append(monday.Update(key, target, values, change, table.create_labels))
         else:
             values = {k: v for k, v in p.values.items() if v is not None}
-            creates.append(monday.Create(key, p.name, values, change))
+            creates.append(monday.Create(key, p.name, values, change, table.create_labels))
     return creates + updates + retires

@@ -131,6 +131,7 @@ class TableFile(_Strict):
     name: str
     npd_id_column: str | None = "npd_id"
     on_delete: Literal["archive", "delete", "ignore"] = "archive"
+    create_labels: bool = False
     columns: dict[str, ColumnFile] = {}
 
     @field_validator("board_id", mode="before")
@@ -318,6 +319,7 @@ def _replace_board(table: mapping.TableMapping, board: str | None) -> mapping.Ta
         columns=table.columns,
         npd_id_column=table.npd_id_column,
         on_delete=table.on_delete,
+        create_labels=table.create_labels,
     )
 
 
@@ -340,4 +342,5 @@ def _table(name: str, spec: TableFile) -> mapping.TableMapping:
         columns=columns,
         npd_id_column=spec.npd_id_column,
         on_delete=spec.on_delete,
+        create_labels=spec.create_labels,
     )
