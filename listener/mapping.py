@@ -214,7 +214,8 @@ def _phone(text: str, column: Column) -> dict[str, str]:
         raise MappingError(f"column {column.id}: phone {text!r} cannot be read{hint}") from exc
     country = phonenumbers.region_code_for_number(number) or region
     if not country or country == "001":
-        raise MappingError(f"column {column.id}: phone {text!r} has no country")
+        # No region matches the number: libphonenumber (which Monday uses) finds it invalid.
+        raise MappingError(f"column {column.id}: phone {text!r} is not a valid number")
     return {
         "phone": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         "countryShortName": country,

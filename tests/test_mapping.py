@@ -324,7 +324,7 @@ def test_phone_country_is_derived(
         ("call me", "US", "cannot be read"),
         ("+999 123", None, "cannot be read"),
         ("0", "DE", "cannot be read"),
-        ("+800 1234 5678", None, "has no country"),  # international freephone: no country
+        ("+800 1234 5678", None, "is not a valid number"),  # international freephone: no country
     ],
 )
 def test_unreadable_phone_numbers_are_mapping_errors(
