@@ -8,12 +8,12 @@ import asyncio
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import click
 
-from listener import __version__, commands, emulator, install, logs, settings, worker
+from listener import __version__, commands, emulator, install, logs, retry, settings, status, worker
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -33,16 +33,19 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def run(coro: Coroutine[Any, Any, None]) -> None:
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command coroutine, turning known failures into one line and an exit code."""
     try:
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is optional on some platforms
-            asyncio.run(coro)
+            return asyncio.run(coro)
         else:
-            uvloop.run(coro)
-    except settings.ConfigError as exc:
+            return uvloop.run(coro)
+    except (settings.ConfigError, retry.UsageError) as exc:
         fail(str(exc), 2)
     except (install.InstallError, worker.NotInstalled) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
@@ -99,9 +102,76 @@ def uninstall() -> None:
 
 
 @main.command(epilog=ENVIRONMENT)
-def listen() -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus /metrics and /healthz on this port.",
+)
+def listen(metrics_port: int | None) -> None:
     """Sync every committed change to Monday until SIGTERM or SIGINT."""
-    run(commands.listen(load_settings()))
+    run(commands.listen(load_settings(), metrics_port=metrics_port))
+
+
+@main.command(epilog=ENVIRONMENT)
+@click.option("--table", metavar="TABLE", help="Only this table (as configured).")
+@click.option("--all", "everything", is_flag=True, help="Also re-push rows already SYNCED.")
+@click.option("--dry-run", is_flag=True, help="Say what would be pushed, with sample payloads.")
+def backfill(table: str | None, everything: bool, dry_run: bool) -> None:
+    """Push existing rows that were never synced or are not SYNCED, through the listener's
+    queue: safe beside a running listener, safe to interrupt and run again. Items already on
+    the board with the row's npd_id are adopted, not duplicated. Exit 1 if rows FAILED."""
+    ok = run(
+        commands.backfill(
+            load_settings(), table=table, everything=everything, dry_run=dry_run, echo=click.echo
+        )
+    )
+    sys.exit(0 if ok else 1)
+
+
+@main.command(name="status", epilog=status.JSON_KEYS + "\n" + ENVIRONMENT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys below).")
+def status_cmd(as_json: bool) -> None:
+    """Per table: pending, in-flight, failed and synced rows, the oldest pending change; the
+    latest errors; the listeners; Monday's state. Exit 0 whatever the counts; 1 when
+    npd-sync is not installed in the database."""
+    run(commands.status(load_settings(), as_json=as_json, echo=click.echo))
+
+
+@main.command(name="retry", epilog=ENVIRONMENT)
+@click.option("--table", metavar="TABLE", help="Only this table (as configured).")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="KEY",
+    help="Only the row with this primary key; repeatable. Needs --table when several tables "
+    "are configured.",
+)
+def retry_cmd(table: str | None, ids: tuple[str, ...]) -> None:
+    """Put failed rows back in the queue: due now, with a fresh set of attempts, and their
+    sync_status back to PENDING. The last error is kept until the next attempt."""
+    ok = run(commands.retry(load_settings(), table=table, ids=ids, echo=click.echo))
+    sys.exit(0 if ok else 1)
+
+
+@main.command(name="check", epilog=ENVIRONMENT)
+def check_cmd() -> None:
+    """Check the database (reachable, tables and columns, capture installed and current), the
+    Monday token, the API version and the boards (present, mapped columns with matching
+    types). One line per check; exit 1 if any failed (⚠ warnings do not fail)."""
+    config = load_settings(database=False)
+    unicode = _can_print("✓⚠✗")
+    ok = run(commands.check(config, echo=click.echo, unicode=unicode))
+    sys.exit(0 if ok else 1)
+
+
+def _can_print(text: str) -> bool:
+    """Whether stdout's encoding can show these characters (else check prints ASCII marks)."""
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 @main.command(name="emulator")

@@ -402,3 +402,83 @@ class Client:
                 "the token is not accepted (me is null)", request_id=reply.request_id
             )
         return me
+
+
+# --- for `npd-sync check`: who the token is, the version served, the boards ------------------
+
+ABOUT_QUERY = f"query {{ me {{ id name email }} version {{ value kind }} {COMPLEXITY_FIELD} }}"
+BOARDS_QUERY = (
+    "query ($ids: [ID!], $l: Int) { boards(ids: $ids, limit: $l, state: all) { "
+    "id name state columns { id title type archived } } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+BOARDS_PAGE = 100  # board ids asked for in one request
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """What `about` learnt: the token's user and the API version that answered."""
+
+    user: Mapping[str, Any]
+    served_version: str | None  # the response's API-Version header
+    version_kind: str | None  # current, maintenance, release_candidate, deprecated, ...
+
+
+@dataclass(frozen=True, slots=True)
+class BoardColumn:
+    id: str
+    title: str
+    type: str  # Monday's ColumnType, e.g. "text", "email"
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoardInfo:
+    id: str
+    name: str
+    state: str  # active, archived or deleted
+    columns: Mapping[str, BoardColumn]
+
+
+async def about(client: Client) -> About:
+    """Check the token (`me`) and read the version Monday serves; raises MondayError."""
+    reply = await client.post(ABOUT_QUERY, {})
+    me = reply.data.get("me")
+    if not isinstance(me, dict):
+        raise field_error(reply, "me") or errors.Blocked(
+            "the token is not accepted (me is null)", request_id=reply.request_id
+        )
+    version = reply.data.get("version")
+    kind = version.get("kind") if isinstance(version, dict) else None
+    served = reply.headers.get("API-Version")
+    if served is None and isinstance(version, dict) and isinstance(version.get("value"), str):
+        served = version["value"]
+    return About(me, served, kind if isinstance(kind, str) else None)
+
+
+async def boards(client: Client, ids: Sequence[str]) -> dict[str, BoardInfo]:
+    """The boards among `ids` that the token can see (in any state), with their columns."""
+    found: dict[str, BoardInfo] = {}
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), BOARDS_PAGE):
+        page = wanted[start : start + BOARDS_PAGE]
+        reply = await client.post(BOARDS_QUERY, {"ids": page, "l": len(page)})
+        error = field_error(reply, "boards")
+        if error is not None:
+            raise error
+        for board in reply.data.get("boards") or []:
+            if not isinstance(board, dict) or board.get("id") is None:
+                continue
+            columns = {
+                str(c["id"]): BoardColumn(
+                    str(c["id"]), str(c.get("title") or ""), str(c.get("type") or ""),
+                    bool(c.get("archived")),
+                )
+                for c in board.get("columns") or []
+                if isinstance(c, dict) and c.get("id") is not None
+            }  # fmt: skip
+            found[str(board["id"])] = BoardInfo(
+                str(board["id"]), str(board.get("name") or ""), str(board.get("state") or ""),
+                columns,
+            )  # fmt: skip
+    return found

@@ -1,6 +1,7 @@
 """The project's SQL, loaded by name from the `.sql` files, and identifier quoting.
 
-`sql/queries.sql` holds named queries (`-- name: claim` then a description line);
+`sql/queries.sql` holds named queries (`-- name: claim` then a description line), and
+`sql/commands.sql` those of the operator commands (status, retry, check), in the same format;
 `sql/triggers/NNN_*.sql` are the numbered schema migrations; `sql/triggers/attach.sql` and
 `sql/tables.sql` are templates whose `{placeholders}` are only ever filled with values from
 `quote_ident`, `quote_literal` or integers.
@@ -49,6 +50,11 @@ def _queries(filename: str) -> dict[str, str]:
 def query(name: str) -> str:
     """A named query from sql/queries.sql."""
     return _queries("queries.sql")[name]
+
+
+def command(name: str) -> str:
+    """A named query or template of the operator commands, from sql/commands.sql."""
+    return _queries("commands.sql")[name]
 
 
 def template(name: str) -> str:

@@ -78,8 +78,10 @@ def test_a_full_batch_is_valid(schema: GraphQLSchema) -> None:
         (monday.LOOKUP_QUERY, {"b": BOARD, "c": "npd_id", "v": ["1", "2"], "l": 500}),
         (monday.NEXT_PAGE_QUERY, {"cursor": "MSw5NzI4MjM", "c": "npd_id", "l": 500}),
         (monday.ME_QUERY, {}),
+        (monday.ABOUT_QUERY, {}),
+        (monday.BOARDS_QUERY, {"ids": [BOARD, "1000000002"], "l": 2}),
     ],
-    ids=["LOOKUP_QUERY", "NEXT_PAGE_QUERY", "ME_QUERY"],
+    ids=["LOOKUP_QUERY", "NEXT_PAGE_QUERY", "ME_QUERY", "ABOUT_QUERY", "BOARDS_QUERY"],
 )
 def test_every_query_is_valid(
     schema: GraphQLSchema, document: str, variables: dict[str, Any]
@@ -110,5 +112,34 @@ async def test_what_the_client_actually_sends_is_valid(
         await client.mutate(BOARD, [OPS["archive"], OPS["delete"]])
     requests = sent(http)
     assert len(requests) == 5
+    for request in requests:
+        assert problems(schema, request.query, request.variables) == [], request.query
+
+
+async def test_what_check_sends_is_valid(schema: GraphQLSchema, http: aioresponses) -> None:
+    # monday.about and monday.boards (npd-sync check), taken from the wire; 150 boards take
+    # two requests.
+    http.post(
+        URL,
+        payload={"data": {"me": {"id": "1", "name": "n", "email": "e"},
+                          "version": {"value": "2026-07", "kind": "maintenance"}}},
+        headers={"API-Version": "2026-07"},
+    )  # fmt: skip
+    column = {"id": "email", "title": "E-mail", "type": "email", "archived": False}
+    first = [{"id": str(i), "name": f"b{i}", "state": "active", "columns": [column]}
+             for i in range(100)]  # fmt: skip
+    http.post(URL, payload={"data": {"boards": first}})
+    http.post(URL, payload={"data": {"boards": [{"id": "120", "name": "x", "state": "archived"}]}})
+    async with monday.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION) as client:
+        about = await monday.about(client)
+        found = await monday.boards(client, [str(i) for i in range(150)])
+    assert (about.served_version, about.version_kind, about.user["name"]) == (
+        "2026-07", "maintenance", "n",
+    )  # fmt: skip
+    assert len(found) == 101
+    assert found["7"].columns["email"] == monday.BoardColumn("email", "E-mail", "email", False)
+    assert (found["120"].state, found["120"].columns) == ("archived", {})
+    requests = sent(http)
+    assert [len(r.variables.get("ids", [])) for r in requests] == [0, 100, 50]
     for request in requests:
         assert problems(schema, request.query, request.variables) == [], request.query
