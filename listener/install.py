@@ -17,6 +17,7 @@ import asyncpg
 from listener import catalog, db, mapping, notify, sql
 
 INSTALL_LOCK = 7237733  # pg_advisory_xact_lock key serialising installs
+TRIGGERS = 5  # npd_sync_insert, _update, _rekey, _delete, _truncate on each table
 
 BOOTSTRAP = """\
 CREATE SCHEMA IF NOT EXISTS npd_sync;
@@ -118,7 +119,10 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
         if not known:
             next_id += 1
         ddl = attach_ddl(table_id, info, table)
-        if known and known["ddl_hash"] == _hash(ddl) and known["name"] == table.table:
+        whole = known is not None and (
+            await conn.fetchval(sql.query("enabled_triggers"), info.relation) == TRIGGERS
+        )
+        if known and whole and known["ddl_hash"] == _hash(ddl) and known["name"] == table.table:
             result.notes.append(f"{table.table}: capture up to date")
             continue
         record = (
@@ -129,7 +133,13 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
             "name = excluded.name, key_column = excluded.key_column, "
             "ddl_hash = excluded.ddl_hash, attached_at = now();"
         )
-        verb = "update capture on" if known else "attach capture to"
+        verb = "attach capture to"
+        if known:
+            verb = (
+                "update capture on"
+                if whole
+                else "restore capture (triggers dropped or disabled) on"
+            )
         result.steps.append(
             Step(f"{verb} {table.table} (table id {table_id})", ddl + "\n" + record)
         )

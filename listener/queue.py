@@ -45,7 +45,11 @@ class Entry:
 
     @property
     def interrupted(self) -> bool:
-        """An earlier claim ended without an outcome (its listener died mid-flight)."""
+        """An earlier claim ended without an outcome (its listener died mid-flight).
+
+        Every claim counts in `claims` and every failed attempt in `attempts`; both start again
+        from 0 when the entry does (new data after a failure, `npd-sync retry`).
+        """
         return self.claims > self.attempts + 1
 
 

@@ -64,7 +64,7 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
             **names,
         ),
         backlog_keys_sql=sql.template("backlog_keys").format(**names),
-        backlog_sql=sql.template("backlog").format(**names),
+        backlog_sql=sql.template("backlog").format(table=info.relation),
     )
 
 

@@ -62,7 +62,9 @@ class EnvValues(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _dsn(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^postgres(ql)?://", value):
+        if value is None or not value.strip():
+            return None  # empty is unset, as for every other variable
+        if not re.match(r"^postgres(ql)?://", value):
             raise ValueError("must be a postgresql:// URL")
         return value
 
@@ -76,7 +78,7 @@ class EnvValues(BaseModel):
     @field_validator("monday_api_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not re.match(r"^\d{4}-\d{2}$", value):
+        if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", value):
             raise ValueError("must look like 2026-10")
         return value
 

@@ -24,6 +24,12 @@ SELECT c.oid::regclass::text AS relation,
 SELECT id, name, relation::text AS relation, key_column::text AS key_column, ddl_hash
   FROM npd_sync.tables ORDER BY id;
 
+-- name: enabled_triggers
+-- How many of npd-sync's triggers on the table $1 exist and are enabled (all five: capture is
+-- whole).
+SELECT count(*) FROM pg_catalog.pg_trigger
+ WHERE tgrelid = $1::regclass AND tgname::text LIKE 'npd\_sync\_%' AND tgenabled IN ('O', 'A');
+
 -- name: ingest
 -- Move up to $1 change records into the queue, folding all changes of one row into one entry.
 -- SKIP LOCKED lets several listeners ingest at once; application inserts never wait on it.
@@ -46,7 +52,9 @@ WITH taken AS (
         archive_ids = ARRAY(SELECT DISTINCT unnest(q.archive_ids || excluded.archive_ids)),
         -- New data may fix what made the row fail: it gets a fresh set of attempts.
         state = 'pending',
+        -- (claims counts claims since the last fresh start: see queue.Entry.interrupted)
         attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+        claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
         next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END,
         changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
     RETURNING 1
@@ -64,6 +72,7 @@ ON CONFLICT (table_id, row_key) DO UPDATE SET
     uncertain = true,
     state = 'pending',
     attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+    claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
     next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END;
 
 -- name: backlog_left
@@ -144,6 +153,8 @@ WITH r AS (
             WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0
             WHEN m.outcome IN ('retry', 'failed') THEN q.attempts + 1
             ELSE q.attempts END,
+        claims = CASE WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0
+                      ELSE q.claims END,
         next_attempt_at = CASE
             WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN now()
             ELSE now() + make_interval(secs => m.delay) END

@@ -250,3 +250,22 @@ async def test_cli_install_twice(empty_dsn: str) -> None:
     second = await asyncio.to_thread(run_cli, "install", env={"DATABASE_URL": empty_dsn})
     assert second.returncode == 0
     assert second.stdout.endswith("nothing to do: npd-sync is installed and up to date\n")
+
+
+async def test_install_restores_dropped_or_disabled_triggers(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        await conn.execute("ALTER TABLE contacts DISABLE TRIGGER npd_sync_update")
+        await conn.execute("DROP TRIGGER npd_sync_delete ON organizations")
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert [s.description for s in plan.steps] == [
+            "restore capture (triggers dropped or disabled) on contacts (table id 1)",
+            "restore capture (triggers dropped or disabled) on organizations (table id 2)",
+        ]
+        assert await install.install(conn, DEFAULT_TABLES) == install.Plan(
+            notes=["contacts: capture up to date", "organizations: capture up to date"]
+        )
+    finally:
+        await conn.close()

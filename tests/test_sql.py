@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 QUERIES = {
     "arm",
     "attached_tables",
+    "backlog_left",
     "claim",
     "complete",
+    "depth",
     "describe_table",
     "disarm",
+    "enabled_triggers",
+    "enqueue",
     "forget_listener",
     "heartbeat",
     "ingest",
@@ -33,7 +37,7 @@ QUERIES = {
     "reserve",
     "writers",
 }
-TEMPLATES = {"load_rows", "write_back"}
+TEMPLATES = {"backlog", "backlog_keys", "load_rows", "write_back"}
 
 
 # --- parse_queries ------------------------------------------------------------------------
@@ -288,7 +292,12 @@ def test_every_placeholder_of_tables_sql_is_filled_by_rows(
     real = sql.template
     monkeypatch.setattr(sql, "template", lambda n: recording if n == name else real(n))
     table = rows.compile_table(3, mapping.default_mappings()[0], _info())
-    compiled = table.load_sql if name == "load_rows" else table.write_sql
+    compiled = {
+        "load_rows": table.load_sql,
+        "write_back": table.write_sql,
+        "backlog": table.backlog_sql,
+        "backlog_keys": table.backlog_keys_sql,
+    }[name]
     # Every placeholder is filled; nothing is filled that the template does not have.
     assert recording.filled is not None
     assert _placeholders(template) == set(recording.filled)
