@@ -111,17 +111,16 @@ def write_config(path: Path, **tuning: float | str) -> Path:
     return path
 
 
-async def start_listener(
+def cli_env(
     dsn: str,
     emulator: Emulator,
-    workdir: Path,
     *,
     config: Path | None = None,
     token: str = "test-token",
     **env: str,
-) -> asyncio.subprocess.Process:
-    """`npd-sync listen` as a subprocess, logging JSON to its stderr."""
-    environment = {
+) -> dict[str, str]:
+    """The environment of an `npd-sync` subprocess against the test database and emulator."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": dsn,
         "MONDAY_API_KEY": token,
@@ -131,14 +130,18 @@ async def start_listener(
         **({"NPD_SYNC_CONFIG": str(config)} if config else {}),
         **env,
     }
+
+
+async def start_cli(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`npd-sync <args>` as a subprocess (JSON logs), its output piped."""
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "cli.py"),
-        "--log-format",
-        "json",
-        "listen",
-        env=environment,
-        cwd=workdir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+        sys.executable, str(ROOT / "cli.py"), "--log-format", "json", *args,
+        env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def start_listener(
+    dsn: str, emulator: Emulator, workdir: Path, *, config: Path | None = None, **env: str
+) -> asyncio.subprocess.Process:
+    """`npd-sync listen` as a subprocess, logging JSON to its stderr."""
+    return await start_cli("listen", env=cli_env(dsn, emulator, config=config, **env), cwd=workdir)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -12,8 +10,8 @@ import pytest
 
 from listener import commands
 from listener.emulator import Emulator
-from tests.conftest import CONTACTS_BOARD, ROOT, TOKEN, MakeSettings
-from tests.helpers import assert_mirrored, eventually, write_config
+from tests.conftest import CONTACTS_BOARD, MakeSettings
+from tests.helpers import assert_mirrored, cli_env, eventually, start_cli, write_config
 from tests.test_daemon import running
 
 PRE_EXISTING = """
@@ -120,21 +118,9 @@ async def test_interrupted_backfill_rerun_creates_no_duplicates(
     tmp_path: Path,
 ) -> None:
     await conn.execute(PRE_EXISTING.format(n=300))
-    config_file = write_config(tmp_path / "t.toml", batch_size=10)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": dsn,
-        "MONDAY_API_KEY": TOKEN,
-        "MONDAY_API_URL": emulator.url,
-        "MONDAY_CONTACTS_BOARD_ID": CONTACTS_BOARD,
-        "MONDAY_ORGANIZATIONS_BOARD_ID": "1000000002",
-        "NPD_SYNC_CONFIG": str(config_file),
-    }
+    env = cli_env(dsn, emulator, config=write_config(tmp_path / "t.toml", batch_size=10))
     emulator.set_faults(latency=0.05)
-    first = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "cli.py"), "backfill", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    first = await start_cli("backfill", env=env, cwd=tmp_path)
     await eventually(lambda: _count(emulator), lambda n: n >= 30, timeout=30)
     first.send_signal(signal.SIGINT)  # Ctrl-C, in the middle of it
     await first.communicate()
@@ -143,10 +129,7 @@ async def test_interrupted_backfill_rerun_creates_no_duplicates(
     assert 0 < done_before < 240
 
     emulator.set_faults(latency=0.0)
-    second = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "cli.py"), "backfill", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    second = await start_cli("backfill", env=env, cwd=tmp_path)
     out, err = await second.communicate()
     assert second.returncode == 0, err.decode()
     assert out.decode().splitlines()[-1].startswith("done:")

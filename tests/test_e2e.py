@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import asyncpg
 
 from listener.emulator import Emulator
-from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, ROOT, TOKEN
-from tests.helpers import eventually
-
-
-async def start_listener(
-    dsn: str, emulator: Emulator, tmp_path: Path, **env: str
-) -> asyncio.subprocess.Process:
-    config = tmp_path / "npd-sync.toml"
-    config.write_text("[tuning]\npoll_interval = 600\n")
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": dsn,
-        "MONDAY_API_KEY": TOKEN,
-        "MONDAY_API_URL": emulator.url,
-        "MONDAY_CONTACTS_BOARD_ID": CONTACTS_BOARD,
-        "MONDAY_ORGANIZATIONS_BOARD_ID": ORGANIZATIONS_BOARD,
-        "NPD_SYNC_CONFIG": str(config),
-        **env,
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "cli.py"),
-        "--log-format",
-        "json",
-        "listen",
-        env=environment,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, TOKEN
+from tests.helpers import eventually, start_listener
 
 
 async def test_listen_subprocess_syncs_and_stops_cleanly(
     dsn: str, conn: asyncpg.Connection, emulator: Emulator, tmp_path: Path
 ) -> None:
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('before start')")
-    process = await start_listener(dsn, emulator, tmp_path)
+    config = tmp_path / "npd-sync.toml"
+    config.write_text("[tuning]\npoll_interval = 600\n")
+    process = await start_listener(dsn, emulator, tmp_path, config=config)
     try:
         await eventually(
             lambda: conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'SYNCED'"),

@@ -18,7 +18,9 @@
 -- The wake-up: a NOTIFY makes every notifying commit take a global lock, so it is sent only
 -- while a listener is idle and waiting: npd_sync.waiting > 0 (one cheap read for every writer)
 -- and the listener still holding the advisory lock {wake_lock} it took when it started
--- waiting (checked only then; a listener that died releases it with its connection). Never
+-- waiting (checked only then; a listener that died releases it with its connection). The
+-- check is written out in each function: calling a shared plpgsql function costs a writer
+-- measurably more. Never
 -- when PostgreSQL's notification queue is half full, so that a listener that stopped reading
 -- cannot make the application's commits fail. See listener/notify.py. Nothing here calls out
 -- of the database or raises for sync reasons.
