@@ -63,8 +63,8 @@ format: setup ## fix what ruff can, then format
 demo: setup ## run the demo (devtools/demo.py)
 	$(BIN)/python -m devtools.demo
 
-bench: setup ## run the benchmarks (bench/)
-	$(BIN)/python -m bench
+bench: setup ## run the benchmarks (bench/; BENCH_ARGS='--quick --only P1,P3')
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove caches, build output and .tmp/ (stopping any server in it)
 	@if [ -d .tmp ] && [ -x $(BIN)/python ]; then \
