@@ -80,6 +80,7 @@ async def run(settings: Settings, pool: asyncpg.Pool, client: monday.Client,
     async with pool.acquire() as conn:
         for table in tables:
             report.queued[table.name] = await _queue_table(conn, table, everything)
+        await conn.execute("ANALYZE npd_sync.queue")  # so that claims use its index
     total = sum(report.queued.values())
     echo(", ".join(f"{name}: {n} queued" for name, n in report.queued.items()) or "nothing")
     w = worker.Worker(settings, pool, client, tables, f"backfill:{id(report):x}")

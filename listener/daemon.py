@@ -56,6 +56,7 @@ class Daemon:
         self._db_failures = 0
         self._db_logged = 0.0
         self._summarised = (0, 0, 0, 0, 0)
+        self._vacuumed = 0
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then exit."""
@@ -91,6 +92,7 @@ class Daemon:
                     ),
                     asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
+                    asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
                 ]
                 loop = asyncio.create_task(self._loop(), name="drain")
                 try:
@@ -305,6 +307,17 @@ class Daemon:
                     "requests": stats.requests,
                 },
             )  # fmt: skip
+
+    async def _vacuum(self, pool: asyncpg.Pool) -> None:
+        # The change log and the queue churn: every row is written, then deleted. Reclaim the
+        # space once a minute when there was work, in case autovacuum is off or behind (it is
+        # cheap on tables this small; skipped with a warning unless we own them).
+        assert self.worker is not None
+        if self.worker.ingested == self._vacuumed:
+            return
+        self._vacuumed = self.worker.ingested
+        async with pool.acquire(timeout=10) as conn:
+            await conn.execute("VACUUM npd_sync.changes, npd_sync.queue")
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=10) as conn:

@@ -42,7 +42,7 @@ async def connect(
 
 
 async def create_pool(
-    dsn: str, *, application_name: str = "npd-sync listen", size: int = 4
+    dsn: str, *, application_name: str = "npd-sync listen", size: int = 6
 ) -> asyncpg.Pool:
     """The pool for queue work and write-backs."""
     pool = await asyncpg.create_pool(
@@ -52,6 +52,13 @@ async def create_pool(
         server_settings=_settings(application_name),
         # Statements are per-table and few; a bounded cache is plenty.
         statement_cache_size=256,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query (a round trip per release): pooled connections carry no
+    session state of ours. No SET outside a transaction, no LISTEN; the one session lock
+    (a board's, in listener.governor) is released explicitly, or its connection closed."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -87,9 +88,10 @@ class Governor:
         self._paused_until = 0.0  # monotonic; a cache of the shared pause
         self._paused_checked = 0.0
 
-    def cost(self, operations: int) -> int:
-        """Estimated complexity of a request with that many operations, within Monday's cap."""
-        return min(int(self.op_cost * max(operations, 1)) + 1, self.limits.max_query_complexity)
+    def op_points(self) -> int:
+        """Estimated complexity of one operation; a request of n costs n times this."""
+        per_minute = min(self.limits.complexity_per_minute, self.limits.max_query_complexity)
+        return max(1, min(math.ceil(self.op_cost), per_minute))
 
     async def paused_for(self) -> float:
         """Seconds left of the account-wide pause (read at most once a second)."""
@@ -102,25 +104,34 @@ class Governor:
         return max(0.0, self._paused_until - now)
 
     @contextlib.asynccontextmanager
-    async def request(self, board: str | None, operations: int) -> AsyncIterator[None]:
-        """Hold the board and this request's share of the budget while it is sent.
+    async def request(self, board: str | None, operations: int) -> AsyncIterator[int]:
+        """Hold the board and a share of the budget while a request is sent; yields how many of
+        the `operations` the budget holds now (at least one).
 
-        Raises errors.RateLimited when that would mean waiting longer than `max_wait`.
+        Raises errors.RateLimited when even one would mean waiting longer than `max_wait`.
         """
-        cost = self.cost(operations)
         started = time.monotonic()
         async with self.pool.acquire() as conn:
+            locked = False
             try:
                 if board is not None:
                     await self._lock_board(conn, board, started)
-                await self._reserve(conn, cost, started)
-                yield
+                    locked = True
+                yield await self._reserve(conn, operations, started)
             finally:
-                if board is not None:
-                    with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
-                        await conn.execute(
-                            "SELECT pg_advisory_unlock($1, $2)", BOARD_LOCK, board_key(board)
+                if locked:
+                    assert board is not None
+                    try:
+                        await asyncio.shield(
+                            conn.execute(
+                                "SELECT pg_advisory_unlock($1, $2)", BOARD_LOCK, board_key(board)
+                            )
                         )
+                    except BaseException:
+                        # The lock must not go back to the pool with the connection: end the
+                        # session, and the lock with it.
+                        conn.terminate()
+                        raise
 
     async def _lock_board(self, conn: db.Conn, board: str, started: float) -> None:
         delay = 0.005
@@ -134,20 +145,25 @@ class Governor:
             delay = min(delay * 2, 0.2)
         self._waited(time.monotonic() - started)
 
-    async def _reserve(self, conn: db.Conn, cost: int, started: float) -> None:
+    async def _reserve(self, conn: db.Conn, operations: int, started: float) -> int:
         limits = self.limits
+        points = self.op_points()
         while True:
             row = await conn.fetchrow(
-                sql.query("reserve"), cost, limits.complexity_per_minute, limits.requests_per_minute
+                sql.query("reserve"),
+                points,
+                max(operations, 1),
+                min(limits.complexity_per_minute, limits.max_query_complexity),
+                limits.requests_per_minute,
             )
             assert row is not None
-            if row["granted"]:
-                return
+            if row["granted"] >= 1:
+                return int(row["granted"])
             wait = max(float(row["wait"] or 0.0), 0.05)
             if time.monotonic() - started + wait > self.max_wait:
                 reason = row["pause_reason"] or "complexity or request budget spent"
                 raise errors.RateLimited(f"waiting for Monday's limits: {reason}", retry_after=wait)
-            log.debug("governor.wait", extra={"seconds": round(wait, 2), "cost": cost})
+            log.debug("governor.wait", extra={"seconds": round(wait, 2), "points": points})
             await asyncio.sleep(wait)
             self._waited(wait)
 

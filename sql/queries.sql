@@ -214,41 +214,49 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now();
 DELETE FROM npd_sync.listeners WHERE id = $1;
 
 -- name: reserve
--- Take $1 complexity points and one request from the account's budget, which every listener of
--- this database shares; $2 and $3 are the per-minute complexity and request limits, used when
--- a minute starts. Returns whether it was granted and, if not, in how many seconds it could be.
+-- Take up to $2 operations of $1 complexity points each, and one request, from the account's
+-- budget, which every listener of this database shares: as many operations as the budget
+-- holds. $3 and $4 are the per-minute complexity and request limits, used when a minute
+-- starts. Returns how many operations were granted (0: none) and, if none, in how many
+-- seconds some could be.
 WITH s AS (
     SELECT m.*, now() AS t,
            m.complexity_reset_at IS NULL OR m.complexity_reset_at <= now() AS complexity_new,
            m.requests_reset_at IS NULL OR m.requests_reset_at <= now() AS requests_new
       FROM npd_sync.monday m
        FOR UPDATE
+), g AS (
+    SELECT s.*,
+           CASE WHEN s.paused_until > s.t THEN 0
+                WHEN NOT s.requests_new AND s.requests_remaining < 1 THEN 0
+                ELSE least($2, floor(greatest(
+                    CASE WHEN s.complexity_new THEN $3 ELSE s.complexity_remaining END, 0
+                ) / $1))::int
+           END AS ops
+      FROM s
 ), taken AS (
     UPDATE npd_sync.monday m SET
         complexity_remaining =
-            CASE WHEN s.complexity_new THEN $2 ELSE m.complexity_remaining END - $1,
+            CASE WHEN g.complexity_new THEN $3 ELSE m.complexity_remaining END - g.ops * $1,
         complexity_reset_at =
-            CASE WHEN s.complexity_new THEN s.t + interval '60 seconds'
+            CASE WHEN g.complexity_new THEN g.t + interval '60 seconds'
                  ELSE m.complexity_reset_at END,
-        requests_remaining = CASE WHEN s.requests_new THEN $3 ELSE m.requests_remaining END - 1,
+        requests_remaining = CASE WHEN g.requests_new THEN $4 ELSE m.requests_remaining END - 1,
         requests_reset_at =
-            CASE WHEN s.requests_new THEN s.t + interval '60 seconds' ELSE m.requests_reset_at END,
-        updated_at = s.t
-      FROM s
-     WHERE (s.paused_until IS NULL OR s.paused_until <= s.t)
-       AND (s.complexity_new OR s.complexity_remaining >= $1)
-       AND (s.requests_new OR s.requests_remaining >= 1)
+            CASE WHEN g.requests_new THEN g.t + interval '60 seconds' ELSE m.requests_reset_at END,
+        updated_at = g.t
+      FROM g
+     WHERE g.ops >= 1
     RETURNING 1
 )
-SELECT EXISTS (SELECT FROM taken) AS granted,
+SELECT g.ops AS granted,
        extract(epoch FROM greatest(
-           CASE WHEN s.paused_until > s.t THEN s.paused_until END,
-           CASE WHEN NOT s.complexity_new AND s.complexity_remaining < $1
-                THEN s.complexity_reset_at END,
-           CASE WHEN NOT s.requests_new AND s.requests_remaining < 1 THEN s.requests_reset_at END
-       ) - s.t)::float8 AS wait,
-       s.pause_reason
-  FROM s;
+           CASE WHEN g.paused_until > g.t THEN g.paused_until END,
+           CASE WHEN g.ops < 1 AND NOT g.complexity_new THEN g.complexity_reset_at END,
+           CASE WHEN NOT g.requests_new AND g.requests_remaining < 1 THEN g.requests_reset_at END
+       ) - g.t)::float8 AS wait,
+       g.pause_reason
+  FROM g;
 
 -- name: observe
 -- Calibrate from Monday's own figures: complexity left and seconds to its reset ($1, $2), and

@@ -47,14 +47,23 @@ def test_daily_limit_without_a_hint_waits_for_midnight_utc() -> None:
 
 async def test_listeners_share_one_budget(pools: list[asyncpg.Pool]) -> None:
     one, two = (governor.Governor(p, LIMITS, max_wait=0.2) for p in pools)
-    for g in (one, two):  # ~10,000 points each: 30,000 is two requests, whoever sends them
-        async with g.request(None, 1):
-            pass
+    for g in (one, two, one):  # 10,000 points each: 30,000 is three, whoever sends them
+        async with g.request(None, 1) as granted:
+            assert granted == 1
     with pytest.raises(errors.RateLimited) as refused:
         async with one.request(None, 1):
             pass
     assert refused.value.retry_after is not None
     assert 50 < refused.value.retry_after <= 60  # the start of the next minute
+
+
+async def test_a_request_gets_what_the_budget_holds(pools: list[asyncpg.Pool]) -> None:
+    g = governor.Governor(pools[0], LIMITS, max_wait=0.2)
+    async with g.request("7", 100) as granted:
+        assert granted == 3  # of the 100 asked, the 30,000 points hold three
+    with pytest.raises(errors.RateLimited):
+        async with g.request("7", 100):
+            pass
 
 
 async def test_monday_figures_replace_the_estimate(pools: list[asyncpg.Pool]) -> None:

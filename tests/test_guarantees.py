@@ -19,7 +19,7 @@ import pytest
 
 from devtools import pgcluster
 from listener import db, governor, install, settings
-from listener.emulator import Emulator, Limits
+from listener.emulator import Emulator, Faults, Limits
 from tests.conftest import SAMPLE_SCHEMA, TOKEN, MakeSettings
 from tests.helpers import assert_mirrored, drain, eventually, start_listener, write_config
 from tests.test_daemon import running
@@ -197,7 +197,7 @@ async def test_monday_failures_lose_and_duplicate_nothing(
     async with running(config):
         await asyncio.gather(*(write_contacts(dsn, 15, seed=s, updates=15) for s in range(3)))
         await eventually(lambda: _value(emulator.counters.faults), lambda f: sum(f.values()) > 0)
-        emulator.set_faults(seed=7)  # heal, so that it can settle
+        emulator.set_faults(Faults(seed=7))  # heal, so that it can settle
         await settled(conn)
     await assert_mirrored(conn, emulator, config)
 
