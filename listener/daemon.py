@@ -262,6 +262,9 @@ class Daemon:
                 await job(pool)
             except DB_ERRORS as exc:
                 log.debug("listener.side_task_failed", extra={"error": str(exc)})
+            except Exception:
+                # A side task must outlive its bugs, like the drain loop.
+                log.exception("listener.side_task_crashed", extra={"task": job.__name__})
             await asyncio.sleep(seconds)
 
     def healthy(self) -> tuple[bool, str]:
@@ -326,5 +329,10 @@ class Daemon:
             )
 
     async def _renew(self, pool: asyncpg.Pool) -> None:
-        async with pool.acquire(timeout=10) as conn:
-            await queue.renew_leases(conn, self.id, self.settings.tuning.lease_seconds)
+        # Only what is in flight: a lease left behind by a batch that could not give it back
+        # (the database was away) must run out, so that the entry is claimed again.
+        assert self.worker is not None
+        entries = self.worker.in_flight
+        if entries:
+            async with pool.acquire(timeout=10) as conn:
+                await queue.renew_leases(conn, self.id, entries, self.settings.tuning.lease_seconds)

@@ -129,8 +129,9 @@ class Governor:
                         )
                     except BaseException:
                         # The lock must not go back to the pool with the connection: end the
-                        # session, and the lock with it.
-                        conn.terminate()
+                        # session, and the lock with it (unless it has ended already).
+                        with contextlib.suppress(asyncpg.InterfaceError):
+                            conn.terminate()
                         raise
 
     async def _lock_board(self, conn: db.Conn, board: str, started: float) -> None:

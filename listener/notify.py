@@ -60,7 +60,8 @@ class Waker:
             while True:
                 try:
                     await self._connect()
-                except db.ERRORS as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever it is, try again later
+                    # (the server starting up or shutting down, refusing connections, ...)
                     failures += 1
                     delay = min(self._reconnect_cap, 0.2 * 2**failures) * random.uniform(0.5, 1)
                     # Every failure on a first few, then one line in ten: readable, not silent.
@@ -86,8 +87,12 @@ class Waker:
 
     async def _connect(self) -> None:
         conn = await db.connect(self._dsn, application_name="npd-sync listen (notify)")
-        conn.add_termination_listener(lambda _: self._lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
+        try:
+            conn.add_termination_listener(lambda _: self._lost.set())
+            await conn.add_listener(CHANNEL, self._on_notify)
+        except BaseException:
+            conn.terminate()
+            raise
         self._conn = conn
         self._suspects = None
         self._lost.clear()

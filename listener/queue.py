@@ -124,9 +124,12 @@ async def complete(conn: db.Conn, listener_id: str, completions: Sequence[Comple
     return int(count)
 
 
-async def renew_leases(conn: db.Conn, listener_id: str, lease_seconds: float) -> None:
-    """Extend the leases of everything this listener holds."""
-    await conn.execute(sql.query("renew_leases"), listener_id, float(lease_seconds))
+async def renew_leases(
+    conn: db.Conn, listener_id: str, entries: Sequence[Entry], lease_seconds: float
+) -> None:
+    """Extend the leases of the given entries, where this listener still holds them."""
+    keys = [f"{e.table_id}:{e.key}" for e in entries]
+    await conn.execute(sql.query("renew_leases"), listener_id, float(lease_seconds), keys)
 
 
 async def release_leases(

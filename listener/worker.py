@@ -99,6 +99,7 @@ class Worker:
         )  # fmt: skip
         self.stats = Stats()
         self.metrics = metrics or Metrics()
+        self.in_flight: Sequence[queue.Entry] = []  # the batch being handled (leases renewed)
         self.ingested = 0  # change records moved into the queue by this worker
         self._analyzed = 0
         base = governor.PLANS[tuning.plan]
@@ -142,12 +143,15 @@ class Worker:
                 lease_seconds=tuning.lease_seconds,
             )  # fmt: skip
         if entries:
+            self.in_flight = entries
             try:
                 await self.handle(entries)
             except BaseException:
                 # Don't leave the batch leased for lease_seconds: let it be retried now.
                 await asyncio.shield(self._release(entries))
                 raise
+            finally:
+                self.in_flight = []
         return len(entries)
 
     async def _release(self, entries: Sequence[queue.Entry]) -> None:

@@ -101,11 +101,13 @@ RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q
           q.archive_ids, q.changed_at;
 
 -- name: renew_leases
--- Keep listener $1's leases alive while its work is in flight. An entry locked right now (by an
--- ingest) is renewed next time rather than waited for.
+-- Keep listener $1's leases on the entries $3 (keys as 'table_id:row_key') alive for $2 more
+-- seconds while their work is in flight. An entry locked right now (by an ingest) is renewed
+-- next time rather than waited for.
 UPDATE npd_sync.queue q SET lease_until = now() + make_interval(secs => $2)
   FROM (SELECT table_id, row_key FROM npd_sync.queue
          WHERE leased_by = $1 AND lease_until IS NOT NULL
+           AND table_id || ':' || row_key = ANY ($3::text[])
            FOR UPDATE SKIP LOCKED) mine
  WHERE q.table_id = mine.table_id AND q.row_key = mine.row_key;
 
@@ -166,12 +168,13 @@ WITH r AS (
 SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM kept);
 
 -- name: pending_work
--- Whether anything is waiting: change records not yet ingested, or due queue entries of the
--- tables $1; and in how many seconds the next scheduled entry falls due.
+-- Whether anything is waiting: change records not yet ingested, or queue entries of the
+-- tables $1; and in how many seconds the next entry falls due (its retry time, or the end of
+-- the lease another listener, or a batch that failed, holds it under).
 SELECT EXISTS (SELECT FROM npd_sync.changes) AS changes,
-       (SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM npd_sync.queue
-         WHERE state = 'pending' AND table_id = ANY ($1::int2[])
-           AND (lease_until IS NULL OR lease_until < now())) AS due_in;
+       (SELECT extract(epoch FROM min(greatest(next_attempt_at, lease_until)) - now())::float8
+          FROM npd_sync.queue
+         WHERE state = 'pending' AND table_id = ANY ($1::int2[])) AS due_in;
 
 -- name: arm
 -- Ask writers to NOTIFY from now on (see listener/notify.py).

@@ -128,10 +128,16 @@ async def test_pending_work_and_lease_renewal(conn: asyncpg.Connection) -> None:
     assert not changes
     assert due is not None
     assert due <= 0
-    assert len(await claim(conn, lease=5)) == 1
-    await queue.renew_leases(conn, "a", 300)
-    assert await conn.fetchval(
-        "SELECT lease_until > now() + interval '200 seconds' FROM npd_sync.queue"
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('y')")
+    await queue.ingest(conn)
+    first, second = await claim(conn, lease=5)
+    # Only the entries named are renewed: a lease the batch left behind must run out.
+    await queue.renew_leases(conn, "a", [first], 300)
+    renewed = await conn.fetch(
+        "SELECT row_key, lease_until > now() + interval '200 seconds' AS long FROM npd_sync.queue"
+        " ORDER BY row_key"
     )
+    assert [tuple(r) for r in renewed] == [(first.key, True), (second.key, False)]
+    await queue.renew_leases(conn, "someone else", [second], 300)  # not theirs: no effect
     await queue.release_leases(conn, "a")
-    assert [x.key for x in await claim(conn, who="b")] == ["1"]
+    assert [x.key for x in await claim(conn, who="b")] == ["1", "2"]
