@@ -60,8 +60,9 @@ class Waker:
             while True:
                 try:
                     await self._connect()
-                except Exception as exc:  # noqa: BLE001 - whatever it is, try again later
-                    # (the server starting up or shutting down, refusing connections, ...)
+                except Exception as exc:
+                    # Whatever it is (the server starting up or shutting down, refusing
+                    # connections, ...), try again later: this task must not die.
                     failures += 1
                     delay = min(self._reconnect_cap, 0.2 * 2**failures) * random.uniform(0.5, 1)
                     # Every failure on a first few, then one line in ten: readable, not silent.
