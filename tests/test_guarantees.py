@@ -103,10 +103,15 @@ async def _value(value: int) -> int:
 
 @pytest.fixture
 async def own_cluster(tmp_path: Path) -> AsyncIterator[pgcluster.Cluster]:
-    """A throwaway PostgreSQL this test may restart: never the shared one."""
+    """A throwaway PostgreSQL this test may restart (never the shared one), with the sample
+    schema and npd-sync installed in its `postgres` database."""
     cluster = pgcluster.Cluster()
     await asyncio.to_thread(cluster.start)
     try:
+        conn = await db.connect(cluster.dsn())
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, settings.load(environ={}).tables)
+        await conn.close()
         yield cluster
     finally:
         await asyncio.to_thread(cluster.destroy)
@@ -116,10 +121,6 @@ async def test_postgres_restart_under_a_running_listener(
     own_cluster: pgcluster.Cluster, emulator: Emulator, tmp_path: Path
 ) -> None:
     dsn = own_cluster.dsn()
-    conn = await db.connect(dsn)
-    await conn.execute(SAMPLE_SCHEMA)
-    await install.install(conn, settings.load(environ={}).tables)
-    await conn.close()
     config = write_config(tmp_path / "tuning.toml", poll_interval=600, **{
         k: v for k, v in FAST.items() if k != "poll_interval"
     })  # fmt: skip
@@ -293,10 +294,6 @@ async def test_listener_waits_for_a_database_that_is_down(
     own_cluster: pgcluster.Cluster, emulator: Emulator, tmp_path: Path
 ) -> None:
     dsn = own_cluster.dsn()
-    conn = await db.connect(dsn)
-    await conn.execute(SAMPLE_SCHEMA)
-    await install.install(conn, settings.load(environ={}).tables)
-    await conn.close()
     await write_contacts(dsn, 5, seed=1)
     await asyncio.to_thread(own_cluster.stop)
     process = await start_listener(dsn, emulator, tmp_path)
