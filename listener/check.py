@@ -302,10 +302,7 @@ async def _monday(settings: Settings, add: Report) -> None:
         _unboarded(settings, add)
         return
     add(Result("ok", "MONDAY_API_KEY", "set"))
-    client = monday.Client(
-        url=settings.api_url, api_key=key, version=settings.api_version, timeout=MONDAY_TIMEOUT
-    )
-    async with client:
+    async with monday.client(settings, timeout=MONDAY_TIMEOUT) as client:
         try:
             about = await monday.about(client)
         except errors.MondayError as exc:

@@ -79,13 +79,9 @@ async def backfill(
         if dry_run:
             await backfiller.dry_run(pool, tables, everything=everything, echo=echo)
             return True
-        key = settings.api_key
-        if key is None:
+        if settings.api_key is None:
             raise ConfigError("MONDAY_API_KEY is not set: backfill needs to reach Monday")
-        async with monday.Client(
-            url=settings.api_url, api_key=key, version=settings.api_version,
-            timeout=settings.tuning.request_timeout,
-        ) as client:  # fmt: skip
+        async with monday.client(settings) as client:
             report = await backfiller.run(
                 settings, pool, client, tables, everything=everything, echo=echo
             )

@@ -133,8 +133,7 @@ class Daemon:
         return None
 
     def _client(self) -> monday.Client | None:
-        key = self.settings.api_key
-        if key is None:
+        if self.settings.api_key is None:
             log.warning(
                 "listener.no_api_key",
                 extra={
@@ -142,12 +141,7 @@ class Daemon:
                 },
             )
             return None
-        return monday.Client(
-            url=self.settings.api_url,
-            api_key=key,
-            version=self.settings.api_version,
-            timeout=self.settings.tuning.request_timeout,
-        )
+        return monday.client(self.settings)
 
     def _announce(self, tables: list[rows.Table]) -> None:
         for table in tables:

@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from listener import errors
+from listener.settings import Settings
 
 COMPLEXITY_FIELD = "complexity { query before after reset_in_x_seconds }"
 LOOKUP_PAGE = 500  # Monday's maximum for items_page_by_column_values
@@ -287,6 +288,18 @@ def results(ops: Sequence[Op], reply: Reply) -> list[Result]:
 
 
 # --- the client ---------------------------------------------------------------------------
+
+
+def client(settings: Settings, *, timeout: float | None = None) -> Client:
+    """A client for the configured endpoint, token and version (the token must be set)."""
+    if settings.api_key is None:
+        raise ValueError("MONDAY_API_KEY is not set")
+    return Client(
+        url=settings.api_url,
+        api_key=settings.api_key,
+        version=settings.api_version,
+        timeout=settings.tuning.request_timeout if timeout is None else timeout,
+    )
 
 
 class Client:

@@ -16,7 +16,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -63,14 +63,12 @@ async def load_tables(conn: db.Conn, settings: Settings) -> list[rows.Table]:
 class Stats:
     """Running totals, for logs, status and tests."""
 
-    batches: int = 0
     synced: int = 0
     skipped: int = 0
     failed: int = 0
     retried: int = 0
     waited: int = 0
     requests: int = 0
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Worker:
@@ -252,7 +250,6 @@ class Worker:
             item[op.key] = None
 
     async def _note_request_error(self, exc: errors.MondayError) -> None:
-        self.stats.errors[exc.code or exc.kind.value] += 1
         self.metrics.requests.labels(str(exc.status or ""), exc.code or exc.kind.value).inc()
         with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
             await self.governor.pause(exc)
@@ -315,7 +312,6 @@ class Worker:
 
     def _count(self, decisions: Sequence[plan.Decision], seconds: float) -> None:
         stats = self.stats
-        stats.batches += 1
         counts: dict[str, int] = defaultdict(int)
         now = dt.datetime.now(dt.UTC)
         failed = []

@@ -31,9 +31,7 @@ async def drain(config: Settings, *, listener_id: str = "test") -> worker.Worker
             tables = await worker.load_tables(conn, config)
         client = None
         if config.api_key is not None:
-            client = monday.Client(
-                url=config.api_url, api_key=config.api_key, version=config.api_version
-            )
+            client = monday.client(config)
             await client.__aenter__()
         try:
             w = worker.Worker(config, pool, client, tables, listener_id)
@@ -145,3 +143,18 @@ async def start_listener(
 ) -> asyncio.subprocess.Process:
     """`npd-sync listen` as a subprocess, logging JSON to its stderr."""
     return await start_cli("listen", env=cli_env(dsn, emulator, config=config, **env), cwd=workdir)
+
+
+async def no_pending(conn: asyncpg.Connection) -> bool:
+    """Nothing recorded and not ingested, nothing pending in the queue."""
+    return bool(
+        await conn.fetchval(
+            "SELECT NOT EXISTS (SELECT FROM npd_sync.changes)"
+            " AND NOT EXISTS (SELECT FROM npd_sync.queue WHERE state = 'pending')"
+        )
+    )
+
+
+async def settled(conn: asyncpg.Connection, timeout: float = 60) -> None:
+    """Wait until every change has been handled."""
+    await eventually(lambda: no_pending(conn), timeout=timeout, interval=0.1)

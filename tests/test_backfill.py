@@ -11,7 +11,7 @@ import pytest
 from listener import commands
 from listener.emulator import Emulator
 from tests.conftest import CONTACTS_BOARD, MakeSettings
-from tests.helpers import assert_mirrored, cli_env, eventually, start_cli, write_config
+from tests.helpers import assert_mirrored, cli_env, eventually, settled, start_cli, write_config
 from tests.test_daemon import running
 
 PRE_EXISTING = """
@@ -150,13 +150,7 @@ async def test_backfill_beside_a_running_listener(
     async with running(config) as listener:
         ok, _ = await backfill(config)
         await conn.execute("UPDATE contacts SET notes = 'while backfilling' WHERE id % 3 = 0")
-        await eventually(
-            lambda: conn.fetchval(
-                "SELECT (SELECT count(*) FROM npd_sync.queue) + (SELECT count(*) FROM"
-                " npd_sync.changes)"
-            ),
-            lambda n: n == 0,
-        )
+        await settled(conn)
     assert ok
     assert listener.worker is not None
     await assert_mirrored(conn, emulator, config)

@@ -21,7 +21,14 @@ from devtools import pgcluster
 from listener import db, governor, install, settings
 from listener.emulator import Emulator, Faults, Limits
 from tests.conftest import SAMPLE_SCHEMA, TOKEN, MakeSettings
-from tests.helpers import assert_mirrored, drain, eventually, start_listener, write_config
+from tests.helpers import (
+    assert_mirrored,
+    drain,
+    eventually,
+    settled,
+    start_listener,
+    write_config,
+)
 from tests.test_daemon import running
 
 FAST = {"poll_interval": 0.5, "backoff_base": 0.05, "backoff_cap": 0.3, "lease_seconds": 3}
@@ -51,19 +58,6 @@ async def write_contacts(dsn: str, count: int, *, seed: int, updates: int = 0) -
             )
     finally:
         await conn.close()
-
-
-async def no_pending(conn: asyncpg.Connection) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT NOT EXISTS (SELECT FROM npd_sync.changes)"
-            " AND NOT EXISTS (SELECT FROM npd_sync.queue WHERE state = 'pending')"
-        )
-    )
-
-
-async def settled(conn: asyncpg.Connection, timeout: float = 60) -> None:
-    await eventually(lambda: no_pending(conn), timeout=timeout, interval=0.1)
 
 
 async def test_kill_9_mid_batch_loses_and_duplicates_nothing(
