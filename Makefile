@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml
 	  echo "$(VENV) runs $$($(BIN)/python --version); npd-sync needs Python >= 3.11." \
 	    "Remove $(VENV) and run make setup again." >&2; \
 	  exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,emulator]'
 	@touch $@
 
 test: setup ## run the test suite (brings its own PostgreSQL if none answers)

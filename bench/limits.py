@@ -1,6 +1,6 @@
 """P4: sustained throughput under a Pro plan's limits, with 150 ms of latency per request.
 
-The emulator enforces `Limits.pro()`: a create_item costs 10,000 complexity points and the
+The emulator enforces `AccountLimits.pro()`: a create_item costs 10,000 complexity points and the
 budget is 10,000,000 per 60 s window, so at most 1,000 creates per window (16.7 rows/s). The
 emulator's windows are fixed: one starts with the first charged request after the previous
 one ran out. So a client can spend a window's budget in a burst, and what decides its
@@ -24,8 +24,8 @@ from typing import Any
 from bench import setup
 from bench.report import Figure, Metric, Target
 from bench.setup import Bench
-from listener.emulator import Faults, Limits
-from listener.emulator.records import RequestRecord
+from emulator import AccountLimits, Faults
+from emulator.records import RequestRecord
 
 LATENCY = 0.150
 WINDOW = 60.0
@@ -92,7 +92,7 @@ def analyse(records: list[RequestRecord], horizon: float, rows_per_window: int) 
 async def run(bench: Bench) -> Figure:
     figure = Figure("P4", "Pro plan limits, 150 ms latency: sustained share of the budget")
     sizes = bench.sizes
-    limits = Limits.pro()
+    limits = AccountLimits.pro()
     assert limits.complexity_per_minute is not None
     rows_per_window = limits.complexity_per_minute // limits.cost("create_item")
     dbname = await bench.server.create_database("bench_limits", setup.INSTALLED_TEMPLATE)

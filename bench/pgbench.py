@@ -29,7 +29,7 @@ import asyncpg
 from bench import setup
 from bench.report import Figure, Metric, Target
 from bench.setup import Bench
-from listener import notify
+from listener.capture import notify
 
 UPDATE_SCRIPT = """\\set id random(1, {rows})
 UPDATE contacts SET notes = 'pgbench ' || :client_id || ' ' || :id WHERE id = :id;

@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from devtools import pgcluster
-from listener.emulator import Emulator, Faults, Limits
+from emulator import AccountLimits, Emulator, Faults
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SCHEMA = (ROOT / "devtools" / "sample_schema.sql").read_text()
@@ -328,7 +328,7 @@ async def queue_empty(conn: asyncpg.Connection) -> bool:
 
 
 async def listener_waiting(conn: asyncpg.Connection) -> bool:
-    """A listener has drained everything and asked writers to NOTIFY (listener/notify.py)."""
+    """A listener has drained everything and asked writers to NOTIFY (capture/notify.py)."""
     armed = await conn.fetchval("SELECT pg_sequence_last_value('npd_sync.waiting')")
     return bool(armed) and await queue_empty(conn)
 
@@ -393,13 +393,13 @@ class Monday:
     def __init__(
         self,
         *,
-        limits: Limits | None = None,
+        limits: AccountLimits | None = None,
         faults: Faults | None = None,
         track: bool = False,
     ) -> None:
         self.emulator = Emulator(
             TOKEN,
-            limits=limits or Limits.unlimited(),
+            limits=limits or AccountLimits.unlimited(),
             faults=faults,
             max_records=100_000,
         )
@@ -645,7 +645,8 @@ class _Tally:
 
 
 def _frame_name(frame: str) -> str:
-    # py-spy raw frames look like "run_once (listener/worker.py:117)"; keep function and file.
+    # py-spy raw frames look like "run_once (listener/outbound/worker.py:117)"; keep function
+    # and file.
     match = re.match(r"(.*) \((.*?):\d+\)$", frame)
     if not match:
         return frame

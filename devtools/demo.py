@@ -274,7 +274,7 @@ def npd_sync_command() -> list[str]:
 
 
 def pushed(row: asyncpg.Record) -> bool:
-    """CONTRACT.md's rule for a row to go to Monday (NULL counts as false / NONE)."""
+    """The rule for a row to go to Monday (NULL counts as false / NONE)."""
     return bool(row["sync_enabled"]) and row["sync_direction"] in PUSHED_DIRECTIONS
 
 

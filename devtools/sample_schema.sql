@@ -1,4 +1,4 @@
--- The application's tables as npd-sync expects them (CONTRACT.md, "Tables the application
+-- The application's tables as npd-sync expects them (README, "Tables the application
 -- owns"): used by the demo, the tests and the benchmarks.
 
 CREATE TABLE contacts (

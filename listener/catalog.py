@@ -1,12 +1,14 @@
 """What an application table looks like, read from PostgreSQL's catalog, and what is wrong with it.
 
 `describe` does the I/O; `problems` is a pure judgement of a `TableInfo` against the mapping,
-shared by `install`, `check` and `listen`.
+shared by `install`, `check` and `listen`; each `Problem` says what kind it is, so that callers
+decide on the kind and print the text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from listener import db, mapping, sql
 
@@ -24,6 +26,21 @@ class ColumnInfo:
     base: str  # the base type's name (through domains), e.g. "integer", "uuid"
     labels: tuple[str, ...] | None  # enum labels, when an enum
     generated: bool = False  # GENERATED ALWAYS AS (...) STORED
+
+
+ProblemKind = Literal["missing_required", "missing_mapped", "wrong_type", "enum_lacks"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing that keeps a table from syncing: `columns` are the ones concerned."""
+
+    kind: ProblemKind
+    columns: tuple[str, ...]
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +73,25 @@ async def describe(conn: db.Conn, name: str) -> TableInfo | None:
     return TableInfo(name=name, relation=rows[0]["relation"], columns=columns)
 
 
-def problems(info: TableInfo, table: mapping.TableMapping) -> list[str]:
-    """Everything that keeps this table from syncing, one readable phrase each."""
-    found: list[str] = []
+def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
+    """Everything that keeps this table from syncing."""
+    found: list[Problem] = []
     required = (table.key_column, *mapping.REQUIRED_COLUMNS)
-    missing = [c for c in required if not info.has(c)]
+    missing = tuple(c for c in required if not info.has(c))
     if missing:
-        found.append(f"missing required columns: {', '.join(missing)}")
-    absent_sources = [c for c in table.source_columns if not info.has(c)]
-    if absent_sources:
-        found.append(f"missing mapped columns: {', '.join(absent_sources)}")
+        found.append(
+            Problem("missing_required", missing, f"missing required columns: {', '.join(missing)}")
+        )
+    absent = tuple(c for c in table.source_columns if not info.has(c))
+    if absent:
+        found.append(
+            Problem("missing_mapped", absent, f"missing mapped columns: {', '.join(absent)}")
+        )
 
     def expect(column: str, ok: bool, wanted: str) -> None:
         if info.has(column) and not ok:
-            found.append(f"{column} is {info.columns[column].type}; expected {wanted}")
+            text = f"{column} is {info.columns[column].type}; expected {wanted}"
+            found.append(Problem("wrong_type", (column,), text))
 
     def col(name: str) -> ColumnInfo | None:
         return info.columns.get(name)
@@ -85,7 +107,8 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[str]:
         if info_col.labels is not None:
             lacking = [v for v in values if v not in info_col.labels]
             if column == mapping.SYNC_STATUS and lacking:
-                found.append(f"{column} enum lacks {', '.join(lacking)}")
+                text = f"{column} enum lacks {', '.join(lacking)}"
+                found.append(Problem("enum_lacks", (column,), text))
         else:
             expect(column, info_col.base in TEXT_TYPES, "text or an enum")
     monday = col(mapping.MONDAY_ID)

@@ -1,8 +1,13 @@
 """`npd-sync listen`: drain on start, then on every wake-up, until asked to stop.
 
-One stop event ends everything. Side tasks (the LISTEN connection, leases, heartbeat) run
-beside the drain loop; a failing side task is logged and restarted, never fatal. On stop, the
-batch in flight gets `shutdown_grace` seconds to finish; whatever is still held is released.
+The listener process puts the layers together: the capture's wake-up (`capture.notify`), the
+outbound pipeline (`outbound.worker`, with its governor and Monday client), metrics and health.
+One stop event ends everything. Side tasks (the LISTEN connection, heartbeat, gauges, log
+summaries, vacuum) run beside the drain loop and are supervised: an error in one round of a
+side task is logged and the task goes on; a side task that ends is a bug, logged, and it stops
+the listener with exit code 1 so that its supervisor (systemd, the container runtime) starts a
+fresh one. On stop, the batch in flight gets `shutdown_grace` seconds to finish; whatever is
+still held is released.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -18,8 +24,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from listener import __version__, db, metrics, monday, notify, queue, rows, sql, worker
+from listener import __version__, db, metrics, sql
+from listener.capture import notify
 from listener.metrics import Metrics
+from listener.outbound import queue, rows, worker
 from listener.settings import Settings
 
 log = logging.getLogger("npd_sync.daemon")
@@ -28,6 +36,22 @@ log = logging.getLogger("npd_sync.daemon")
 # (PostgresError) count too: a failover can make a server briefly read-only.
 DB_ERRORS = (*db.ERRORS, asyncpg.PostgresError)
 SUMMARY = 10.0  # seconds between summary log lines (only when there was work)
+
+
+class SideTaskFailed(Exception):
+    """A side task of the listener ended; the listener stopped (exit code 1)."""
+
+
+async def listen(
+    settings: Settings, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> None:
+    """`npd-sync listen`: run the listener until SIGTERM or SIGINT."""
+    listener = Daemon(settings, metrics_port=metrics_port, metrics_host=metrics_host)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, listener.request_stop)
+    await listener.run()
 
 
 class Daemon:
@@ -39,7 +63,7 @@ class Daemon:
         *,
         shutdown_grace: float = 30.0,
         metrics_port: int | None = None,
-        metrics_host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -64,39 +88,33 @@ class Daemon:
         self.waker.wake()
 
     async def run(self) -> None:
-        """Run until `request_stop`; raises worker.NotInstalled if the database is not set up."""
+        """Run until `request_stop`; raises install.NotInstalled if the database is not set up,
+        SideTaskFailed if a side task ended."""
         started = await self._connect()
         if started is None:
             return  # asked to stop before the database could be reached
         pool, tables = started
         try:
-            client = self._client()
-            async with contextlib.AsyncExitStack() as stack:
-                if client is not None:
-                    await stack.enter_async_context(client)
-                self.worker = worker.Worker(
-                    self.settings, pool, client, tables, self.id, metrics=self.metrics
-                )
+            async with worker.open_worker(
+                self.settings, pool, tables, self.id, metrics=self.metrics
+            ) as w, contextlib.AsyncExitStack() as stack:  # fmt: skip
+                self.worker = w
                 if self.metrics_port is not None:
                     runner = await metrics.serve(
                         self.metrics, self.healthy, self.metrics_host, self.metrics_port
                     )
                     stack.push_async_callback(runner.cleanup)
-                self._announce(tables)
+                self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
                     asyncio.create_task(self._every(10.0, self._heartbeat, pool), name="heartbeat"),
-                    asyncio.create_task(
-                        self._every(self.settings.tuning.lease_seconds / 3, self._renew, pool),
-                        name="leases",
-                    ),
                     asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
                 ]
                 loop = asyncio.create_task(self._loop(), name="drain")
                 try:
-                    await self._until_stopped(loop)
+                    await self._until_stopped(loop, side)
                 finally:
                     for task in side:
                         task.cancel()
@@ -121,7 +139,7 @@ class Daemon:
                 pool = await db.create_pool(self.dsn)
                 try:
                     async with pool.acquire() as conn:
-                        return pool, await worker.load_tables(conn, self.settings)
+                        return pool, await rows.load_tables(conn, self.settings)
                 except BaseException:
                     await pool.close()
                     raise
@@ -132,18 +150,14 @@ class Daemon:
                 delay = min(delay * 2, 30.0)
         return None
 
-    def _client(self) -> monday.Client | None:
-        if self.settings.api_key is None:
+    def _announce(self, tables: list[rows.Table], *, has_client: bool) -> None:
+        if not has_client:
             log.warning(
                 "listener.no_api_key",
                 extra={
                     "detail": "MONDAY_API_KEY is not set: changes are recorded and left pending"
                 },
             )
-            return None
-        return monday.client(self.settings)
-
-    def _announce(self, tables: list[rows.Table]) -> None:
         for table in tables:
             if not table.mapping.board_id:
                 log.warning(
@@ -163,7 +177,7 @@ class Daemon:
         )
 
     async def _loop(self) -> None:
-        """Drain, then sleep until woken; the protocol is described in listener.notify."""
+        """Drain, then sleep until woken; the protocol is described in listener.capture.notify."""
         assert self.worker is not None
         poll = self.settings.tuning.poll_interval
         arm_wait = 0.005
@@ -180,30 +194,38 @@ class Daemon:
             if await self.waker.arm():
                 arm_wait = 0.005
                 try:
-                    async with self.worker.pool.acquire() as conn:
-                        changes, due_in = await queue.pending_work(conn, self.worker.active_tables)
-                    paused = await self.worker.governor.paused_for()
+                    due = await self.worker.next_due()
                 except DB_ERRORS:
                     continue
-                if paused:
-                    timeout = min(poll, paused)  # Monday asked us to wait; writes still wake us
-                elif changes or (due_in is not None and due_in <= 0):
+                if due == 0:
                     continue
-                else:
-                    timeout = poll if due_in is None else min(poll, max(due_in, 0.01))
-                await self.waker.wait(timeout)
+                # Writes wake us before the timeout; so does the end of a pause Monday asked for.
+                await self.waker.wait(poll if due is None else min(poll, max(due, 0.01)))
             else:
                 # A writer is mid-commit, or another listener is the one waiting.
                 await self.waker.wait(arm_wait)
                 arm_wait = min(arm_wait * 2, poll)
 
-    async def _until_stopped(self, loop: asyncio.Task[None]) -> None:
-        """Wait for the drain loop; once stop is asked, give its batch a grace period."""
+    async def _until_stopped(
+        self, loop: asyncio.Task[None], side: list[asyncio.Task[None]]
+    ) -> None:
+        """Wait for the drain loop; once stop is asked (or a side task ended), give its batch a
+        grace period."""
         stopping = asyncio.create_task(self.stop.wait())
         try:
-            await asyncio.wait({loop, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({loop, stopping, *side}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+        ended = [task for task in side if task.done()]
+        for task in ended:
+            error = None if task.cancelled() else task.exception()
+            log.error(
+                "listener.side_task_crashed",
+                extra={"task": task.get_name(), "error": repr(error) if error else "returned"},
+                exc_info=error,
+            )
+        if ended:
+            self.request_stop()
         if not loop.done():
             try:
                 await asyncio.wait_for(asyncio.shield(loop), self.shutdown_grace)
@@ -214,27 +236,27 @@ class Daemon:
                     await loop
         if not loop.cancelled():
             loop.result()  # re-raise a crash of the loop itself
+        if ended:
+            names = ", ".join(task.get_name() for task in ended)
+            raise SideTaskFailed(f"the listener's {names} task ended; see the log")
 
     async def _drain(self) -> bool:
         """Handle batches until nothing is due; False if the database failed us."""
         assert self.worker is not None
-        while not self.stop.is_set():
-            try:
-                handled = await self.worker.run_once()
-            except DB_ERRORS as exc:
-                self._database_failed(exc)
-                return False
-            except Exception:
-                # A bug must cost one batch (given back to the queue), not the daemon.
-                log.exception("listener.batch_crashed")
-                await asyncio.sleep(1.0)
-                return False
-            if self._db_failures:
-                log.info("listener.database_back", extra={"failures": self._db_failures})
-                self._db_failures = 0
-            self.last_cycle = time.monotonic()
-            if handled == 0:
-                return True
+        try:
+            await self.worker.drain(self.stop)
+        except DB_ERRORS as exc:
+            self._database_failed(exc)
+            return False
+        except Exception:
+            # A bug must cost one batch (given back to the queue), not the daemon.
+            log.exception("listener.batch_crashed")
+            await asyncio.sleep(1.0)
+            return False
+        if self._db_failures:
+            log.info("listener.database_back", extra={"failures": self._db_failures})
+            self._db_failures = 0
+        self.last_cycle = time.monotonic()
         return True
 
     def _database_failed(self, exc: BaseException) -> None:
@@ -277,7 +299,7 @@ class Daemon:
     async def _gauge(self, pool: asyncpg.Pool) -> None:
         self.metrics.listen_connected.set(1 if self.waker.connected.is_set() else 0)
         assert self.worker is not None
-        names = {t: self.worker.tables[t].name for t in self.worker.tables}
+        names = {t.id: t.name for t in self.worker.tables.values()}
         async with pool.acquire(timeout=10) as conn:
             counts = await conn.fetch(sql.query("depth"))
         for table_name in names.values():
@@ -310,9 +332,9 @@ class Daemon:
         # space once a minute when there was work, in case autovacuum is off or behind (it is
         # cheap on tables this small; skipped with a warning unless we own them).
         assert self.worker is not None
-        if self.worker.ingested == self._vacuumed:
+        if self.worker.stats.ingested == self._vacuumed:
             return
-        self._vacuumed = self.worker.ingested
+        self._vacuumed = self.worker.stats.ingested
         async with pool.acquire(timeout=10) as conn:
             await conn.execute("VACUUM npd_sync.changes, npd_sync.queue")
 
@@ -321,12 +343,3 @@ class Daemon:
             await conn.execute(
                 sql.query("heartbeat"), self.id, socket.gethostname(), os.getpid(), __version__
             )
-
-    async def _renew(self, pool: asyncpg.Pool) -> None:
-        # Only what is in flight: a lease left behind by a batch that could not give it back
-        # (the database was away) must run out, so that the entry is claimed again.
-        assert self.worker is not None
-        entries = self.worker.in_flight
-        if entries:
-            async with pool.acquire(timeout=10) as conn:
-                await queue.renew_leases(conn, self.id, entries, self.settings.tuning.lease_seconds)

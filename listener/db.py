@@ -61,4 +61,4 @@ async def create_pool(
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query (a round trip per release): pooled connections carry no
     session state of ours. No SET outside a transaction, no LISTEN; the one session lock
-    (a board's, in listener.governor) is released explicitly, or its connection closed."""
+    (a board's, in listener.monday.governor) is released explicitly, or its connection closed."""

@@ -1,8 +1,8 @@
 """What a database row becomes on a Monday board: item name and column values.
 
 Everything here is pure: a row (column name -> text value) goes in, Monday's
-column-value JSON comes out. The built-in default is CONTRACT.md's mapping; a
-mapping file (see `listener.config`) describes other tables and boards.
+column-value JSON comes out. The built-in default is the README's mapping; a
+mapping file (`NPD_SYNC_CONFIG`, read by `listener.settings`) describes other tables and boards.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ COLUMN_TYPES: tuple[ColumnType, ...] = (
 )
 DeletePolicy = Literal["archive", "delete", "ignore"]
 
-# Monday's own limits (monday-api.md section 3).
+# Monday's own limits on what an item holds.
 ITEM_NAME_MAX = 255
 LONG_TEXT_MAX = 2000
 ELLIPSIS = "…"
@@ -44,7 +44,6 @@ SYNC_STATUS = "sync_status"
 SYNC_ERROR = "sync_error"
 LAST_SYNCED_AT = "last_synced_at"
 REQUIRED_COLUMNS = (SYNC_ENABLED, SYNC_DIRECTION, MONDAY_ID, SYNC_STATUS)
-OPTIONAL_COLUMNS = (SYNC_ERROR, LAST_SYNCED_AT)
 BOOKKEEPING_COLUMNS = (MONDAY_ID, SYNC_STATUS, SYNC_ERROR, LAST_SYNCED_AT)
 PUSH_DIRECTIONS = frozenset({"BIDIRECTIONAL", "NPD_TO_MONDAY"})
 
@@ -104,7 +103,7 @@ class TableMapping:
 
 
 def default_mappings() -> tuple[TableMapping, ...]:
-    """CONTRACT.md's built-in mapping (board ids come from the environment)."""
+    """The built-in mapping (board ids come from the environment)."""
     return (
         TableMapping(
             table="contacts",
@@ -140,7 +139,8 @@ def default_mappings() -> tuple[TableMapping, ...]:
 
 
 def is_syncable(sync_enabled: bool | None, sync_direction: str | None) -> bool:
-    """CONTRACT.md's push rule; NULL counts as false / NONE."""
+    """Whether a row is pushed: sync_enabled and a direction towards Monday; NULL counts as
+    false / NONE."""
     return sync_enabled is True and sync_direction in PUSH_DIRECTIONS
 
 

@@ -1,17 +1,20 @@
 """Configuration: environment variables (and `.env`), plus the optional TOML mapping file.
 
-Everything is validated up front; a bad value becomes one `ConfigError` line naming
-the variable or the file field to fix. The API key is a `SecretStr` and never printed.
+The environment is read once, into one dict (`.env` first, the process environment over it),
+and everything is validated up front: a bad value becomes one `ConfigError` line naming the
+variable or the file field to fix. Secrets are `SecretStr`s and never printed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -23,7 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from listener import mapping
 
@@ -46,8 +48,8 @@ def _board_id(value: str | None) -> str | None:
     return value
 
 
-class EnvValues(BaseModel):
-    """The environment variables of CONTRACT.md, validated (from any source)."""
+class Env(BaseModel):
+    """The environment variables npd-sync reads, validated."""
 
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
@@ -93,12 +95,6 @@ class EnvValues(BaseModel):
     @classmethod
     def _board(cls, value: str | None) -> str | None:
         return _board_id(value)
-
-
-class Env(BaseSettings, EnvValues):
-    """The same, read from the process environment and `.env`."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
 
 # --- the mapping file ---------------------------------------------------------------------
@@ -204,6 +200,21 @@ class Settings(BaseModel):
             raise ConfigError("DATABASE_URL is not set: give the PostgreSQL URL to sync from")
         return self.database_url
 
+    def secrets(self) -> list[str]:
+        """Every secret the configuration holds, for `redact`: the API key, the database
+        password (as written in the URL and decoded)."""
+        found = []
+        if self.api_key is not None:
+            found.append(self.api_key.get_secret_value())
+        if self.database_url:
+            try:
+                password = urlsplit(self.database_url).password
+            except ValueError:
+                password = None
+            if password:
+                found += [password, unquote(password)]
+        return [s for s in found if s]
+
     def table(self, name: str) -> mapping.TableMapping:
         """The mapping of one table, by its configured name."""
         for table in self.tables:
@@ -214,26 +225,33 @@ class Settings(BaseModel):
 
 
 def load(environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
-    """Read and validate the configuration, raising ConfigError with one readable line."""
-    env: EnvValues
+    """Read and validate the configuration, raising ConfigError with one readable line.
+
+    `environ` replaces the process environment and `.env` (tests pass their own).
+    """
+    source = read_environment(env_file) if environ is None else dict(environ)
     try:
-        if environ is None:
-            env = Env(_env_file=env_file)  # type: ignore[call-arg]
-        else:
-            env = EnvValues.model_validate(_lower(environ))
+        env = Env.model_validate(_lower(source))
     except ValidationError as exc:
         raise ConfigError(_env_error(exc)) from None
     file = _read_file(env.npd_sync_config) if env.npd_sync_config else ConfigFile()
-    overrides = _board_overrides(environ, env_file)
-    tables = _tables(file, env, overrides)
     return Settings(
         database_url=env.database_url,
         api_key=env.monday_api_key,
         api_version=env.monday_api_version,
         api_url=env.monday_api_url.rstrip("/"),
-        tables=tables,
+        tables=_tables(file, source),
         tuning=file.tuning,
     )
+
+
+def read_environment(env_file: Path | None) -> dict[str, str]:
+    """`.env` (when there is one), with the process environment over it."""
+    found: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        found.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    found.update(os.environ)
+    return found
 
 
 def _lower(environ: dict[str, str]) -> dict[str, str]:
@@ -269,60 +287,24 @@ def _read_file(path: Path) -> ConfigFile:
         raise ConfigError(f"{path}: {loc}: {_message(error)}") from None
 
 
-def _board_overrides(environ: dict[str, str] | None, env_file: Path | None) -> dict[str, str]:
-    """Every MONDAY_<TABLE>_BOARD_ID in the environment (or .env), for any table."""
-    source: dict[str, str | None] = {}
-    if environ is None:
-        if env_file is not None and env_file.is_file():
-            source.update(dotenv_values(env_file))
-        source.update(os.environ)
-    else:
-        source.update(environ)
-    return {
-        k.upper(): v
-        for k, v in source.items()
-        if v is not None and re.fullmatch(r"MONDAY_\w+_BOARD_ID", k.upper())
-    }
-
-
-def _tables(
-    file: ConfigFile, env: EnvValues, overrides: dict[str, str]
-) -> tuple[mapping.TableMapping, ...]:
+def _tables(file: ConfigFile, source: dict[str, str]) -> tuple[mapping.TableMapping, ...]:
+    """The configured tables, each with its board id from MONDAY_<TABLE>_BOARD_ID when set."""
+    env = {k.upper(): v for k, v in source.items()}
     if file.tables is None:
-        defaults = mapping.default_mappings()
+        tables = mapping.default_mappings()
     else:
-        defaults = tuple(_table(name, spec) for name, spec in file.tables.items())
+        tables = tuple(_table(name, spec) for name, spec in file.tables.items())
     result = []
-    for table in defaults:
+    for table in tables:
+        raw = env.get(table.board_env)
         board = table.board_id
-        raw = overrides.get(table.board_env)
         if raw is not None and raw.strip():
             try:
                 board = _board_id(raw)
             except ValueError as exc:
                 raise ConfigError(f"{table.board_env}: {exc}") from None
-        # The two declared variables were validated (and read from .env) by Env.
-        declared = {
-            "MONDAY_CONTACTS_BOARD_ID": env.monday_contacts_board_id,
-            "MONDAY_ORGANIZATIONS_BOARD_ID": env.monday_organizations_board_id,
-        }
-        if declared.get(table.board_env):
-            board = declared[table.board_env]
-        result.append(_replace_board(table, board))
+        result.append(dataclasses.replace(table, board_id=board))
     return tuple(result)
-
-
-def _replace_board(table: mapping.TableMapping, board: str | None) -> mapping.TableMapping:
-    return mapping.TableMapping(
-        table=table.table,
-        board_id=board,
-        key_column=table.key_column,
-        name_template=table.name_template,
-        columns=table.columns,
-        npd_id_column=table.npd_id_column,
-        on_delete=table.on_delete,
-        create_labels=table.create_labels,
-    )
 
 
 def _table(name: str, spec: TableFile) -> mapping.TableMapping:

@@ -1,10 +1,14 @@
 """The project's SQL, loaded by name from the `.sql` files, and identifier quoting.
 
-`sql/queries.sql` holds named queries (`-- name: claim` then a description line), and
-`sql/commands.sql` those of the operator commands (status, retry, check), in the same format;
-`sql/triggers/NNN_*.sql` are the numbered schema migrations; `sql/triggers/attach.sql` and
-`sql/tables.sql` are templates whose `{placeholders}` are only ever filled with values from
-`quote_ident`, `quote_literal` or integers.
+The files live in the repository's `sql/` folder and ship inside the wheel as
+`listener/_sql/` (package data):
+
+- `queries/*.sql`: named statements (`-- name: claim` then a description line), one namespace
+  across the files; the per-table ones (`tables.sql`, `requeue.sql`) are templates whose
+  `{placeholders}` are only ever filled with values from `quote_ident`, `quote_literal`,
+  catalog type names or integers, never with data;
+- `migrations/NNN_name.sql`: the numbered schema migrations `install` applies in order;
+- `triggers/capture.sql`: the per-table capture template (trigger functions and triggers).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from functools import cache
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-# In a wheel the files sit inside the package; in a checkout, next to it.
+# In a wheel the files sit inside the package; in a checkout (or an editable install), at the
+# repository's top, next to the package.
 SQL_DIR = next(
-    (p for p in (_HERE / "_sql", _HERE.parent / "sql") if (p / "queries.sql").is_file()),
+    (p for p in (_HERE / "_sql", _HERE.parent / "sql") if (p / "queries").is_dir()),
     _HERE.parent / "sql",
 )
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.M)
@@ -43,34 +48,31 @@ def parse_queries(text: str) -> dict[str, str]:
 
 
 @cache
-def _queries(filename: str) -> dict[str, str]:
-    return parse_queries((SQL_DIR / filename).read_text(encoding="utf-8"))
+def queries() -> dict[str, str]:
+    """Every named statement of `queries/*.sql`; a name used in two files is an error."""
+    found: dict[str, str] = {}
+    for path in sorted((SQL_DIR / "queries").glob("*.sql")):
+        for name, text in parse_queries(path.read_text(encoding="utf-8")).items():
+            if name in found:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            found[name] = text
+    return found
 
 
 def query(name: str) -> str:
-    """A named query from sql/queries.sql."""
-    return _queries("queries.sql")[name]
+    """A named statement (or per-table template) from `sql/queries/`."""
+    return queries()[name]
 
 
-def command(name: str) -> str:
-    """A named query or template of the operator commands, from sql/commands.sql."""
-    return _queries("commands.sql")[name]
-
-
-def template(name: str) -> str:
-    """A named per-table template from sql/tables.sql."""
-    return _queries("tables.sql")[name]
-
-
-def attach_template() -> str:
+def capture_template() -> str:
     """The per-table capture DDL template."""
-    return (SQL_DIR / "triggers" / "attach.sql").read_text(encoding="utf-8")
+    return (SQL_DIR / "triggers" / "capture.sql").read_text(encoding="utf-8")
 
 
 def migrations() -> list[Migration]:
     """The numbered schema migrations, in order."""
     found = []
-    for path in sorted((SQL_DIR / "triggers").iterdir()):
+    for path in sorted((SQL_DIR / "migrations").iterdir()):
         match = _MIGRATION.match(path.name)
         if match:
             found.append(

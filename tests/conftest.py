@@ -18,8 +18,9 @@ import asyncpg
 import pytest
 
 from devtools import pgcluster
-from listener import db, install, settings
-from listener.emulator import Emulator, Limits
+from emulator import AccountLimits, Emulator
+from listener import db, settings
+from listener.capture import install
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SCHEMA = (ROOT / "devtools" / "sample_schema.sql").read_text()
@@ -112,7 +113,7 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     """The Monday emulator over real HTTP, limits off."""
-    async with Emulator(token=TOKEN, limits=Limits.unlimited()) as emu:
+    async with Emulator(token=TOKEN, limits=AccountLimits.unlimited()) as emu:
         yield emu
 
 

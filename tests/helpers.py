@@ -8,14 +8,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 
-from listener import db, mapping, monday, worker
-from listener.emulator import Emulator
+from emulator import Emulator
+from listener import daemon, db, mapping
+from listener.outbound import rows, worker
 from listener.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,19 +30,10 @@ async def drain(config: Settings, *, listener_id: str = "test") -> worker.Worker
     pool = await db.create_pool(config.require_database())
     try:
         async with pool.acquire() as conn:
-            tables = await worker.load_tables(conn, config)
-        client = None
-        if config.api_key is not None:
-            client = monday.client(config)
-            await client.__aenter__()
-        try:
-            w = worker.Worker(config, pool, client, tables, listener_id)
-            while await w.run_once():
-                pass
+            tables = await rows.load_tables(conn, config)
+        async with worker.open_worker(config, pool, tables, listener_id) as w:
+            await w.drain()
             return w
-        finally:
-            if client is not None:
-                await client.close()
     finally:
         await pool.close()
 
@@ -158,3 +151,45 @@ async def no_pending(conn: asyncpg.Connection) -> bool:
 async def settled(conn: asyncpg.Connection, timeout: float = 60) -> None:
     """Wait until every change has been handled."""
     await eventually(lambda: no_pending(conn), timeout=timeout, interval=0.1)
+
+
+# A sample schema with enum statuses, uuid and identity keys, bigint monday_id.
+ENUM_UUID_SCHEMA = """
+CREATE TYPE direction AS ENUM ('BIDIRECTIONAL', 'NPD_TO_MONDAY', 'MONDAY_TO_NPD', 'NONE');
+CREATE TYPE status AS ENUM ('PENDING', 'SYNCED', 'FAILED');
+CREATE TABLE contacts (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    first_name text, last_name text, email text, phone text, role_title text, notes text,
+    sync_enabled boolean, sync_direction direction, monday_id bigint, sync_status status
+);
+CREATE TABLE organizations (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text, notes text, address_line1 text, address_line2 text, city text, state text,
+    postal_code text, country text,
+    sync_enabled boolean, sync_direction direction, monday_id bigint, sync_status status
+);
+"""
+
+# A contact Monday accepts, and one it refuses (an invalid email).
+GOOD = "INSERT INTO contacts (first_name, email) VALUES ('good', 'good@example.com')"
+BAD = "INSERT INTO contacts (first_name, email) VALUES ('bad', 'not an email')"
+
+
+@asynccontextmanager
+async def running(config: Settings) -> AsyncIterator[daemon.Daemon]:
+    listener = daemon.Daemon(config)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(_first(listener.ready.wait(), task), 10)
+        yield listener
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _first(waiting: object, task: asyncio.Task[None]) -> None:
+    ready = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        task.result()  # raise why the daemon stopped

@@ -15,11 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import cli
+from emulator import Emulator
 from listener import settings
-from listener.emulator import Emulator
 from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, ROOT, TOKEN
-from tests.helpers import drain
-from tests.test_status import BAD, GOOD
+from tests.helpers import BAD, GOOD, drain
 
 ENV_VARS = (
     "DATABASE_URL",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from emulator import Emulator
 from listener import daemon, settings
-from listener.emulator import Emulator
 from tests.conftest import CONTACTS_BOARD, MakeSettings
-from tests.helpers import eventually
+from tests.helpers import eventually, running
 
 
 def tuned(make_settings: MakeSettings, tmp_path: Path, **tuning: float) -> settings.Settings:
@@ -22,26 +22,6 @@ def tuned(make_settings: MakeSettings, tmp_path: Path, **tuning: float) -> setti
     path = tmp_path / "npd-sync.toml"
     path.write_text("[tuning]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
     return make_settings(NPD_SYNC_CONFIG=str(path))
-
-
-@asynccontextmanager
-async def running(config: settings.Settings) -> AsyncIterator[daemon.Daemon]:
-    listener = daemon.Daemon(config)
-    task = asyncio.create_task(listener.run())
-    try:
-        await asyncio.wait_for(_first(listener.ready.wait(), task), 10)
-        yield listener
-    finally:
-        listener.request_stop()
-        await asyncio.wait_for(task, 20)
-
-
-async def _first(waiting: object, task: asyncio.Task[None]) -> None:
-    ready = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
-    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        ready.cancel()
-        task.result()  # raise why the daemon stopped
 
 
 def status_of(conn: asyncpg.Connection) -> Callable[[], object]:
@@ -150,7 +130,7 @@ async def test_two_listeners_share_the_queue_without_double_handling(
 async def test_idle_listener_takes_over_a_lease_when_it_runs_out(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:
-    from listener import queue
+    from listener.outbound import queue
 
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('held by the dead')")
     await queue.ingest(conn)
@@ -159,3 +139,35 @@ async def test_idle_listener_takes_over_a_lease_when_it_runs_out(
         # Nothing wakes the listener but the end of the lease it knows about.
         await eventually(status_of(conn), lambda s: s == {"1": "SYNCED"}, timeout=10)
     assert held.claims == 1
+
+
+async def test_a_side_task_that_ends_stops_the_listener_visibly(
+    make_settings: MakeSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The heartbeat's loop ending (a bug) must not go unnoticed behind a healthy-looking
+    # listener: it is logged, the listener stops, and `listen` exits 1 (SideTaskFailed).
+    crash = asyncio.Event()
+
+    async def heartbeat(self: daemon.Daemon, pool: object) -> None:
+        await crash.wait()
+        raise RuntimeError("heartbeat bug")
+
+    async def every(self: daemon.Daemon, seconds: float, job: object, pool: object) -> None:
+        if getattr(job, "__name__", "") == "_heartbeat":
+            await heartbeat(self, pool)
+            return
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(daemon.Daemon, "_every", every)
+    listener = daemon.Daemon(tuned(make_settings, tmp_path))
+    task = asyncio.create_task(listener.run())
+    await asyncio.wait_for(listener.ready.wait(), 10)
+    crash.set()
+    with pytest.raises(daemon.SideTaskFailed, match="heartbeat"):
+        await asyncio.wait_for(task, 20)
+    crashed = [r for r in caplog.records if r.getMessage() == "listener.side_task_crashed"]
+    assert [r.__dict__["task"] for r in crashed] == ["heartbeat"]
+    assert "heartbeat bug" in crashed[0].__dict__["error"]

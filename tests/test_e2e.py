@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from listener.emulator import Emulator
+from emulator import Emulator
 from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, TOKEN
 from tests.helpers import eventually, start_listener
 

@@ -1,6 +1,7 @@
-"""CONTRACT.md's guarantees under real failures: killed listeners, restarted PostgreSQL, a
-terminated LISTEN connection, Monday failing in every way it does, several listeners at once,
-poison rows. Each test ends by checking the whole mirror (tests.helpers.assert_mirrored).
+"""The guarantees (README, "Guarantees") under real failures: killed listeners, restarted
+PostgreSQL, a terminated LISTEN connection, Monday failing in every way it does, several
+listeners at once, poison rows. Each test ends by checking the whole mirror
+(tests.helpers.assert_mirrored).
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import asyncpg
 import pytest
 
 from devtools import pgcluster
-from listener import db, governor, install, settings
-from listener.emulator import Emulator, Faults, Limits
+from emulator import AccountLimits, Emulator, Faults
+from listener import db, settings
+from listener.capture import install
+from listener.monday import governor
 from tests.conftest import SAMPLE_SCHEMA, TOKEN, MakeSettings
 from tests.helpers import (
     assert_mirrored,
     drain,
     eventually,
+    running,
     settled,
     start_listener,
     write_config,
 )
-from tests.test_daemon import running
 
 FAST = {"poll_interval": 0.5, "backoff_base": 0.05, "backoff_cap": 0.3, "lease_seconds": 3}
 
@@ -258,7 +261,7 @@ async def test_rate_limits_are_paced_not_hit(
 ) -> None:
     # 25,000 points a minute; a create costs 10,000: two requests of one create fit, the third
     # must wait for the next minute, without Monday having to refuse anything.
-    limits = Limits(
+    limits = AccountLimits(
         complexity_per_minute=25_000, requests_per_minute=None, concurrency=None, daily_calls=None
     )
     async with Emulator(token=TOKEN, limits=limits) as emulator:
@@ -314,7 +317,7 @@ async def test_listener_waits_for_a_database_that_is_down(
 async def test_daily_limit_pauses_instead_of_burning_attempts(
     conn: asyncpg.Connection, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
-    limits = dataclasses.replace(Limits.unlimited(), daily_calls=2)
+    limits = dataclasses.replace(AccountLimits.unlimited(), daily_calls=2)
     async with Emulator(token=TOKEN, limits=limits) as emulator:
         tuning = write_config(tmp_path / "t.toml", batch_size=1, **FAST)
         config = make_settings(MONDAY_API_URL=emulator.url, NPD_SYNC_CONFIG=str(tuning))

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from emulator import Emulator
 from listener import daemon
-from listener.emulator import Emulator
 from tests.conftest import MakeSettings
 from tests.helpers import eventually, write_config
 

@@ -9,36 +9,11 @@ from typing import Any
 
 import pytest
 
-from listener import catalog, install, mapping, rows, sql
+from listener import catalog, mapping, sql
+from listener.capture import install
+from listener.outbound import rows
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The names the code asks for (grep 'sql.query(' and 'sql.template(' in listener/ and cli.py).
-QUERIES = {
-    "arm",
-    "attached_tables",
-    "backlog_left",
-    "claim",
-    "complete",
-    "depth",
-    "describe_table",
-    "disarm",
-    "enabled_triggers",
-    "enqueue",
-    "forget_listener",
-    "heartbeat",
-    "ingest",
-    "observe",
-    "pause",
-    "paused_for",
-    "pending_work",
-    "release_leases",
-    "renew_leases",
-    "reserve",
-    "writers",
-}
-TEMPLATES = {"backlog", "backlog_keys", "load_rows", "write_back"}
-
 
 # --- parse_queries ------------------------------------------------------------------------
 
@@ -78,26 +53,19 @@ def test_a_header_must_be_at_the_start_of_a_line() -> None:
 # --- the shipped files ------------------------------------------------------------------------
 
 
-def test_queries_sql_has_exactly_the_queries_the_code_uses() -> None:
-    assert set(sql._queries("queries.sql")) == QUERIES
+def _asked() -> set[str]:
+    """The names the code asks for: `sql.query("name")` anywhere in the package."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "listener").rglob("*.py"))
+    return set(re.findall(r"sql\.query\(\s*\"(\w+)\"", text))
 
 
-def test_tables_sql_has_exactly_the_templates_the_code_uses() -> None:
-    assert set(sql._queries("tables.sql")) == TEMPLATES
+def test_the_sql_files_hold_exactly_the_statements_the_code_uses() -> None:
+    # A new call site cannot name a statement that is not there, nor can one be left unused.
+    assert _asked() == set(sql.queries())
 
 
-def test_every_name_the_code_asks_for_exists() -> None:
-    # Scans the source, so that a new call site cannot name a query that is not there.
-    sources = [*(ROOT / "listener").glob("*.py"), ROOT / "cli.py"]
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
-    asked_queries = set(re.findall(r"sql\.query\(\s*\"(\w+)\"", text))
-    asked_templates = set(re.findall(r"sql\.template\(\s*\"(\w+)\"", text))
-    assert asked_queries == QUERIES
-    assert asked_templates == TEMPLATES
-
-
-@pytest.mark.parametrize("name", sorted(QUERIES))
-def test_query_returns_a_described_statement(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(sql.queries()))
+def test_every_statement_is_described(name: str) -> None:
     text = sql.query(name)
     lines = text.splitlines()
     assert lines[0].startswith("-- "), f"{name} has no description line"
@@ -105,18 +73,22 @@ def test_query_returns_a_described_statement(name: str) -> None:
     assert "-- name:" not in text
 
 
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
-def test_template_returns_a_described_statement(name: str) -> None:
-    lines = sql.template(name).splitlines()
-    assert lines[0].startswith("-- ")
-    assert any(line.strip() and not line.startswith("--") for line in lines)
-
-
 def test_unknown_names_raise_key_error() -> None:
     with pytest.raises(KeyError):
         sql.query("no_such_query")
-    with pytest.raises(KeyError):
-        sql.template("claim")  # a query, not a template
+
+
+def test_a_name_in_two_files_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "a.sql").write_text("-- name: claim\n-- One.\nSELECT 1;\n")
+    (tmp_path / "queries" / "b.sql").write_text("-- name: claim\n-- Two.\nSELECT 2;\n")
+    monkeypatch.setattr(sql, "SQL_DIR", tmp_path)
+    sql.queries.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="query 'claim' is defined twice"):
+            sql.queries()
+    finally:
+        sql.queries.cache_clear()
 
 
 # --- migrations ------------------------------------------------------------------------------
@@ -129,17 +101,17 @@ def test_migrations_are_numbered_from_one() -> None:
     assert found[0].sql == found[0].sql.strip()
 
 
-def _triggers(tmp_path: Path, *names: str) -> Path:
-    (tmp_path / "triggers").mkdir()
+def _migrations(tmp_path: Path, *names: str) -> Path:
+    (tmp_path / "migrations").mkdir()
     for name in names:
-        (tmp_path / "triggers" / name).write_text(f"-- {name}\nSELECT 1;\n")
+        (tmp_path / "migrations" / name).write_text(f"-- {name}\nSELECT 1;\n")
     return tmp_path
 
 
 def test_migrations_are_read_in_order_and_other_files_ignored(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    root = _triggers(tmp_path, "002_more.sql", "attach.sql", "001_base.sql", "README", "x_01.sql")
+    root = _migrations(tmp_path, "002_more.sql", "attach.sql", "001_base.sql", "README", "x_01.sql")
     monkeypatch.setattr(sql, "SQL_DIR", root)
     assert [(m.version, m.name, m.sql) for m in sql.migrations()] == [
         (1, "base", "-- 001_base.sql\nSELECT 1;"),
@@ -154,7 +126,7 @@ def test_migrations_are_read_in_order_and_other_files_ignored(
 def test_gaps_and_repeats_in_numbering_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, names: tuple[str, ...]
 ) -> None:
-    monkeypatch.setattr(sql, "SQL_DIR", _triggers(tmp_path, *names))
+    monkeypatch.setattr(sql, "SQL_DIR", _migrations(tmp_path, *names))
     with pytest.raises(RuntimeError, match="without gaps"):
         sql.migrations()
 
@@ -260,10 +232,10 @@ def _info() -> catalog.TableInfo:
     return catalog.TableInfo("contacts", '"crm"."Contacts"', columns)
 
 
-def test_every_placeholder_of_attach_sql_is_filled_by_install(
+def test_every_placeholder_of_capture_sql_is_filled_by_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    template = sql.attach_template()
+    template = sql.capture_template()
     assert _placeholders(template) == {
         "table",
         "key",
@@ -274,8 +246,8 @@ def test_every_placeholder_of_attach_sql_is_filled_by_install(
         "channel",
     }
     recording = _Recording(template)
-    monkeypatch.setattr(sql, "attach_template", lambda: recording)
-    ddl = install.attach_ddl(3, _info(), mapping.default_mappings()[0])
+    monkeypatch.setattr(sql, "capture_template", lambda: recording)
+    ddl = install.capture_ddl(3, _info(), mapping.default_mappings()[0])
     assert recording.filled is not None
     assert set(recording.filled) == _placeholders(template)
     assert "npd_sync.changed_3()" in ddl
@@ -283,14 +255,14 @@ def test_every_placeholder_of_attach_sql_is_filled_by_install(
     assert "{" not in ddl
 
 
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
+@pytest.mark.parametrize("name", ["load_rows", "write_back", "backlog", "backlog_keys"])
 def test_every_placeholder_of_tables_sql_is_filled_by_rows(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    template = sql.template(name)
+    template = sql.query(name)
     recording = _Recording(template)
-    real = sql.template
-    monkeypatch.setattr(sql, "template", lambda n: recording if n == name else real(n))
+    real = sql.query
+    monkeypatch.setattr(sql, "query", lambda n: recording if n == name else real(n))
     table = rows.compile_table(3, mapping.default_mappings()[0], _info())
     compiled = {
         "load_rows": table.load_sql,
@@ -320,6 +292,6 @@ def test_a_hostile_key_column_stays_one_identifier() -> None:
     info = _info()
     columns = {**info.columns, 'k"; DROP': catalog.ColumnInfo('k"; DROP', "text", "text", None)}
     table = mapping.TableMapping("contacts", key_column='k"; DROP')
-    ddl = install.attach_ddl(1, catalog.TableInfo("contacts", info.relation, columns), table)
+    ddl = install.capture_ddl(1, catalog.TableInfo("contacts", info.relation, columns), table)
     assert 'NEW."k""; DROP"::text' in ddl
     assert "'k\"; DROP'" in ddl  # the literal given to format('%I')

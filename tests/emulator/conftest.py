@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from listener.emulator import Emulator, ManualClock
+from emulator import Emulator, ManualClock
 
 from .helpers import TABLES, TOKEN, Api
 

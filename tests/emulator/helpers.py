@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from emulator import Emulator
 from listener import mapping
-from listener.emulator import Emulator
 
 TOKEN = "test-token"
 CONTACTS = "1000000001"
@@ -93,3 +93,19 @@ class Api:
 def values(**columns: Any) -> str:
     """column_values as Monday wants them: a JSON-encoded string."""
     return json.dumps(columns)
+
+
+# The document shapes the listener sends: a mixed mutation batch, and the npd_id lookup.
+MUTATION = (
+    "mutation ($b: ID!, $n0: String!, $v0: JSON, $i1: ID, $v1: JSON!, $i2: ID) {"
+    " c0: create_item(board_id: $b, item_name: $n0, column_values: $v0) { id }"
+    " u1: change_multiple_column_values(board_id: $b, item_id: $i1, column_values: $v1) { id }"
+    " a2: archive_item(item_id: $i2) { id }"
+    " complexity { query before after reset_in_x_seconds } }"
+)
+LOOKUP = (
+    "query ($b: ID!, $c: String!, $v: [String]!) {"
+    " items_page_by_column_values(board_id: $b, limit: 500,"
+    " columns: [{column_id: $c, column_values: $v}]) {"
+    " cursor items { id name column_values(ids: [$c]) { id text } } } }"
+)

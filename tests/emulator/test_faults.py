@@ -8,8 +8,8 @@ import time
 import aiohttp
 import pytest
 
-from listener.emulator import Emulator, Faults
-from listener.emulator.faults import FaultPlan
+from emulator import Emulator, Faults
+from emulator.faults import FaultPlan
 
 from .helpers import CONTACTS, Api, values
 

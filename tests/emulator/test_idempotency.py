@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from listener.emulator import Emulator, ManualClock
+from emulator import Emulator, ManualClock
 
 from .helpers import CONTACTS, Api, values
 

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from listener.emulator import Emulator
+from emulator import Emulator
 
-from .helpers import CONTACTS, ORGANIZATIONS, THINGS, Api, Reply, values
-from .test_schema import LOOKUP, MUTATION
+from .helpers import CONTACTS, LOOKUP, MUTATION, ORGANIZATIONS, THINGS, Api, Reply, values
 
 CREATE = (
     "mutation ($b: ID!, $n: String!, $v: JSON, $l: Boolean) {"

@@ -8,8 +8,8 @@ import dataclasses
 import aiohttp
 import pytest
 
-from listener.emulator import Emulator, Limits, ManualClock
-from listener.emulator.limits import DAY, RateLimiter, Rejection
+from emulator import AccountLimits, Emulator, ManualClock
+from emulator.limits import DAY, RateLimiter, Rejection
 
 from .helpers import CONTACTS, Api
 
@@ -26,13 +26,13 @@ def batch(n: int) -> str:
 
 
 def test_plan_presets() -> None:
-    assert Limits() == Limits.pro()
+    assert AccountLimits() == AccountLimits.pro()
     figures = {
         name: (p.requests_per_minute, p.concurrency, p.daily_calls, p.complexity_per_minute)
         for name, p in [
-            ("standard", Limits.standard()),
-            ("pro", Limits.pro()),
-            ("enterprise", Limits.enterprise()),
+            ("standard", AccountLimits.standard()),
+            ("pro", AccountLimits.pro()),
+            ("enterprise", AccountLimits.enterprise()),
         ]
     }
     assert figures == {
@@ -40,10 +40,10 @@ def test_plan_presets() -> None:
         "pro": (2_500, 100, 10_000, 10_000_000),
         "enterprise": (5_000, 250, 25_000, 10_000_000),
     }
-    assert Limits.pro().max_query_complexity == 5_000_000
-    assert Limits.plan("enterprise") == Limits.enterprise()
+    assert AccountLimits.pro().max_query_complexity == 5_000_000
+    assert AccountLimits.plan("enterprise") == AccountLimits.enterprise()
     with pytest.raises(ValueError, match="unknown plan"):
-        Limits.plan("gold")
+        AccountLimits.plan("gold")
 
 
 async def test_every_response_carries_rate_limit_headers(api: Api) -> None:
@@ -87,7 +87,7 @@ async def test_complexity_field_reports_the_real_accounting(api: Api, clock: Man
 
 
 async def test_complexity_budget_exhausted(api: Api, emu: Emulator, clock: ManualClock) -> None:
-    emu.set_limits(Limits(complexity_per_minute=25_000))
+    emu.set_limits(AccountLimits(complexity_per_minute=25_000))
     for _ in range(2):
         assert (await api.post(CREATE, {"b": CONTACTS})).errors == []
     clock.advance(20)
@@ -109,7 +109,7 @@ async def test_complexity_budget_exhausted(api: Api, emu: Emulator, clock: Manua
 
 
 async def test_complexity_error_of_2025_04_has_the_old_extras(api: Api, emu: Emulator) -> None:
-    emu.set_limits(Limits(complexity_per_minute=5_000))
+    emu.set_limits(AccountLimits(complexity_per_minute=5_000))
     reply = await api.post(CREATE, {"b": CONTACTS}, version="2025-04")
     assert reply.error()["extensions"] == {
         "code": "COMPLEXITY_BUDGET_EXHAUSTED",
@@ -136,7 +136,7 @@ async def test_500_aliased_mutations_fit_the_per_query_cap_501_do_not(
 
 
 async def test_per_minute_request_limit(api: Api, emu: Emulator, clock: ManualClock) -> None:
-    emu.set_limits(Limits(requests_per_minute=2))
+    emu.set_limits(AccountLimits(requests_per_minute=2))
     await api.post(ME)
     clock.advance(10)
     await api.post(ME)
@@ -155,7 +155,7 @@ async def test_per_minute_request_limit(api: Api, emu: Emulator, clock: ManualCl
 
 
 async def test_concurrency_limit(api: Api, emu: Emulator) -> None:
-    emu.set_limits(Limits(concurrency=1))
+    emu.set_limits(AccountLimits(concurrency=1))
     emu.set_faults(next_hang=1)
     held = asyncio.create_task(api.post(ME))
     async with asyncio.timeout(5):
@@ -175,7 +175,7 @@ async def test_concurrency_limit(api: Api, emu: Emulator) -> None:
 
 
 async def test_ip_limit(api: Api, emu: Emulator, clock: ManualClock) -> None:
-    emu.set_limits(Limits(ip_requests=2, ip_window_seconds=10))
+    emu.set_limits(AccountLimits(ip_requests=2, ip_window_seconds=10))
     await api.post(ME)
     await api.post(ME, token="wrong")  # counted before the token is checked
     reply = await api.post(ME)
@@ -189,7 +189,7 @@ async def test_ip_limit(api: Api, emu: Emulator, clock: ManualClock) -> None:
 async def test_daily_limit_resets_at_midnight_utc(
     api: Api, emu: Emulator, clock: ManualClock
 ) -> None:
-    emu.set_limits(Limits(daily_calls=2))
+    emu.set_limits(AccountLimits(daily_calls=2))
     await api.post(ME)
     await api.post(ME)
     reply = await api.post(ME)
@@ -205,7 +205,7 @@ async def test_daily_limit_resets_at_midnight_utc(
 
 
 def test_daily_calls_count_as_monday_says(clock: ManualClock) -> None:
-    limiter = RateLimiter(Limits(requests_per_minute=2, complexity_per_minute=5), clock)
+    limiter = RateLimiter(AccountLimits(requests_per_minute=2, complexity_per_minute=5), clock)
     assert limiter.admit() is None
     assert limiter.charge(0, complexity_only=True) is not None  # complexity-only: 0.1
     limiter.release()
@@ -217,7 +217,7 @@ def test_daily_calls_count_as_monday_says(clock: ManualClock) -> None:
 
 
 async def test_limits_can_be_switched_off(api: Api, emu: Emulator) -> None:
-    emu.set_limits(Limits.unlimited())
+    emu.set_limits(AccountLimits.unlimited())
     reply = await api.post(COMPLEXITY)
     assert "RateLimit" not in reply.headers
     assert "RateLimit-Policy" not in reply.headers
@@ -253,7 +253,7 @@ async def test_limits_over_the_control_endpoint(api: Api, emu: Emulator) -> None
 
 
 async def test_failed_calls_count_for_the_minute(api: Api, emu: Emulator) -> None:
-    emu.set_limits(Limits(requests_per_minute=2))
+    emu.set_limits(AccountLimits(requests_per_minute=2))
     await api.post("query { nope }")
     await api.post(CREATE, {"b": "42"})
     assert (await api.post(ME)).status == 429

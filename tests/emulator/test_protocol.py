@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from listener.emulator import Emulator, engine
+from emulator import Emulator, engine
 
 from .helpers import CONTACTS, Api
 
@@ -134,9 +134,9 @@ async def test_only_post_is_served(api: Api) -> None:
 
 def test_documents_are_parsed_and_validated_once_per_text() -> None:
     document = f"query {{ boards(ids: [{CONTACTS}]) {{ id name }} }}"
-    assert engine.plan(document, None) is engine.plan(document, None)
-    again = engine.plan(document + " ", None)
-    assert again is not engine.plan(document, None)
+    assert engine.prepare(document, None) is engine.prepare(document, None)
+    again = engine.prepare(document + " ", None)
+    assert again is not engine.prepare(document, None)
 
 
 async def test_an_emulator_bug_is_an_internal_error_not_a_crash(
@@ -164,7 +164,7 @@ async def test_responses_are_compact_json(api: Api) -> None:
 
 def test_document_cache_is_bounded_by_entries_and_by_size() -> None:
     cache = engine.DocumentCache(max_entries=2, max_chars=10)
-    plan = engine.plan("query { me { id } }", None)
+    plan = engine.prepare("query { me { id } }", None)
     for text in ("aaa", "bbb", "ccc"):
         cache.put((text, None), plan)
     assert len(cache) == 2

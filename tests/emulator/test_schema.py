@@ -8,22 +8,11 @@ from pathlib import Path
 import pytest
 from graphql import GraphQLSchema, build_schema
 
-from listener.emulator import conformance, engine
+from emulator import conformance, engine
+
+from .helpers import LOOKUP, MUTATION
 
 # The documents the listener's client sends (from the issue), with $i2 declared.
-MUTATION = (
-    "mutation ($b: ID!, $n0: String!, $v0: JSON, $i1: ID, $v1: JSON!, $i2: ID) {"
-    " c0: create_item(board_id: $b, item_name: $n0, column_values: $v0) { id }"
-    " u1: change_multiple_column_values(board_id: $b, item_id: $i1, column_values: $v1) { id }"
-    " a2: archive_item(item_id: $i2) { id }"
-    " complexity { query before after reset_in_x_seconds } }"
-)
-LOOKUP = (
-    "query ($b: ID!, $c: String!, $v: [String]!) {"
-    " items_page_by_column_values(board_id: $b, limit: 500,"
-    " columns: [{column_id: $c, column_values: $v}]) {"
-    " cursor items { id name column_values(ids: [$c]) { id text } } } }"
-)
 OTHERS = [
     "query { me { id name email } version { kind value } versions { kind value display_name } }",
     "query ($ids: [ID!]) { boards(ids: $ids) { id name state board_kind items_count"
@@ -52,7 +41,7 @@ def official() -> GraphQLSchema:
 
 
 def ours() -> GraphQLSchema:
-    sdl = resources.files("listener.emulator").joinpath("schema.graphql").read_text("utf-8")
+    sdl = resources.files("emulator").joinpath("schema.graphql").read_text("utf-8")
     return build_schema(sdl)
 
 
@@ -94,13 +83,13 @@ def test_documents_are_valid_on_monday_and_on_the_emulator(
     official: GraphQLSchema, document: str
 ) -> None:
     assert conformance.validate_against_official(document) == []
-    assert isinstance(engine.plan(document, None), engine.Plan)
+    assert isinstance(engine.prepare(document, None), engine.Prepared)
 
 
 def test_the_issues_mutation_without_i2_declared_is_invalid(official: GraphQLSchema) -> None:
     undeclared = MUTATION.replace(", $i2: ID", "")
     assert conformance.validate_against_official(undeclared) == ["Variable '$i2' is not defined."]
-    assert not isinstance(engine.plan(undeclared, None), engine.Plan)
+    assert not isinstance(engine.prepare(undeclared, None), engine.Prepared)
 
 
 def test_validate_against_official_reports_syntax_and_field_errors(

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from listener.emulator import EmulatorOptions, serve
+from emulator import EmulatorOptions, serve
 
 LINE = re.compile(
     r"^Monday emulator at (http://127\.0\.0\.1:\d+/v2) \(token (\S+); "

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from emulator import AccountLimits, ApiError, Emulator, ManualClock, StateFileError
 from listener import mapping
-from listener.emulator import Emulator, Limits, ManualClock, MondayError, StateFileError
 
 from .helpers import CONTACTS, ORGANIZATIONS, TOKEN, Api, values
 
@@ -69,10 +69,10 @@ async def test_python_api_to_seed_and_change_items(api: Api, emu: Emulator) -> N
         CONTACTS, "Seeded", {"npd_id": "9", "email": {"email": "a@b.co", "text": ""}}
     )
     assert seeded.id == "2000000001"
-    with pytest.raises(MondayError) as caught:
+    with pytest.raises(ApiError) as caught:
         emu.add_item(CONTACTS, "Bad", {"email": "x"})
     assert caught.value.code == "ColumnValueException"
-    with pytest.raises(MondayError, match="between 1 and 255"):
+    with pytest.raises(ApiError, match="between 1 and 255"):
         emu.add_item(CONTACTS, "")
     emu.add_item(CONTACTS, "Old", {"npd_id": "8"}, state="archived")
     emu.set_item_state(seeded.id, "deleted")
@@ -206,7 +206,7 @@ async def test_state_file_round_trip(tmp_path: Path, clock: ManualClock) -> None
 
 async def test_state_is_saved_soon_after_a_change(tmp_path: Path) -> None:
     path = tmp_path / "monday.json"
-    emu = Emulator(TOKEN, state_file=path, save_interval=0.01, limits=Limits.unlimited())
+    emu = Emulator(TOKEN, state_file=path, save_interval=0.01, limits=AccountLimits.unlimited())
     async with emu, aiohttp.ClientSession() as s:
         await Api(s, emu).post(CREATE, {"b": CONTACTS, "n": "Ada"})
         async with asyncio.timeout(5):

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from listener.emulator import values
-from listener.emulator.errors import ColumnValueError, MondayError
-from listener.emulator.model import Column, ColumnType
+from emulator import values
+from emulator.errors import ApiError, ColumnValueError
+from emulator.model import Column, ColumnType
 
 
 def column(column_type: ColumnType, settings: dict[str, Any] | None = None) -> Column:
@@ -127,14 +127,14 @@ def test_empty_values_clear(column_type: ColumnType, empty: Any) -> None:
 
 @pytest.mark.parametrize("name", ["", "x" * 256, None, 7])
 def test_item_names_must_have_1_to_255_characters(name: Any) -> None:
-    with pytest.raises(MondayError) as caught:
+    with pytest.raises(ApiError) as caught:
         values.check_name(name)
     assert caught.value.code == "ItemNameTooLongException"
 
 
 def test_name_column_cannot_be_cleared() -> None:
     assert values.convert(column("name", {}), "x" * 255).value == "x" * 255
-    with pytest.raises(MondayError, match="between 1 and 255"):
+    with pytest.raises(ApiError, match="between 1 and 255"):
         values.convert(column("name", {}), "")
 
 
@@ -197,7 +197,7 @@ def test_simple_link_needs_a_text() -> None:
     ],
 )
 def test_column_values_must_be_a_json_encoded_object(raw: object, message: str) -> None:
-    with pytest.raises(MondayError, match=message) as caught:
+    with pytest.raises(ApiError, match=message) as caught:
         values.parse_object(raw, "column_values")
     assert caught.value.code == "JsonParseException"
 
@@ -218,6 +218,6 @@ def test_create_column_defaults_give_labels() -> None:
 
 @pytest.mark.parametrize("labels", [{"x": "Done"}, "Done"])
 def test_create_column_defaults_are_checked(labels: object) -> None:
-    with pytest.raises(MondayError) as caught:
+    with pytest.raises(ApiError) as caught:
         values.settings_from_defaults("status", {"labels": labels})
     assert caught.value.code == "InvalidArgumentException"

@@ -1,0 +1,49 @@
+"""A local monday.com GraphQL API for tests, benchmarks and trying npd-sync out.
+
+    async with Emulator(token="t") as emu:      # boards from the default mapping
+        url = emu.url                           # http://127.0.0.1:<port>/v2
+        ...
+        emu.items("1000000001")                 # what the board holds now
+
+See `server.Emulator` for the Python API and `control` for the HTTP control endpoints.
+
+A development and demo tool, not part of the product: it lives in the source checkout (not in
+the wheel), needs the `emulator` extra (graphql-core), and `npd-sync emulator` imports it only
+when run. It uses the product's mapping to build its boards, nothing else.
+"""
+
+from emulator.clock import Clock, ManualClock
+from emulator.conformance import (
+    OfficialSchemaMissing,
+    official_schema_path,
+    validate_against_official,
+)
+from emulator.errors import ApiError
+from emulator.faults import Faults
+from emulator.limits import AccountLimits
+from emulator.model import Board, Column, Item
+from emulator.records import Counters, RequestRecord
+from emulator.serve import EmulatorOptions, serve
+from emulator.server import DEFAULT_TOKEN, Emulator
+from emulator.state import StateFileError
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "AccountLimits",
+    "ApiError",
+    "Board",
+    "Clock",
+    "Column",
+    "Counters",
+    "Emulator",
+    "EmulatorOptions",
+    "Faults",
+    "Item",
+    "ManualClock",
+    "OfficialSchemaMissing",
+    "RequestRecord",
+    "StateFileError",
+    "official_schema_path",
+    "serve",
+    "validate_against_official",
+]

@@ -1,0 +1,541 @@
+"""Resolvers: what each field of schema.graphql does to the store.
+
+Everything is synchronous (the store is in memory), so graphql-core executes a whole
+document without creating a coroutine per field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from graphql import GraphQLResolveInfo
+
+from emulator import errors, values, versions
+from emulator.clock import Clock
+from emulator.limits import Charge
+from emulator.model import COLUMN_TYPES, NAME_COLUMN, Board, Column, Item, Stored
+from emulator.state import Store
+
+PAGE_MAX = 500  # items_page, items_page_by_column_values, next_items_page
+ITEMS_MAX = 100  # items(ids:)
+CURSOR_TTL = 60 * 60.0  # Monday's cursors last 60 minutes
+_COLUMN_ID = re.compile(r"^[a-z0-9_]{1,20}$")
+USER = {"id": "1", "name": "Emulator User", "email": "emulator@example.com"}
+
+
+class CursorBook:
+    """Open cursors: a snapshot of the matching item ids and how far the client read."""
+
+    def __init__(self, clock: Clock, capacity: int = 1_000) -> None:
+        self._clock = clock
+        self._capacity = capacity
+        self._open: dict[str, tuple[tuple[str, ...], float]] = {}
+
+    def page(self, ids: Iterable[str], limit: int) -> tuple[list[str], str | None]:
+        """The first `limit` ids, and a cursor to the rest (None when there is no rest)."""
+        ids = tuple(ids)
+        rest = ids[limit:]
+        if not rest:
+            return list(ids), None
+        cursor = secrets.token_urlsafe(18)
+        self._open[cursor] = (rest, self._clock() + CURSOR_TTL)
+        while len(self._open) > self._capacity:
+            del self._open[next(iter(self._open))]
+        return list(ids[:limit]), cursor
+
+    def next(self, cursor: str, limit: int) -> tuple[list[str], str | None]:
+        """The next page of an open cursor; each cursor can be followed once."""
+        entry = self._open.pop(cursor, None)
+        if entry is None or entry[1] <= self._clock():
+            raise errors.invalid_argument("The cursor is invalid or has expired")
+        return self.page(entry[0], limit)
+
+    def clear(self) -> None:
+        """Close every cursor."""
+        self._open.clear()
+
+
+@dataclass(slots=True)
+class Context:
+    """What resolvers of one request see."""
+
+    store: Store
+    cursors: CursorBook
+    charge: Charge
+    version: versions.Version
+
+
+Info: TypeAlias = "GraphQLResolveInfo[Context]"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsPage:
+    """ItemsResponse { cursor items }."""
+
+    cursor: str | None
+    items: list[Item]
+
+
+class Cell:
+    """One ColumnValue; the fields of the concrete types are properties."""
+
+    __slots__ = ("column", "stored")
+
+    def __init__(self, column: Column, stored: Stored | None) -> None:
+        self.column = column
+        self.stored = stored
+
+    @property
+    def id(self) -> str:
+        return self.column.id
+
+    @property
+    def type(self) -> str:
+        return self.column.type
+
+    @property
+    def text(self) -> str:
+        return values.text(self.column, self.stored)
+
+    @property
+    def value(self) -> str | None:
+        # Monday returns ColumnValue.value as a JSON-encoded string.
+        return None if self.stored is None else json.dumps(self.stored)
+
+    def _get(self, key: str) -> Any:
+        return self.stored.get(key) if isinstance(self.stored, dict) else None
+
+    @property
+    def email(self) -> Any:
+        return self._get("email")
+
+    @property
+    def label(self) -> str | None:
+        if self.column.type == "email":
+            return self._get("text")  # type: ignore[no-any-return]
+        return self.text if self.stored is not None else None
+
+    @property
+    def phone(self) -> Any:
+        return self._get("phone")
+
+    @property
+    def country_short_name(self) -> Any:
+        return self._get("countryShortName")
+
+    @property
+    def number(self) -> float | None:
+        return None if self.stored is None else float(self.stored)
+
+    @property
+    def date(self) -> Any:
+        return self._get("date")
+
+    @property
+    def time(self) -> Any:
+        return self._get("time")
+
+    @property
+    def url(self) -> Any:
+        return self._get("url")
+
+    @property
+    def url_text(self) -> Any:
+        return self._get("text")
+
+    @property
+    def index(self) -> Any:
+        return self._get("index")
+
+
+_VALUE_TYPES = {
+    "text": "TextValue",
+    "long_text": "LongTextValue",
+    "email": "EmailValue",
+    "phone": "PhoneValue",
+    "numbers": "NumbersValue",
+    "date": "DateValue",
+    "link": "LinkValue",
+    "status": "StatusValue",
+    "dropdown": "DropdownValue",
+}
+
+
+def value_type(cell: Cell, _info: Info, _abstract: Any) -> str:
+    """The concrete ColumnValue type of a cell."""
+    return _VALUE_TYPES[cell.column.type]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _board(store: Store, board_id: str) -> Board:
+    board = store.boards.get(str(board_id))
+    if board is None or board.state == "deleted":
+        raise errors.invalid_board(str(board_id))
+    return board
+
+
+def _item(store: Store, item_id: str | None, board: Board | None = None) -> Item:
+    if item_id is None:
+        raise errors.invalid_argument("item_id is required")
+    item = store.items.get(str(item_id))
+    if item is None or item.state == "deleted":
+        raise errors.item_not_found(str(item_id))
+    if board is not None and item.board_id != board.id:
+        raise errors.item_not_found(str(item_id), board.id)
+    return item
+
+
+def _page_limit(limit: int) -> int:
+    if not 1 <= limit <= PAGE_MAX:
+        raise errors.invalid_argument(f"limit must be between 1 and {PAGE_MAX}")
+    return limit
+
+
+def _page(ctx: Context, ids: Iterable[str], limit: int) -> ItemsPage:
+    page, cursor = ctx.cursors.page(ids, _page_limit(limit))
+    return ItemsPage(cursor, [ctx.store.items[i] for i in page])
+
+
+def writes(
+    board: Board, raw: Mapping[str, Any], create_labels: bool, *, simple: bool = False
+) -> tuple[str | None, dict[str, Stored | None], list[tuple[Column, dict[str, Any]]]]:
+    """The new name, values and column settings that `raw` asks for, every value checked
+    before anything changes, so that a bad one leaves the item as it was."""
+    name: str | None = None
+    vals: dict[str, Stored | None] = {}
+    settings: list[tuple[Column, dict[str, Any]]] = []
+    for column_id, value in raw.items():
+        column = board.columns.get(column_id)
+        if column is None or column.archived:
+            raise errors.invalid_column(column_id, board.id)
+        if simple:
+            write = values.convert_simple(column, value, create_labels=create_labels)
+        else:
+            write = values.convert(column, value, create_labels=create_labels)
+        if column.type == "name":
+            name = write.value
+            continue
+        vals[column_id] = write.value
+        if write.settings is not None:
+            settings.append((column, write.settings))
+    return name, vals, settings
+
+
+def _change(
+    ctx: Context,
+    board_id: str,
+    item_id: str | None,
+    raw: Mapping[str, Any],
+    create_labels: bool | None,
+    *,
+    simple: bool = False,
+) -> Item:
+    board = _board(ctx.store, board_id)
+    item = _item(ctx.store, item_id, board)
+    name, vals, settings = writes(board, raw, bool(create_labels), simple=simple)
+    for column, new in settings:
+        ctx.store.set_settings(column, new)
+    ctx.store.update_item(item, name, vals)
+    return item
+
+
+# --- Query (each resolver is named after its field) ------------------------------------
+
+
+def _me(_root: Any, _info: Info) -> dict[str, str]:
+    return USER
+
+
+def _boards(
+    _root: Any,
+    info: Info,
+    ids: list[str] | None = None,
+    limit: int | None = 25,
+    page: int | None = 1,
+    state: str | None = "active",
+) -> list[Board]:
+    store = info.context.store
+    if ids is None:
+        found = list(store.boards.values())
+    else:
+        found = [store.boards[i] for i in dict.fromkeys(ids) if i in store.boards]
+    found = [b for b in found if state in (None, "all") or b.state == state]
+    return _slice(found, limit, page)
+
+
+def _items(
+    _root: Any,
+    info: Info,
+    ids: list[str] | None = None,
+    limit: int | None = 25,
+    page: int | None = 1,
+    newest_first: bool | None = None,
+    exclude_nonactive: bool | None = None,
+) -> list[Item]:
+    store = info.context.store
+    if ids is None:
+        found = list(store.items.values())
+    else:
+        found = [store.items[i] for i in dict.fromkeys(ids) if i in store.items]
+    if exclude_nonactive:
+        found = [i for i in found if i.state == "active"]
+    found.sort(key=lambda i: int(i.id), reverse=bool(newest_first))
+    # Monday returns at most 100 (and 25 unless told otherwise: a classic trap).
+    return _slice(found, min(limit or 25, ITEMS_MAX), page)
+
+
+def _slice(found: list[Any], limit: int | None, page: int | None) -> list[Any]:
+    size = max(1, limit or 25)
+    start = (max(1, page or 1) - 1) * size
+    return found[start : start + size]
+
+
+def _items_page_by_column_values(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    limit: int,
+    columns: list[dict[str, Any]] | None = None,
+    cursor: str | None = None,
+) -> ItemsPage:
+    ctx = info.context
+    if cursor is not None:
+        if columns:
+            raise errors.invalid_argument("columns and cursor cannot be used in the same request")
+        return _next_items_page(None, info, cursor, limit)
+    board = _board(ctx.store, board_id)
+    _page_limit(limit)
+    if not columns:
+        return _page(ctx, (i.id for i in ctx.store.board_items(board.id)), limit)
+    matched: set[str] | None = None
+    for rule in columns:
+        column = board.columns.get(rule["column_id"])
+        if column is None:
+            raise errors.invalid_column(rule["column_id"], board.id)
+        wanted = [v for v in rule["column_values"] if v is not None]
+        ids = {i.id for i in ctx.store.find(board, column, wanted)}
+        matched = ids if matched is None else matched & ids  # entries are ANDed
+    return _page(ctx, sorted(matched or (), key=int), limit)
+
+
+def _next_items_page(_root: Any, info: Info, cursor: str, limit: int) -> ItemsPage:
+    ctx = info.context
+    ids, following = ctx.cursors.next(cursor, _page_limit(limit))
+    return ItemsPage(following, [ctx.store.items[i] for i in ids])
+
+
+def _complexity(_root: Any, info: Info) -> Charge:
+    return info.context.charge
+
+
+def _version(_root: Any, info: Info) -> versions.Version:
+    return info.context.version
+
+
+def _all_versions(_root: Any, _info: Info) -> tuple[versions.Version, ...]:
+    return versions.VERSIONS
+
+
+# --- Mutation --------------------------------------------------------------------------
+
+
+def _create_item(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    item_name: str,
+    column_values: object = None,
+    create_labels_if_missing: bool | None = None,
+) -> Item:
+    ctx = info.context
+    board = _board(ctx.store, board_id)
+    name = values.check_name(item_name)
+    raw = {} if column_values is None else values.parse_object(column_values, "column_values")
+    renamed, vals, settings = writes(board, raw, bool(create_labels_if_missing))
+    for column, new in settings:
+        ctx.store.set_settings(column, new)
+    return ctx.store.create_item(board, renamed or name, vals)
+
+
+def _change_multiple_column_values(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    column_values: object,
+    item_id: str | None = None,
+    create_labels_if_missing: bool | None = None,
+) -> Item:
+    raw = values.parse_object(column_values, "column_values")
+    return _change(info.context, board_id, item_id, raw, create_labels_if_missing)
+
+
+def _change_column_value(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    column_id: str,
+    value: object,
+    item_id: str | None = None,
+    create_labels_if_missing: bool | None = None,
+) -> Item:
+    raw = {column_id: values.parse_value(value, "value")}
+    return _change(info.context, board_id, item_id, raw, create_labels_if_missing)
+
+
+def _change_simple_column_value(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    column_id: str,
+    item_id: str | None = None,
+    value: str | None = None,
+    create_labels_if_missing: bool | None = None,
+) -> Item:
+    raw = {column_id: value}
+    return _change(info.context, board_id, item_id, raw, create_labels_if_missing, simple=True)
+
+
+def _archive_item(_root: Any, info: Info, item_id: str | None = None) -> Item:
+    store = info.context.store
+    item = _item(store, item_id)
+    if item.state != "archived":
+        store.set_state(item, "archived")
+    return item
+
+
+def _delete_item(_root: Any, info: Info, item_id: str | None = None) -> Item:
+    store = info.context.store
+    item = _item(store, item_id)
+    store.set_state(item, "deleted")
+    return item
+
+
+def _create_column(
+    _root: Any,
+    info: Info,
+    board_id: str,
+    title: str,
+    column_type: str,
+    id: str | None = None,
+    description: str | None = None,
+    defaults: object = None,
+) -> Column:
+    store = info.context.store
+    board = _board(store, board_id)
+    if column_type not in COLUMN_TYPES or column_type == "name":
+        raise errors.invalid_argument(f"The emulator cannot create {column_type} columns")
+    if id is None:
+        n = len(board.columns)
+        while f"{column_type}_{n}" in board.columns:
+            n += 1
+        id = f"{column_type}_{n}"
+    elif not _COLUMN_ID.match(id):
+        raise errors.invalid_argument(
+            "Column id must be 1-20 lowercase letters, digits or underscores"
+        )
+    elif id in board.columns:
+        raise errors.invalid_argument(f"Column id {id} already exists on the board")
+    raw = {} if defaults is None else values.parse_object(defaults, "defaults")
+    settings = values.settings_from_defaults(column_type, raw)
+    column = Column(id, title, column_type, settings, description)  # type: ignore[arg-type]
+    return store.add_column(board, column)
+
+
+def _create_board(
+    _root: Any,
+    info: Info,
+    board_kind: str,
+    board_name: str,
+    description: str | None = None,
+) -> Board:
+    if not board_name.strip():
+        raise errors.invalid_argument("board_name must not be empty")
+    return info.context.store.add_board(board_name, kind=board_kind, description=description)
+
+
+# --- object fields ---------------------------------------------------------------------
+
+
+def _board_kind(board: Board, _info: Info) -> str:
+    return board.kind
+
+
+def _board_columns(
+    board: Board,
+    _info: Info,
+    ids: list[str | None] | None = None,
+    types: list[str] | None = None,
+) -> list[Column]:
+    found = [c for c in board.columns.values() if ids is None or c.id in ids]
+    return [c for c in found if types is None or c.type in types]
+
+
+def _board_items_count(board: Board, info: Info) -> int:
+    return len(info.context.store.board_items(board.id))
+
+
+def _board_items_page(board: Board, info: Info, limit: int, cursor: str | None = None) -> ItemsPage:
+    if cursor is not None:
+        return _next_items_page(None, info, cursor, limit)
+    ctx = info.context
+    return _page(ctx, (i.id for i in ctx.store.board_items(board.id)), limit)
+
+
+def _item_board(item: Item, info: Info) -> Board:
+    return info.context.store.boards[item.board_id]
+
+
+def _item_column_values(
+    item: Item,
+    info: Info,
+    ids: list[str] | None = None,
+    types: list[str] | None = None,
+) -> list[Cell]:
+    board = info.context.store.boards[item.board_id]
+    return [
+        Cell(column, item.values.get(column.id))
+        for column in board.columns.values()
+        if column.id != NAME_COLUMN
+        and (ids is None or column.id in ids)
+        and (types is None or column.type in types)
+    ]
+
+
+# Field resolvers by type; fields not listed read the attribute of the same name.
+RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
+    "Query": {
+        "me": _me,
+        "boards": _boards,
+        "items": _items,
+        "items_page_by_column_values": _items_page_by_column_values,
+        "next_items_page": _next_items_page,
+        "complexity": _complexity,
+        "version": _version,
+        "versions": _all_versions,
+    },
+    "Mutation": {
+        "create_item": _create_item,
+        "change_multiple_column_values": _change_multiple_column_values,
+        "change_column_value": _change_column_value,
+        "change_simple_column_value": _change_simple_column_value,
+        "archive_item": _archive_item,
+        "delete_item": _delete_item,
+        "create_column": _create_column,
+        "create_board": _create_board,
+        "complexity": _complexity,
+    },
+    "Board": {
+        "board_kind": _board_kind,
+        "columns": _board_columns,
+        "items_count": _board_items_count,
+        "items_page": _board_items_page,
+    },
+    "Item": {"board": _item_board, "column_values": _item_column_values},
+}

@@ -1,0 +1,325 @@
+"""The emulator's boards and items, a lookup index, and the optional JSON state file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from emulator import values
+from emulator.clock import Clock
+from emulator.model import NAME_COLUMN, Board, Column, ColumnType, Item, ItemState, Stored
+from listener import mapping
+
+FIRST_BOARD_ID = 1_000_000_001
+FIRST_ITEM_ID = 2_000_000_001
+FORMAT = 1
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be read back; the message names the file."""
+
+
+class Store:
+    """Boards and items in memory. Item ids are increasing numeric strings.
+
+    `version` grows on every change so that callers can tell when to save.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.boards: dict[str, Board] = {}
+        self.items: dict[str, Item] = {}
+        self.next_item_id = FIRST_ITEM_ID
+        self.next_board_id = FIRST_BOARD_ID
+        self.version = 0
+        # (board id, column id) -> search key -> item ids; built on a column's first search.
+        self._index: dict[tuple[str, str], dict[str, dict[str, None]]] = {}
+
+    # --- boards and columns -------------------------------------------------------------
+
+    def add_board(
+        self,
+        name: str,
+        columns: Iterable[Column] = (),
+        board_id: str | None = None,
+        *,
+        kind: str = "public",
+        description: str | None = None,
+    ) -> Board:
+        """Create a board with the built-in name column plus `columns`."""
+        if board_id is None:
+            while str(self.next_board_id) in self.boards:
+                self.next_board_id += 1
+            board_id = str(self.next_board_id)
+            self.next_board_id += 1
+        if board_id in self.boards:
+            raise ValueError(f"board {board_id} exists already")
+        board = Board(
+            id=board_id,
+            name=name,
+            columns={NAME_COLUMN: Column(NAME_COLUMN, "Name", "name")},
+            kind=kind,  # type: ignore[arg-type]
+            description=description,
+        )
+        for column in columns:
+            if column.id in board.columns:
+                raise ValueError(f"board {name}: column {column.id} appears twice")
+            board.columns[column.id] = column
+        self.boards[board_id] = board
+        self._changed()
+        return board
+
+    def add_column(self, board: Board, column: Column) -> Column:
+        """Append a column to a board."""
+        if column.id in board.columns:
+            raise ValueError(f"column {column.id} exists already on board {board.id}")
+        board.columns[column.id] = column
+        self._changed()
+        return column
+
+    def remove_column(self, board: Board, column_id: str) -> None:
+        """Drop a column and its values, as deleting it on Monday does."""
+        if column_id == NAME_COLUMN or column_id not in board.columns:
+            raise ValueError(f"board {board.id} has no removable column {column_id!r}")
+        del board.columns[column_id]
+        for item in self.items.values():
+            if item.board_id == board.id:
+                item.values.pop(column_id, None)
+        self._index.pop((board.id, column_id), None)
+        self._changed()
+
+    def set_settings(self, column: Column, settings: dict[str, Any]) -> None:
+        """Replace a column's settings (new status or dropdown labels)."""
+        column.settings = settings
+        self._changed()
+
+    # --- items --------------------------------------------------------------------------
+
+    def create_item(self, board: Board, name: str, vals: Mapping[str, Stored | None]) -> Item:
+        """A new active item on `board`; None values are left out."""
+        now = self._now()
+        item = Item(
+            id=str(self.next_item_id),
+            board_id=board.id,
+            name=name,
+            state="active",
+            values={k: v for k, v in vals.items() if v is not None},
+            created_at=now,
+            updated_at=now,
+        )
+        self.next_item_id += 1
+        self.items[item.id] = item
+        self._reindex(item, None, (NAME_COLUMN, *item.values))
+        self._changed()
+        return item
+
+    def update_item(self, item: Item, name: str | None, vals: Mapping[str, Stored | None]) -> None:
+        """Rename and/or set values (None clears a value)."""
+        before = {k: item.values.get(k) for k in vals}
+        before_name = item.name
+        if name is not None:
+            item.name = name
+        for column_id, value in vals.items():
+            if value is None:
+                item.values.pop(column_id, None)
+            else:
+                item.values[column_id] = value
+        item.updated_at = self._now()
+        changed = [NAME_COLUMN] if name is not None else []
+        self._reindex(item, {**before, NAME_COLUMN: before_name}, (*changed, *vals))
+        self._changed()
+
+    def set_state(self, item: Item, state: ItemState) -> None:
+        """Archive or delete an item; it stays in the store with its new state."""
+        item.state = state
+        item.updated_at = self._now()
+        self._changed()
+
+    def find(self, board: Board, column: Column, wanted: Iterable[str]) -> list[Item]:
+        """Active items whose column text matches any of `wanted`, oldest first."""
+        index = self._index.get((board.id, column.id))
+        if index is None:
+            index = self._build_index(board, column)
+        ids: dict[str, None] = {}
+        for raw in wanted:
+            ids.update(index.get(values.search_key(column.type, raw), {}))
+        found = (self.items[i] for i in ids)
+        return sorted((i for i in found if i.state == "active"), key=lambda i: int(i.id))
+
+    def board_items(self, board_id: str, states: Sequence[ItemState] = ("active",)) -> list[Item]:
+        """A board's items in the given states, oldest first."""
+        return [i for i in self.items.values() if i.board_id == board_id and i.state in states]
+
+    # --- persistence --------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, as plain JSON data (the state file's content)."""
+        return {
+            "format": FORMAT,
+            "next_item_id": self.next_item_id,
+            "next_board_id": self.next_board_id,
+            "boards": [board_json(b) for b in self.boards.values()],
+            "items": [item_json(i) for i in self.items.values()],
+        }
+
+    def load_json(self, data: Mapping[str, Any]) -> None:
+        """Replace everything with what `to_json` produced."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"unknown format {data.get('format')!r}")
+        boards = {}
+        for b in data["boards"]:
+            columns = {c["id"]: Column(**c) for c in b["columns"]}
+            boards[b["id"]] = Board(
+                id=b["id"],
+                name=b["name"],
+                columns=columns,
+                kind=b["kind"],
+                state=b["state"],
+                description=b.get("description"),
+            )
+        self.boards = boards
+        self.items = {i["id"]: Item(**i) for i in data["items"]}
+        self.next_item_id = int(data["next_item_id"])
+        self.next_board_id = int(data["next_board_id"])
+        self._index.clear()
+        self._changed()
+
+    def save(self, path: Path) -> None:
+        """Write the state file atomically: a temporary file renamed over the old one."""
+        text = json.dumps(self.to_json(), separators=(",", ":"))
+        write_atomically(path, text)
+
+    def load(self, path: Path) -> None:
+        """Read the state file written by `save`."""
+        try:
+            self.load_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StateFileError(f"{path}: cannot load emulator state: {exc}") from None
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _now(self) -> str:
+        moment = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def _build_index(self, board: Board, column: Column) -> dict[str, dict[str, None]]:
+        index: dict[str, dict[str, None]] = {}
+        self._index[(board.id, column.id)] = index
+        for item in self.items.values():
+            if item.board_id == board.id:
+                key = self._key(board, column.id, item, item.values.get(column.id))
+                if key is not None:
+                    index.setdefault(key, {})[item.id] = None
+        return index
+
+    def _reindex(
+        self, item: Item, before: Mapping[str, Stored | None] | None, columns: Iterable[str]
+    ) -> None:
+        board = self.boards[item.board_id]
+        for column_id in columns:
+            index = self._index.get((board.id, column_id))
+            if index is None:
+                continue
+            if before is not None:
+                old = self._key(board, column_id, item, before.get(column_id))
+                if old is not None:
+                    index.get(old, {}).pop(item.id, None)
+            new = self._key(board, column_id, item, item.values.get(column_id))
+            if new is not None:
+                index.setdefault(new, {})[item.id] = None
+
+    @staticmethod
+    def _key(board: Board, column_id: str, item: Item, stored: Stored | None) -> str | None:
+        column = board.columns.get(column_id)
+        if column is None:
+            return None
+        if column.type == "name":
+            # The name is passed in `before` under the name column's id.
+            shown = stored if isinstance(stored, str) else item.name
+            return values.search_key("name", shown)
+        if stored is None:
+            return None
+        return values.search_key(column.type, values.text(column, stored))
+
+
+def board_json(board: Board) -> dict[str, Any]:
+    """A board and its columns as plain JSON data."""
+    return {
+        "id": board.id,
+        "name": board.name,
+        "kind": board.kind,
+        "state": board.state,
+        "description": board.description,
+        "columns": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "type": c.type,
+                "settings": c.settings,
+                "description": c.description,
+                "archived": c.archived,
+            }
+            for c in board.columns.values()
+        ],
+    }
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    """An item as plain JSON data; `values` are Monday's stored JSON per column."""
+    return {
+        "id": item.id,
+        "board_id": item.board_id,
+        "name": item.name,
+        "state": item.state,
+        "values": item.values,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def boards_from_mappings(store: Store, tables: Sequence[mapping.TableMapping]) -> None:
+    """Create one board per table: name column, mapped columns, then the npd_id column.
+
+    Tables without a board id get the next free generated id, in order, so that the
+    default mapping gives contacts 1000000001 and organizations 1000000002. Boards that
+    the store already has (from a state file) are left as they are.
+    """
+    ids = [t.board_id for t in tables if t.board_id is not None]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"two tables map to one board: {sorted(ids)}")
+    names = {board.name for board in store.boards.values()}
+    for table in tables:
+        # Boards loaded from a state file are kept: by id, or by name when ids are generated.
+        if table.board_id in store.boards or (table.board_id is None and table.table in names):
+            continue
+        columns = [_column(c.id, c.type) for c in table.columns]
+        if table.npd_id_column and all(c.id != table.npd_id_column for c in columns):
+            columns.append(_column(table.npd_id_column, "text"))
+        store.add_board(table.table, columns, table.board_id)
+
+
+def _column(column_id: str, column_type: ColumnType) -> Column:
+    return Column(column_id, column_id, column_type, values.default_settings(column_type))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader sees the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,234 @@
+"""`npd-sync install` / `uninstall`: the versioned schema and the capture on each table.
+
+Install runs in one transaction under an advisory lock, so two concurrent installs cannot
+interleave and a failure leaves the database as it was. It applies the numbered migrations not
+yet recorded in `npd_sync.migrations`, then (re)attaches capture to each configured table whose
+generated DDL differs from what is installed: running it twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import asyncpg
+
+from listener import catalog, db, mapping, sql
+from listener.capture import notify
+
+INSTALL_LOCK = 7237733  # pg_advisory_xact_lock key serialising installs
+TRIGGERS = 5  # npd_sync_insert, _update, _rekey, _delete, _truncate on each table
+
+BOOTSTRAP = """\
+CREATE SCHEMA IF NOT EXISTS npd_sync;
+CREATE TABLE IF NOT EXISTS npd_sync.migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);"""
+
+DETACH = """\
+DROP TRIGGER IF EXISTS npd_sync_insert ON {table};
+DROP TRIGGER IF EXISTS npd_sync_update ON {table};
+DROP TRIGGER IF EXISTS npd_sync_rekey ON {table};
+DROP TRIGGER IF EXISTS npd_sync_delete ON {table};
+DROP TRIGGER IF EXISTS npd_sync_truncate ON {table};"""
+
+
+class InstallError(Exception):
+    """Install cannot proceed; the message lists every problem, one per line."""
+
+
+class NotInstalled(Exception):
+    """The database has no npd_sync schema (or an old one), or a configured table has no
+    capture; the message says to run `npd-sync install`."""
+
+
+StepKind = Literal["schema", "migration", "attach", "update", "restore", "detach"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing install does: `kind` says what, for `table` or migration `version`."""
+
+    kind: StepKind
+    description: str
+    sql: str
+    table: str | None = None
+    version: int | None = None
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def data_columns(info: catalog.TableInfo, table: mapping.TableMapping) -> list[str]:
+    """The columns whose update is a change: all but the key, bookkeeping and generated ones."""
+    skip = {table.key_column, *mapping.BOOKKEEPING_COLUMNS}
+    return [c.name for c in info.columns.values() if c.name not in skip and not c.generated]
+
+
+def capture_ddl(table_id: int, info: catalog.TableInfo, table: mapping.TableMapping) -> str:
+    """The capture DDL for one table, from the template, with every name quoted."""
+    return sql.capture_template().format(
+        table=info.relation,
+        key=sql.quote_ident(table.key_column),
+        key_literal=sql.quote_literal(table.key_column),
+        data_columns=", ".join(sql.quote_ident(c) for c in data_columns(info, table)),
+        id=int(table_id),
+        wake_lock=f"{notify.WAKE_LOCK[0]}, {notify.WAKE_LOCK[1]}",
+        channel=notify.CHANNEL,
+    )
+
+
+def _hash(ddl: str) -> str:
+    return hashlib.sha256(ddl.encode()).hexdigest()
+
+
+async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
+    """Work out what install would do, without changing anything."""
+    result = Plan()
+    schema = await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL")
+    applied: set[int] = set()
+    attached: dict[str, asyncpg.Record] = {}
+    if schema and await conn.fetchval("SELECT to_regclass('npd_sync.migrations') IS NOT NULL"):
+        applied = {
+            r["version"] for r in await conn.fetch("SELECT version FROM npd_sync.migrations")
+        }
+    if not schema or not applied:
+        result.steps.append(Step("schema", "create schema npd_sync", BOOTSTRAP))
+    for migration in sql.migrations():
+        if migration.version not in applied:
+            result.steps.append(
+                Step(
+                    "migration",
+                    f"apply migration {migration.version:03d} {migration.name}",
+                    migration.sql
+                    + "\nINSERT INTO npd_sync.migrations (version, name) VALUES "
+                    + f"({migration.version}, {sql.quote_literal(migration.name)});",
+                    version=migration.version,
+                )
+            )
+    if applied:
+        attached = {r["relation"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    next_id = max((r["id"] for r in attached.values()), default=0) + 1
+    wanted: set[str] = set()
+    for table in tables:
+        info = await catalog.describe(conn, table.table)
+        if info is None:
+            if table.board_id:
+                result.problems.append(f"{table.table}: table not found")
+            else:
+                result.notes.append(f"{table.table}: no such table, skipped (no board configured)")
+            continue
+        wanted.add(info.relation)
+        issues = catalog.problems(info, table)
+        if issues:
+            result.problems.extend(f"{table.table}: {issue}" for issue in issues)
+            continue
+        known = attached.get(info.relation)
+        table_id = known["id"] if known else next_id
+        if not known:
+            next_id += 1
+        ddl = capture_ddl(table_id, info, table)
+        whole = known is not None and (
+            await conn.fetchval(sql.query("enabled_triggers"), info.relation) == TRIGGERS
+        )
+        if known and whole and known["ddl_hash"] == _hash(ddl) and known["name"] == table.table:
+            result.notes.append(f"{table.table}: capture up to date")
+            continue
+        record = (
+            "INSERT INTO npd_sync.tables (id, relation, name, key_column, ddl_hash) VALUES "
+            f"({table_id}, {sql.quote_literal(info.relation)}::regclass, "
+            f"{sql.quote_literal(table.table)}, {sql.quote_literal(table.key_column)}, "
+            f"{sql.quote_literal(_hash(ddl))})\nON CONFLICT (id) DO UPDATE SET "
+            "name = excluded.name, key_column = excluded.key_column, "
+            "ddl_hash = excluded.ddl_hash, attached_at = now();"
+        )
+        kind: StepKind = "attach"
+        verb = "attach capture to"
+        if known and whole:
+            kind, verb = "update", "update capture on"
+        elif known:
+            kind, verb = "restore", "restore capture (triggers dropped or disabled) on"
+        result.steps.append(
+            Step(
+                kind,
+                f"{verb} {table.table} (table id {table_id})",
+                ddl + "\n" + record,
+                table=table.table,
+            )
+        )
+    for relation, row in attached.items():
+        if relation not in wanted:
+            result.steps.append(
+                Step(
+                    "detach",
+                    f"detach capture from {row['name']} (no longer configured)",
+                    DETACH.format(table=relation)
+                    + f"\nDELETE FROM npd_sync.tables WHERE id = {int(row['id'])};",
+                    table=row["name"],
+                )
+            )
+    return result
+
+
+async def install(
+    conn: db.Conn, tables: Sequence[mapping.TableMapping], *, dry_run: bool = False
+) -> Plan:
+    """Bring the database up to date; with dry_run, only plan. Raises InstallError on problems."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", INSTALL_LOCK)
+        # Attaching takes a brief lock on each application table; never queue behind a long
+        # application transaction for ever.
+        await conn.execute("SET LOCAL lock_timeout = '10s'")
+        result = await plan(conn, tables)
+        if result.problems:
+            raise InstallError("\n".join(result.problems))
+        if not dry_run:
+            for step in result.steps:
+                await conn.execute(step.sql)
+    return result
+
+
+async def uninstall(conn: db.Conn) -> list[str]:
+    """Remove the triggers and the npd_sync schema; application rows are not touched."""
+    done: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", INSTALL_LOCK)
+        await conn.execute("SET LOCAL lock_timeout = '10s'")
+        if not await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL"):
+            return done
+        if await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
+            for row in await conn.fetch(sql.query("attached_tables")):
+                await conn.execute(DETACH.format(table=row["relation"]))
+                done.append(f"{row['name']}: capture removed")
+        await conn.execute("DROP SCHEMA npd_sync CASCADE")
+        done.append("schema npd_sync dropped")
+    return done
+
+
+async def installed_version(conn: db.Conn) -> int | None:
+    """The schema version npd-sync is installed at here, or None when it is not installed."""
+    if not await conn.fetchval(sql.query("schema_present")):
+        return None
+    return int(await conn.fetchval(sql.query("schema_version")))
+
+
+async def require_current(conn: db.Conn) -> int:
+    """The installed schema version; raises NotInstalled when absent or older than this code."""
+    version = await installed_version(conn)
+    if version is None:
+        raise NotInstalled("npd-sync is not installed in this database: run `npd-sync install`")
+    latest = sql.migrations()[-1].version
+    if version < latest:
+        raise NotInstalled(
+            f"npd-sync's schema here is at version {version}, this npd-sync needs {latest}: "
+            "run `npd-sync install`"
+        )
+    return version

@@ -1,0 +1,400 @@
+"""`npd-sync status`: per table, what waits, what is in flight, what failed and what is synced;
+the latest errors; which listeners are alive; Monday's shared state.
+
+Read-only, and independent of the listener: everything comes from the database (npd-sync's
+tables and the application's `sync_status`), ages are measured on the database's clock. The
+counts are of rows, each row with work outstanding counted once:
+
+- in flight: leased by a listener whose lease has not run out;
+- failed: failed permanently (or out of attempts), with no newer change waiting;
+- pending: everything else with work outstanding, including rows waiting for a retry and rows
+  whose change records no listener has taken in yet (`npd_sync.changes`);
+- synced: rows whose `sync_status` is SYNCED, read from the application's table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from listener import catalog, db, mapping, sql
+from listener.capture import install
+from listener.redact import redact
+from listener.settings import Settings
+
+ALIVE_SECONDS = 30.0  # a listener heartbeats every 10 s; three missed beats and it is gone
+ERRORS_SHOWN = 5
+ERROR_WIDTH = 120
+ELLIPSIS = "…"
+
+# --json: the keys are stable; new keys may be added, none renamed or removed.
+JSON_KEYS = """\b
+--json prints one object (times are ISO 8601 UTC, ages in seconds, absent values null):
+  now, schema_version
+  tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
+               synced, oldest_pending_at, oldest_pending_age_seconds, notes[]
+  errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
+  listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive
+  monday:      api_key_set, paused, paused_until, pause_reason,
+               complexity_remaining, complexity_reset_at, updated_at
+Counts are rows. pending includes rows waiting for a retry and changes no listener
+has taken in yet; synced is read from the table's sync_status.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TableStatus:
+    table: str
+    board_id: str | None
+    capture_installed: bool
+    pending: int
+    in_flight: int
+    failed: int
+    synced: int | None  # None when the table cannot be read (missing, no sync_status)
+    oldest_pending_at: datetime | None
+    oldest_pending_age: float | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorStatus:
+    table: str
+    id: str
+    state: str  # pending (will be retried), failed, in_flight
+    attempts: int
+    at: datetime | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatus:
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    seen_at: datetime
+    seen_ago: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MondayStatus:
+    api_key_set: bool
+    paused: bool
+    paused_until: datetime | None
+    pause_reason: str | None
+    complexity_remaining: int | None
+    complexity_reset_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    now: datetime
+    schema_version: int
+    tables: tuple[TableStatus, ...]
+    errors: tuple[ErrorStatus, ...]
+    listeners: tuple[ListenerStatus, ...]
+    monday: MondayStatus
+
+    @property
+    def alive(self) -> list[ListenerStatus]:
+        """The listeners seen within ALIVE_SECONDS."""
+        return [listener for listener in self.listeners if listener.alive]
+
+
+async def run(settings: Settings, *, as_json: bool, echo: Callable[[str], None]) -> None:
+    """`npd-sync status`: print the report (as JSON with `as_json`)."""
+    conn = await db.connect(settings.require_database(), application_name="npd-sync status")
+    try:
+        version = await install.require_current(conn)
+        report = await collect(conn, settings, version)
+    finally:
+        await conn.close()
+    if as_json:
+        echo(json.dumps(to_json(report), indent=2, ensure_ascii=False))
+    else:
+        for line in render(report):
+            echo(line)
+
+
+async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Report:
+    """Everything status shows; npd-sync must be installed (see `installed_version`)."""
+    secrets = settings.secrets()
+    now = await conn.fetchval(sql.query("database_now"))
+    counts = {r["name"]: r for r in await conn.fetch(sql.query("status_counts"))}
+    tables = [await _table(conn, table, counts.pop(table.table, None)) for table in settings.tables]
+    # Tables captured but no longer configured: their work is still in the queue.
+    tables += [
+        TableStatus(
+            name,
+            None,
+            True,
+            r["pending"],
+            r["in_flight"],
+            r["failed"],
+            None,
+            r["oldest_pending"],
+            r["oldest_pending_age"],
+            ("not configured any more: run `npd-sync install` to detach it",),
+        )
+        for name, r in counts.items()
+    ]
+    errors = tuple(
+        ErrorStatus(
+            table=r["table_name"],
+            id=r["row_key"],
+            state="in_flight" if r["in_flight"] else r["state"],
+            attempts=r["attempts"],
+            at=r["last_error_at"],
+            error=redact(r["last_error"], secrets),
+        )
+        for r in await conn.fetch(sql.query("status_errors"), ERRORS_SHOWN)
+    )
+    listeners = tuple(
+        ListenerStatus(
+            id=r["id"],
+            host=r["hostname"],
+            pid=r["pid"],
+            version=r["version"],
+            started_at=r["started_at"],
+            seen_at=r["seen_at"],
+            seen_ago=r["seen_ago"],
+            alive=r["alive"],
+        )
+        for r in await conn.fetch(sql.query("status_listeners"), ALIVE_SECONDS)
+    )
+    m = await conn.fetchrow(sql.query("status_monday"))
+    monday = MondayStatus(
+        api_key_set=settings.api_key is not None,
+        paused=bool(m and m["paused"]),
+        paused_until=m["paused_until"] if m else None,
+        pause_reason=redact(m["pause_reason"], secrets) if m and m["pause_reason"] else None,
+        complexity_remaining=m["complexity_remaining"] if m else None,
+        complexity_reset_at=m["complexity_reset_at"] if m else None,
+        updated_at=m["updated_at"] if m else None,
+    )
+    return Report(now, schema_version, tuple(tables), errors, listeners, monday)
+
+
+async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> TableStatus:
+    notes: list[str] = []
+    synced: int | None = None
+    info = await catalog.describe(conn, table.table)
+    if info is None:
+        notes.append("table not found")
+    elif not info.has(mapping.SYNC_STATUS):
+        notes.append(f"no {mapping.SYNC_STATUS} column")
+    else:
+        statement = sql.query("count_synced").format(
+            table=info.relation, status=sql.quote_ident(mapping.SYNC_STATUS)
+        )
+        synced = int(await conn.fetchval(statement))
+    if counts is None:
+        notes.append("capture not installed: run `npd-sync install`")
+    if not table.board_id:
+        notes.append(f"no board: not synced ({table.board_env} is not set)")
+    return TableStatus(
+        table=table.table,
+        board_id=table.board_id,
+        capture_installed=counts is not None,
+        pending=counts["pending"] if counts else 0,
+        in_flight=counts["in_flight"] if counts else 0,
+        failed=counts["failed"] if counts else 0,
+        synced=synced,
+        oldest_pending_at=counts["oldest_pending"] if counts else None,
+        oldest_pending_age=counts["oldest_pending_age"] if counts else None,
+        notes=tuple(notes),
+    )
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The report as `status --json` prints it (see JSON_KEYS)."""
+    return {
+        "now": _iso(report.now),
+        "schema_version": report.schema_version,
+        "tables": [
+            {
+                "table": t.table,
+                "board_id": t.board_id,
+                "capture_installed": t.capture_installed,
+                "pending": t.pending,
+                "in_flight": t.in_flight,
+                "failed": t.failed,
+                "synced": t.synced,
+                "oldest_pending_at": _iso(t.oldest_pending_at),
+                "oldest_pending_age_seconds": _seconds(t.oldest_pending_age),
+                "notes": list(t.notes),
+            }
+            for t in report.tables
+        ],
+        "errors": [
+            {
+                "table": e.table,
+                "id": e.id,
+                "state": e.state,
+                "attempts": e.attempts,
+                "at": _iso(e.at),
+                "error": e.error,
+            }
+            for e in report.errors
+        ],
+        "listeners": [
+            {
+                "id": li.id,
+                "host": li.host,
+                "pid": li.pid,
+                "version": li.version,
+                "started_at": _iso(li.started_at),
+                "seen_at": _iso(li.seen_at),
+                "seen_ago_seconds": _seconds(li.seen_ago),
+                "alive": li.alive,
+            }
+            for li in report.listeners
+        ],
+        "monday": {
+            "api_key_set": report.monday.api_key_set,
+            "paused": report.monday.paused,
+            "paused_until": _iso(report.monday.paused_until),
+            "pause_reason": report.monday.pause_reason,
+            "complexity_remaining": report.monday.complexity_remaining,
+            "complexity_reset_at": _iso(report.monday.complexity_reset_at),
+            "updated_at": _iso(report.monday.updated_at),
+        },
+    }
+
+
+def render(report: Report) -> list[str]:
+    """The report as lines of text for a terminal."""
+    lines = [f"npd-sync status at {_time(report.now)} (schema version {report.schema_version})"]
+    lines += ["", *_table_lines(report.tables)]
+    lines += ["", *_listener_lines(report)]
+    lines += ["", *_monday_lines(report.monday)]
+    lines += ["", *_error_lines(report.errors)]
+    return lines
+
+
+def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
+    header = ("table", "pending", "in flight", "failed", "synced", "oldest pending")
+    rows = [
+        (
+            t.table,
+            f"{t.pending:,}",
+            f"{t.in_flight:,}",
+            f"{t.failed:,}",
+            "?" if t.synced is None else f"{t.synced:,}",
+            "-" if t.oldest_pending_age is None else age(t.oldest_pending_age),
+        )
+        for t in tables
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    out = []
+    for r in (header, *rows):
+        cells = [
+            r[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(r[1:5], widths[1:5], strict=True)),
+        ]
+        out.append("  ".join([*cells, r[5]]).rstrip())
+    for t in tables:
+        out.extend(f"  {t.table}: {note}" for note in t.notes)
+    if not tables:
+        out.append("  no tables configured")
+    return out
+
+
+def _listener_lines(report: Report) -> list[str]:
+    alive = report.alive
+    if alive:
+        head = f"listeners: {len(alive)} alive"
+    else:
+        head = "listeners: none alive (changes are recorded and wait for `npd-sync listen`)"
+    out = [head]
+    for li in report.listeners:
+        seen = f"seen {age(li.seen_ago)} ago"
+        state = f"alive ({seen})" if li.alive else f"gone (last {seen})"
+        out.append(f"  {li.host} pid {li.pid} v{li.version}, since {_time(li.started_at)}: {state}")
+    return out
+
+
+def _monday_lines(m: MondayStatus) -> list[str]:
+    if m.paused and m.paused_until is not None:
+        state = f"paused until {_time(m.paused_until)}"
+        if m.pause_reason:
+            state += f": {one_line(m.pause_reason)}"
+    else:
+        state = "not paused"
+    if m.complexity_remaining is None:
+        budget = "complexity budget not reported yet"
+    else:
+        budget = f"complexity remaining {m.complexity_remaining:,}"
+        if m.updated_at is not None:
+            budget += f" (as of {_time(m.updated_at)})"
+    out = [f"monday: {state}; {budget}"]
+    if not m.api_key_set:
+        out.append("  MONDAY_API_KEY is not set: changes are recorded and left pending")
+    return out
+
+
+def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:
+    if not errors:
+        return ["last errors: none"]
+    out = ["last errors (newest first):"]
+    for e in errors:
+        when = _time(e.at) if e.at else "-"
+        out.append(f"  {when}  {e.table} {e.id}  {_phase(e)}: {one_line(headline(e.error))}")
+    return out
+
+
+def _phase(error: ErrorStatus) -> str:
+    tries = f"{error.attempts} attempt{'' if error.attempts == 1 else 's'}"
+    if error.state == "failed":
+        return f"failed after {tries}"
+    if error.state == "in_flight":
+        return "in flight"
+    return f"retrying after {tries}" if error.attempts else "queued again"
+
+
+def headline(error: str) -> str:
+    """An error as the listener stores it (`message code=X http=N request_id=R`), with its
+    code first and the request id dropped: what matters in a one-line summary."""
+    match = re.search(r" code=(\S+)", error)
+    text = re.sub(r" (code|http|request_id)=\S+", "", error)
+    return f"{match[1]}: {text}" if match else text
+
+
+def one_line(text: str, width: int = ERROR_WIDTH) -> str:
+    """The text on one line (whitespace runs folded), cut to `width` characters."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= width else flat[: width - len(ELLIPSIS)] + ELLIPSIS
+
+
+def age(seconds: float) -> str:
+    """A duration for people: 12s, 4m 05s, 3h 02m, 2d 04h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

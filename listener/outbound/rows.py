@@ -1,0 +1,135 @@
+"""The application's rows: loading many in one query, writing back many in one statement.
+
+Statements are compiled once per table from the templates in `sql/queries/tables.sql`, with the
+table's identifiers quoted and its column types read from the catalog, so that integer or uuid
+keys, enum or text statuses and text or bigint `monday_id` all work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from listener import catalog, db, mapping, settings, sql
+from listener.capture.install import NotInstalled
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An application row as loaded: flags, current item id, mapped values as text."""
+
+    key: str
+    enabled: bool | None
+    direction: str | None
+    monday_id: str | None
+    values: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A synced table, ready to use: its id, mapping and compiled statements."""
+
+    id: int
+    mapping: mapping.TableMapping
+    load_sql: str
+    write_sql: str
+    backlog_keys_sql: str
+    backlog_sql: str
+
+    @property
+    def name(self) -> str:
+        return self.mapping.table
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    key: str
+    monday_id: str | None
+    status: str
+    error: str | None
+
+
+def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.TableInfo) -> Table:
+    """Build the load and write-back statements of one table."""
+    key = sql.quote_ident(table.key_column)
+    key_type = info.columns[table.key_column].type
+    columns = "".join(
+        f", t.{sql.quote_ident(name)}::text AS c{i}" for i, name in enumerate(table.source_columns)
+    )
+    extra = ""
+    if info.has(mapping.SYNC_ERROR):
+        extra += ", sync_error = v.error"
+    if info.has(mapping.LAST_SYNCED_AT):
+        extra += (
+            ", last_synced_at = CASE WHEN v.status = 'SYNCED' THEN now() ELSE t.last_synced_at END"
+        )
+    names = {"table": info.relation, "key": key, "key_type": key_type}
+    return Table(
+        id=table_id,
+        mapping=table,
+        load_sql=sql.query("load_rows").format(columns=columns, **names),
+        write_sql=sql.query("write_back").format(
+            monday_type=info.columns[mapping.MONDAY_ID].type,
+            status_type=info.columns[mapping.SYNC_STATUS].type,
+            extra=extra,
+            **names,
+        ),
+        backlog_keys_sql=sql.query("backlog_keys").format(**names),
+        backlog_sql=sql.query("backlog").format(table=info.relation),
+    )
+
+
+async def load_tables(conn: db.Conn, config: settings.Settings) -> list[Table]:
+    """The configured tables that have capture installed, compiled; raises NotInstalled."""
+    if not await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
+        raise NotInstalled("npd-sync is not installed in this database: run `npd-sync install`")
+    attached = {r["name"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    tables = []
+    problems = []
+    for table in config.tables:
+        row = attached.get(table.table)
+        info = await catalog.describe(conn, table.table)
+        if row is None or info is None:
+            if table.board_id:
+                problems.append(f"{table.table}: capture not installed (run `npd-sync install`)")
+            continue
+        issues = [str(problem) for problem in catalog.problems(info, table)]
+        if row["key_column"] != table.key_column:
+            issues.append(f"installed with key {row['key_column']!r}: run `npd-sync install`")
+        if issues:
+            problems.extend(f"{table.table}: {issue}" for issue in issues)
+            continue
+        tables.append(compile_table(row["id"], table, info))
+    if problems:
+        raise NotInstalled("\n".join(problems))
+    return tables
+
+
+async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Row]:
+    """The rows that still exist among `keys`."""
+    sources = table.mapping.source_columns
+    records = await conn.fetch(table.load_sql, list(keys))
+    return {
+        r["key"]: Row(
+            key=r["key"],
+            enabled=r["enabled"],
+            direction=r["direction"],
+            monday_id=r["monday_id"],
+            values={name: r[f"c{i}"] for i, name in enumerate(sources)},
+        )
+        for r in records
+    }
+
+
+async def write_back(conn: db.Conn, table: Table, writes: Sequence[WriteBack]) -> set[str]:
+    """Write sync results to rows; returns the keys written (not those locked or gone)."""
+    if not writes:
+        return set()
+    rows = await conn.fetch(
+        table.write_sql,
+        [w.key for w in writes],
+        [w.monday_id for w in writes],
+        [w.status for w in writes],
+        [w.error for w in writes],
+    )
+    return {r[0] for r in rows}

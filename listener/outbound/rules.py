@@ -1,0 +1,169 @@
+"""The outbound rules, as pure functions of a queue entry, its row as it is now and Monday's
+answers: what to send for an entry (`plan`), in which requests (`operations`), and what to
+record afterwards (`decide`), with the retry policy (`backoff`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from listener import mapping
+from listener.monday import api, errors
+from listener.outbound.queue import Completion, Entry, Outcome
+from listener.outbound.rows import Row
+
+Push = Literal["create", "update", "find"]
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one entry needs on Monday."""
+
+    entry: Entry
+    row: Row | None
+    archive: tuple[str, ...] = ()  # items of deleted rows to archive (or delete)
+    push: Push | None = None  # what to do with the row's own item
+    item_id: str | None = None  # the row's item, when it has one
+    name: str = ""
+    values: Mapping[str, Any] | None = None
+    error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
+
+    @property
+    def writes_back(self) -> bool:
+        """Whether the row gets monday_id / sync_status written."""
+        return self.row is not None and (self.push is not None or self.error is not None)
+
+
+def plan(entry: Entry, row: Row | None, table: mapping.TableMapping) -> Work:
+    """Decide what an entry needs: archive items of deleted rows, and create or update the row's."""
+    current = (row.monday_id if row else None) or entry.monday_id
+    stale = set(entry.archive_ids)
+    if row is None and entry.monday_id:
+        stale.add(entry.monday_id)  # created, then the row went before we could write it back
+    stale.discard(current if row is not None else "")
+    archive = () if table.on_delete == "ignore" else tuple(sorted(stale))
+    if row is None or not mapping.is_syncable(row.enabled, row.direction):
+        return Work(entry, row, archive)
+    push: Push = "update"
+    if current is None:
+        # A create whose reply never came (timeout, crash) may have happened: look first.
+        push = "find" if entry.uncertain or entry.interrupted else "create"
+    try:
+        name = mapping.item_name(row.values, table, row.key)
+        values = mapping.column_values(row.values, table, row.key, create=push == "create")
+    except mapping.MappingError as exc:
+        return Work(entry, row, archive, item_id=current, error=str(exc))
+    return Work(entry, row, archive, push, current, name, values)
+
+
+def adopt(found: Sequence[str]) -> str | None:
+    """Of the items already carrying a row's npd_id, the one to keep: the oldest."""
+    return min(found, key=lambda item: (len(item), item)) if found else None
+
+
+def backoff(attempts: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempts))."""
+    return (rng or random).uniform(0, min(cap, base * 2**attempts))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    max_attempts: int
+    backoff_base: float
+    backoff_cap: float
+    write_back_retry: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one entry: what goes to the queue and what to the row."""
+
+    completion: Completion
+    status: str | None  # sync_status to write, or None to leave the row alone
+    error: str | None  # sync_error to write
+
+
+def decide(
+    p: Work,
+    item_id: str | None,
+    failure: errors.MondayError | None,
+    policy: Policy,
+    rng: random.Random | None = None,
+) -> Decision:
+    """Fold the results of an entry's operations into one outcome.
+
+    `item_id` is the row's item after the push (None if none); `failure` the worst error among
+    its operations (None if all succeeded).
+    """
+    entry = p.entry
+    if p.error is not None:
+        done = Completion(entry, Outcome.FAILED, p.error, monday_id=p.item_id)
+        return Decision(done, "FAILED", p.error)
+    if failure is None:
+        completion = Completion(entry, Outcome.DONE, monday_id=item_id)
+        return Decision(completion, "SYNCED" if p.writes_back else None, None)
+    message = str(failure)
+    known = item_id or entry.monday_id
+    if failure.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
+        pause = failure.retry_after if failure.retry_after is not None else 60.0
+        wait = Completion(entry, Outcome.WAIT, message, pause, known, entry.uncertain)
+        return Decision(wait, None, None)
+    if failure.kind is errors.Kind.ITEM_GONE:
+        # The row's item is gone from Monday: forget it, find or recreate it at once.
+        gone = Completion(entry, Outcome.WAIT, message, 0.0, None, uncertain=True)
+        return Decision(gone, "PENDING" if p.writes_back else None, message)
+    uncertain = entry.uncertain or (
+        isinstance(failure, errors.OutcomeUnknown) and p.push in ("create", "find")
+    )
+    if failure.kind is errors.Kind.PERMANENT or entry.attempts + 1 >= policy.max_attempts:
+        if failure.kind is not errors.Kind.PERMANENT:
+            message = f"gave up after {entry.attempts + 1} attempts: {message}"
+        failed = Completion(entry, Outcome.FAILED, message, 0.0, known, uncertain)
+        return Decision(failed, "FAILED" if p.writes_back else None, message)
+    delay = failure.retry_after
+    if delay is None:
+        delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
+    retry = Completion(entry, Outcome.RETRY, message, delay, known, uncertain)
+    return Decision(retry, "PENDING" if p.writes_back else None, message)
+
+
+def worst(failures: Sequence[errors.MondayError]) -> errors.MondayError | None:
+    """The error that decides an entry's fate when several of its operations failed."""
+    order = {
+        errors.Kind.PERMANENT: 0,
+        errors.Kind.BLOCKED: 1,
+        errors.Kind.RATE_LIMITED: 2,
+        errors.Kind.ITEM_GONE: 3,
+        errors.Kind.TRANSIENT: 4,
+    }
+    return min(failures, key=lambda f: order[f.kind], default=None)
+
+
+def operations(
+    table: mapping.TableMapping, plans: Sequence[Work], found: Mapping[str, Sequence[str]]
+) -> list[api.Op]:
+    """The Monday operations for a board's plans, creates first, then updates, then archives.
+
+    Grouping by kind keeps the number of distinct documents small (servers cache them).
+    `found` holds the items already carrying each looked-up row's npd_id.
+    """
+    creates: list[api.Op] = []
+    updates: list[api.Op] = []
+    retires: list[api.Op] = []
+    retire = api.Delete if table.on_delete == "delete" else api.Archive
+    for p in plans:
+        key, change = p.entry.key, p.entry.change
+        retires.extend(retire(key, item_id, change) for item_id in p.archive)
+        if p.push is None or p.values is None:
+            continue
+        target = p.item_id if p.push == "update" else adopt(found.get(key, []))
+        if target is not None:
+            values = {**p.values, "name": p.name}
+            updates.append(api.Update(key, target, values, change, table.create_labels))
+        else:
+            values = {k: v for k, v in p.values.items() if v is not None}
+            creates.append(api.Create(key, p.name, values, change, table.create_labels))
+    return creates + updates + retires

@@ -1,0 +1,59 @@
+-- The capture's bookkeeping: installed schema and tables, triggers, and the wake-up
+-- protocol (see listener/capture/notify.py).
+
+-- name: schema_present
+-- Whether npd-sync's schema is installed here at all.
+SELECT pg_catalog.to_regclass('npd_sync.migrations') IS NOT NULL
+   AND pg_catalog.to_regclass('npd_sync.tables') IS NOT NULL;
+
+-- name: schema_version
+-- The latest migration applied (0 when none).
+SELECT coalesce(max(version), 0) FROM npd_sync.migrations;
+
+-- name: attached_tables
+-- Tables with capture installed, by id.
+SELECT id, name, relation::text AS relation, key_column::text AS key_column, ddl_hash
+  FROM npd_sync.tables ORDER BY id;
+
+-- name: enabled_triggers
+-- How many of npd-sync's triggers on the table $1 exist and are enabled (all five: capture is
+-- whole).
+SELECT count(*) FROM pg_catalog.pg_trigger
+ WHERE tgrelid = $1::regclass AND tgname::text LIKE 'npd\_sync\_%' AND tgenabled IN ('O', 'A');
+
+-- name: capture_triggers
+-- npd-sync's triggers on the table $1 (regclass text): whether each fires for ordinary
+-- sessions, and the columns an UPDATE OF trigger watches.
+SELECT t.tgname::text AS name, t.tgenabled IN ('O', 'A') AS enabled,
+       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])
+              ORDER BY a.attnum) AS columns
+  FROM pg_catalog.pg_trigger t
+ WHERE t.tgrelid = pg_catalog.to_regclass($1) AND NOT t.tgisinternal
+   AND t.tgname::text LIKE 'npd\_sync\_%'
+ ORDER BY t.tgname;
+
+-- name: table_id
+-- The id npd-sync's capture gives the configured table $1, or no row when it has none.
+SELECT id FROM npd_sync.tables WHERE name = $1;
+
+-- name: arm
+-- Ask writers to NOTIFY from now on (see listener/capture/notify.py).
+SELECT pg_catalog.setval('npd_sync.waiting', 1);
+
+-- name: disarm
+-- Writers may skip the NOTIFY: the listener is busy and will see their changes anyway.
+SELECT pg_catalog.setval('npd_sync.waiting', 0);
+
+-- name: writers
+-- Transactions (other than ours) holding the change log's write lock, i.e. that may have
+-- appended a change and not committed yet; only those among $1 when $1 is not null.
+SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
+  FROM pg_catalog.pg_locks l
+ WHERE l.locktype = 'relation' AND l.relation = 'npd_sync.changes'::regclass
+   AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+   AND ($1::text[] IS NULL OR l.virtualtransaction = ANY ($1::text[]));
+
+-- name: wake
+-- Wake an idle listener now rather than at its next poll (channel $1; NOTIFY only wakes).
+SELECT pg_catalog.pg_notify($1, '');

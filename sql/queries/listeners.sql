@@ -1,0 +1,18 @@
+-- Running listeners and their heartbeats.
+
+-- name: heartbeat
+-- Record that listener $1 is alive.
+INSERT INTO npd_sync.listeners (id, hostname, pid, version) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET seen_at = now();
+
+-- name: forget_listener
+-- A listener leaving cleanly.
+DELETE FROM npd_sync.listeners WHERE id = $1;
+
+-- name: status_listeners
+-- The listeners' heartbeat rows: alive when seen within the last $1 seconds.
+SELECT id, hostname, pid, version, started_at, seen_at,
+       extract(epoch FROM now() - seen_at)::float8 AS seen_ago,
+       seen_at > now() - make_interval(secs => $1) AS alive
+  FROM npd_sync.listeners
+ ORDER BY started_at, id;

@@ -1,0 +1,48 @@
+-- What `npd-sync status` reads.
+
+-- name: status_counts
+-- Per captured table, every row with work outstanding counted once, in one state: in flight
+-- (leased, lease not expired), failed (and no newer change waiting), or pending (due or
+-- waiting for a retry, or only recorded by a trigger and not ingested yet); and the oldest
+-- change among the pending ones (queue entries and un-ingested change records).
+WITH fresh AS (
+    SELECT table_id, row_key, min(changed_at) AS changed_at
+      FROM npd_sync.changes GROUP BY table_id, row_key
+), entries AS (
+    SELECT table_id,
+           CASE WHEN q.lease_until > now() THEN 'in_flight'
+                WHEN q.state = 'failed' AND f.row_key IS NULL THEN 'failed'
+                ELSE 'pending' END AS state,
+           CASE WHEN q.state = 'pending' AND NOT coalesce(q.lease_until > now(), false)
+                THEN least(q.changed_at, f.changed_at)
+                ELSE f.changed_at END AS pending_since
+      FROM npd_sync.queue q FULL JOIN fresh f USING (table_id, row_key)
+)
+SELECT t.id, t.name,
+       count(e.state) FILTER (WHERE e.state = 'pending') AS pending,
+       count(e.state) FILTER (WHERE e.state = 'in_flight') AS in_flight,
+       count(e.state) FILTER (WHERE e.state = 'failed') AS failed,
+       min(e.pending_since) AS oldest_pending,
+       extract(epoch FROM now() - min(e.pending_since))::float8 AS oldest_pending_age
+  FROM npd_sync.tables t LEFT JOIN entries e ON e.table_id = t.id
+ GROUP BY t.id, t.name
+ ORDER BY t.id;
+
+-- name: status_errors
+-- The latest $1 errors recorded on queue entries, newest first, with their table's name.
+SELECT coalesce(t.name, '#' || q.table_id) AS table_name, q.row_key, q.state, q.attempts,
+       q.last_error, q.last_error_at, q.lease_until > now() AS in_flight
+  FROM npd_sync.queue q LEFT JOIN npd_sync.tables t ON t.id = q.table_id
+ WHERE q.last_error IS NOT NULL
+ ORDER BY q.last_error_at DESC NULLS LAST, q.table_id, q.row_key
+ LIMIT $1;
+
+-- name: status_monday
+-- Monday's account-wide state as the listeners last recorded it.
+SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paused,
+       complexity_remaining, complexity_reset_at, updated_at
+  FROM npd_sync.monday;
+
+-- name: count_synced
+-- Template: how many rows of the table are in sync.
+SELECT count(*) FROM {table} WHERE {status}::text = 'SYNCED';

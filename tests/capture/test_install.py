@@ -1,0 +1,256 @@
+"""`npd-sync install` / `uninstall` against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from listener import db, settings
+from listener.capture import install
+from tests.conftest import ROOT, SAMPLE_SCHEMA
+from tests.helpers import ENUM_UUID_SCHEMA
+
+DEFAULT_TABLES = settings.load(environ={}).tables
+
+
+async def schema_objects(conn: asyncpg.Connection) -> list[str]:
+    """Everything install creates: npd_sync's tables, functions, sequences, the triggers."""
+    rows = await conn.fetch(
+        """
+        SELECT 'rel ' || c.relname || ' ' || c.relkind::text FROM pg_class c
+         WHERE c.relnamespace = 'npd_sync'::regnamespace
+        UNION ALL
+        SELECT 'fn ' || p.proname FROM pg_proc p WHERE p.pronamespace = 'npd_sync'::regnamespace
+        UNION ALL
+        SELECT 'trg ' || t.tgrelid::regclass || ' ' || t.tgname || ' ' || pg_get_triggerdef(t.oid)
+          FROM pg_trigger t WHERE t.tgname LIKE 'npd_sync%'
+        ORDER BY 1
+        """
+    )
+    return [r[0] for r in rows]
+
+
+async def test_install_then_again_is_a_no_op(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        first = await install.install(conn, DEFAULT_TABLES)
+        assert [s.description for s in first.steps] == [
+            "create schema npd_sync",
+            "apply migration 001 queue",
+            "apply migration 002 status",
+            "attach capture to contacts (table id 1)",
+            "attach capture to organizations (table id 2)",
+        ]
+        before = await schema_objects(conn)
+        second = await install.install(conn, DEFAULT_TABLES)
+        assert second.steps == []
+        assert second.notes == ["contacts: capture up to date", "organizations: capture up to date"]
+        assert await schema_objects(conn) == before
+        assert await conn.fetchval("SELECT count(*) FROM npd_sync.migrations") == 2
+    finally:
+        await conn.close()
+
+
+async def columns(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce("
+        "column_default, '') FROM information_schema.columns WHERE table_schema = 'npd_sync'"
+        " ORDER BY 1"
+    )
+    return [r[0] for r in rows]
+
+
+async def test_upgrade_from_each_version_equals_a_fresh_install(
+    empty_dsn: str, pg_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from listener import sql
+
+    every = sql.migrations()
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        fresh = (await schema_objects(conn), await columns(conn))
+        for version in range(1, len(every)):
+            await install.uninstall(conn)
+            monkeypatch.setattr(sql, "migrations", lambda v=version: every[:v])
+            await install.install(conn, DEFAULT_TABLES)  # an older release
+            monkeypatch.undo()
+            plan = await install.install(conn, DEFAULT_TABLES)  # this release
+            assert [s.description for s in plan.steps][: len(every) - version] == [
+                f"apply migration {m.version:03d} {m.name}" for m in every[version:]
+            ]
+            assert (await schema_objects(conn), await columns(conn)) == fresh
+    finally:
+        await conn.close()
+
+
+async def test_dry_run_changes_nothing(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        plan = await install.install(conn, DEFAULT_TABLES, dry_run=True)
+        assert any("CREATE TRIGGER npd_sync_insert" in s.sql for s in plan.steps)
+        assert await conn.fetchval("SELECT to_regnamespace('npd_sync')") is None
+    finally:
+        await conn.close()
+
+
+async def test_missing_columns_are_named_and_nothing_is_installed(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute("ALTER TABLE contacts DROP COLUMN sync_direction, DROP COLUMN monday_id")
+        with pytest.raises(install.InstallError) as caught:
+            await install.install(conn, DEFAULT_TABLES)
+        assert str(caught.value) == "contacts: missing required columns: sync_direction, monday_id"
+        assert await conn.fetchval("SELECT to_regnamespace('npd_sync')") is None
+    finally:
+        await conn.close()
+
+
+async def test_wrong_column_types_are_named(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute(
+            "ALTER TABLE organizations ALTER COLUMN monday_id TYPE integer USING NULL,"
+            " ALTER COLUMN sync_enabled TYPE text"
+        )
+        with pytest.raises(install.InstallError) as caught:
+            await install.install(conn, DEFAULT_TABLES)
+        assert str(caught.value).splitlines() == [
+            "organizations: sync_enabled is text; expected boolean",
+            "organizations: monday_id is integer; expected text or bigint",
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_missing_table_is_skipped_unless_it_has_a_board(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute("DROP TABLE organizations")
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert "organizations: no such table, skipped (no board configured)" in plan.notes
+        with_board = settings.load(environ={"MONDAY_ORGANIZATIONS_BOARD_ID": "42"}).tables
+        with pytest.raises(install.InstallError, match="organizations: table not found"):
+            await install.install(conn, with_board)
+    finally:
+        await conn.close()
+
+
+async def test_new_column_updates_capture_and_uninstall_keeps_rows(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        await conn.execute("ALTER TABLE contacts ADD COLUMN title text")
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert [s.description for s in plan.steps] == ["update capture on contacts (table id 1)"]
+        trigger = await conn.fetchval(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'npd_sync_update'"
+            " AND tgrelid = 'contacts'::regclass"
+        )
+        assert "title" in trigger
+
+        await conn.execute("INSERT INTO contacts (first_name) VALUES ('kept')")
+        done = await install.uninstall(conn)
+        assert done == [
+            "contacts: capture removed",
+            "organizations: capture removed",
+            "schema npd_sync dropped",
+        ]
+        assert await conn.fetchval("SELECT first_name FROM contacts") == "kept"
+        assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'npd%'") == 0
+        assert await install.uninstall(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_installs_do_the_work_once(empty_dsn: str) -> None:
+    setup = await db.connect(empty_dsn)
+    await setup.execute(SAMPLE_SCHEMA)
+    await setup.close()
+    conns = [await db.connect(empty_dsn) for _ in range(3)]
+    try:
+        plans = await asyncio.gather(*(install.install(c, DEFAULT_TABLES) for c in conns))
+        assert sorted(len(p.steps) for p in plans) == [0, 0, 5]
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_enum_and_uuid_schema_installs(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(ENUM_UUID_SCHEMA)
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert len(plan.steps) == 5
+    finally:
+        await conn.close()
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+    )
+
+
+def test_cli_without_database_url_exits_2_in_one_line() -> None:
+    result = run_cli("install", env={})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "npd-sync: DATABASE_URL is not set: give the PostgreSQL URL to sync from\n"
+    )
+
+
+async def test_cli_install_reports_missing_columns_and_exits_1(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    await conn.execute(SAMPLE_SCHEMA)
+    await conn.execute("ALTER TABLE contacts DROP COLUMN sync_status")
+    await conn.close()
+    result = await asyncio.to_thread(run_cli, "install", env={"DATABASE_URL": empty_dsn})
+    assert result.returncode == 1
+    assert result.stderr == "npd-sync: contacts: missing required columns: sync_status\n"
+
+
+async def test_cli_install_twice(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    await conn.execute(SAMPLE_SCHEMA)
+    await conn.close()
+    first = await asyncio.to_thread(run_cli, "install", env={"DATABASE_URL": empty_dsn})
+    assert first.returncode == 0, first.stderr
+    assert "done: attach capture to contacts (table id 1)" in first.stdout
+    second = await asyncio.to_thread(run_cli, "install", env={"DATABASE_URL": empty_dsn})
+    assert second.returncode == 0
+    assert second.stdout.endswith("nothing to do: npd-sync is installed and up to date\n")
+
+
+async def test_install_restores_dropped_or_disabled_triggers(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        await conn.execute("ALTER TABLE contacts DISABLE TRIGGER npd_sync_update")
+        await conn.execute("DROP TRIGGER npd_sync_delete ON organizations")
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert [s.description for s in plan.steps] == [
+            "restore capture (triggers dropped or disabled) on contacts (table id 1)",
+            "restore capture (triggers dropped or disabled) on organizations (table id 2)",
+        ]
+        assert await install.install(conn, DEFAULT_TABLES) == install.Plan(
+            notes=["contacts: capture up to date", "organizations: capture up to date"]
+        )
+    finally:
+        await conn.close()

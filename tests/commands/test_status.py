@@ -1,0 +1,300 @@
+"""`npd-sync status` against a real database, with the worker and the emulator making the
+rows pending, failed and synced."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from listener import db, settings
+from listener.capture import install
+from listener.commands import status
+from listener.settings import Settings
+from tests.conftest import TOKEN, MakeSettings
+from tests.helpers import BAD, GOOD, drain
+
+# --- counting --------------------------------------------------------------------------------
+
+
+async def report(config: Settings) -> status.Report:
+    conn = await db.connect(config.require_database())
+    try:
+        version = await install.installed_version(conn)
+        assert version is not None
+        return await status.collect(conn, config, version)
+    finally:
+        await conn.close()
+
+
+def counts(r: status.Report, table: str = "contacts") -> tuple[int, int, int, int | None]:
+    (t,) = [t for t in r.tables if t.table == table]
+    return t.pending, t.in_flight, t.failed, t.synced
+
+
+async def test_counts_rows_in_each_state(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    await conn.execute(GOOD)
+    await conn.execute(GOOD)
+    await conn.execute(BAD)
+    await drain(config)  # two synced, one failed (Monday refuses the email)
+    assert counts(await report(config)) == (0, 0, 1, 2)
+
+    # Ingested but not sent: no API key.
+    await conn.execute(GOOD)
+    await drain(make_settings(MONDAY_API_KEY=""))
+    # Recorded by the trigger only, not ingested by any listener yet.
+    await conn.execute(GOOD)
+    await conn.execute("UPDATE contacts SET notes = 'twice' WHERE first_name = 'good' AND id = 5")
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.changes") == 2
+    assert counts(await report(config)) == (2, 0, 1, 2)
+
+    # A listener holds one entry: leased, so in flight.
+    await conn.execute(
+        "UPDATE npd_sync.queue SET lease_until = now() + interval '5 minutes', leased_by = 'x'"
+        " WHERE row_key = '4'"
+    )
+    assert counts(await report(config)) == (1, 1, 1, 2)
+
+    # Its lease runs out (the listener died): pending again.
+    await conn.execute("UPDATE npd_sync.queue SET lease_until = now() - interval '1 second'")
+    assert counts(await report(config)) == (2, 0, 1, 2)
+    assert counts(await report(config), "organizations") == (0, 0, 0, 0)
+
+
+async def test_a_failed_row_changed_again_counts_as_pending(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    await conn.execute(BAD)
+    await drain(config)
+    assert counts(await report(config)) == (0, 0, 1, 0)
+    await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")  # not ingested yet
+    assert counts(await report(config)) == (1, 0, 0, 0)
+
+
+async def test_oldest_pending_is_the_oldest_waiting_change(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    assert [t.oldest_pending_age for t in (await report(config)).tables] == [None, None]
+    await conn.execute(GOOD)
+    await drain(make_settings(MONDAY_API_KEY=""))  # queued, pending
+    await conn.execute("UPDATE npd_sync.queue SET changed_at = now() - interval '1 hour'")
+    await conn.execute(GOOD)  # a newer change record
+    (contacts, _) = (await report(config)).tables
+    assert contacts.oldest_pending_age is not None
+    assert 3600 <= contacts.oldest_pending_age < 3700
+    # Only change records: their time counts.
+    await conn.execute("DELETE FROM npd_sync.queue")
+    await conn.execute("UPDATE npd_sync.changes SET changed_at = now() - interval '2 hours'")
+    (contacts, _) = (await report(config)).tables
+    assert contacts.oldest_pending_age is not None
+    assert 7200 <= contacts.oldest_pending_age < 7300
+
+
+async def test_last_errors_name_table_and_row_newest_first(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    for i in range(7):
+        await conn.execute(
+            "INSERT INTO contacts (first_name, email) VALUES ($1, 'not an email')", f"n{i}"
+        )
+    await drain(config)
+    await conn.execute(
+        "UPDATE npd_sync.queue SET last_error_at = now() - make_interval(mins => row_key::int)"
+    )
+    r = await report(config)
+    assert [(e.table, e.id, e.state, e.attempts) for e in r.errors] == [
+        ("contacts", str(i), "failed", 1) for i in range(1, 6)
+    ]
+    assert "ColumnValueException" in r.errors[0].error
+    line = next(x for x in status.render(r) if " contacts 1 " in x)
+    assert "failed after 1 attempt: ColumnValueException: " in line
+    assert len(line) < 200  # one line, the message cut
+
+
+async def test_listeners_alive_or_gone(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    assert (await report(config)).listeners == ()
+    text = "\n".join(status.render(await report(config)))
+    assert "listeners: none alive" in text
+    await conn.execute(
+        "INSERT INTO npd_sync.listeners (id, hostname, pid, version) VALUES"
+        " ('a', 'host-a', 11, '0.1.0')"
+    )
+    await conn.execute(
+        "INSERT INTO npd_sync.listeners (id, hostname, pid, version, started_at, seen_at)"
+        " VALUES ('b', 'host-b', 22, '0.1.0', now() - interval '2 hours', now() - interval '31 s')"
+    )
+    r = await report(config)
+    assert [(li.host, li.pid, li.alive) for li in r.listeners] == [
+        ("host-b", 22, False),
+        ("host-a", 11, True),
+    ]
+    text = "\n".join(status.render(r))
+    assert "listeners: 1 alive" in text
+    assert "host-b pid 22 v0.1.0" in text
+    assert "gone (last seen 31s ago)" in text
+
+
+async def test_monday_state_and_missing_key(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    await conn.execute(
+        "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour',"
+        " pause_reason = 'DAILY_LIMIT_EXCEEDED', complexity_remaining = 1234567"
+    )
+    r = await report(make_settings(MONDAY_API_KEY=""))
+    assert r.monday.paused
+    assert r.monday.pause_reason == "DAILY_LIMIT_EXCEEDED"
+    assert r.monday.complexity_remaining == 1234567
+    assert not r.monday.api_key_set
+    text = "\n".join(status.render(r))
+    assert "monday: paused until " in text
+    assert ": DAILY_LIMIT_EXCEEDED;" in text
+    assert "complexity remaining 1,234,567" in text
+    assert "MONDAY_API_KEY is not set" in text
+
+
+async def test_a_table_without_a_board_says_so(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    r = await report(make_settings(MONDAY_ORGANIZATIONS_BOARD_ID=""))
+    (organizations,) = [t for t in r.tables if t.table == "organizations"]
+    assert organizations.board_id is None
+    assert organizations.notes == (
+        "no board: not synced (MONDAY_ORGANIZATIONS_BOARD_ID is not set)",
+    )
+
+
+async def test_the_api_key_never_appears(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    await conn.execute(BAD)
+    await drain(config)
+    # As if a proxy had echoed the request into an error that was stored.
+    await conn.execute("UPDATE npd_sync.queue SET last_error = $1", f"bad gateway {TOKEN}")
+    await conn.execute("UPDATE npd_sync.monday SET pause_reason = $1", f"x {TOKEN}")
+    r = await report(config)
+    lines = status.render(r)
+    assert TOKEN not in "\n".join(lines) + str(status.to_json(r))
+    assert "[redacted]" in r.errors[0].error
+
+
+async def test_status_command_prints_text_and_json(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    config = make_settings()
+    await conn.execute(BAD)
+    await drain(config)
+    out: list[str] = []
+    await status.run(config, as_json=False, echo=out.append)
+    assert out[0].startswith("npd-sync status at ")
+    header = out[2].split()
+    assert header[:4] == ["table", "pending", "in", "flight"]
+    assert out[3].split() == ["contacts", "0", "0", "1", "0", "-"]
+    out.clear()
+    await status.run(config, as_json=True, echo=out.append)
+    (text,) = out
+    assert '"failed": 1' in text
+
+
+def test_json_keys_are_stable() -> None:
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    r = status.Report(
+        now=now,
+        schema_version=2,
+        tables=(status.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
+        errors=(status.ErrorStatus("contacts", "7", "failed", 1, now, "boom"),),
+        listeners=(
+            status.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
+        ),
+        monday=status.MondayStatus(True, False, None, None, 5, None, now),
+    )
+    data = status.to_json(r)
+    assert list(data) == ["now", "schema_version", "tables", "errors", "listeners", "monday"]
+    assert data["now"] == "2026-11-28T10:00:00Z"
+    assert data["tables"] == [
+        {
+            "table": "contacts",
+            "board_id": "1",
+            "capture_installed": True,
+            "pending": 3,
+            "in_flight": 1,
+            "failed": 2,
+            "synced": 9,
+            "oldest_pending_at": "2026-11-28T10:00:00Z",
+            "oldest_pending_age_seconds": 12.346,
+            "notes": [],
+        }
+    ]
+    assert data["errors"] == [
+        {
+            "table": "contacts",
+            "id": "7",
+            "state": "failed",
+            "attempts": 1,
+            "at": "2026-11-28T10:00:00Z",
+            "error": "boom",
+        }
+    ]
+    assert list(data["listeners"][0]) == [
+        "id", "host", "pid", "version", "started_at", "seen_at", "seen_ago_seconds", "alive",
+    ]  # fmt: skip
+    assert list(data["monday"]) == [
+        "api_key_set", "paused", "paused_until", "pause_reason", "complexity_remaining",
+        "complexity_reset_at", "updated_at",
+    ]  # fmt: skip
+    # Every key is documented in the --help epilog.
+    documented = set(re.findall(r"\w+", status.JSON_KEYS))
+    keys = set(data) | set(data["tables"][0]) | set(data["errors"][0])
+    keys |= set(data["listeners"][0]) | set(data["monday"])
+    assert keys <= documented
+
+
+async def test_not_installed_is_one_error(empty_dsn: str) -> None:
+    config = settings.load(environ={"DATABASE_URL": empty_dsn})
+    with pytest.raises(install.NotInstalled, match="run `npd-sync install`"):
+        await status.run(config, as_json=False, echo=print)
+
+
+async def test_an_old_schema_asks_for_install(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    await conn.execute("DELETE FROM npd_sync.migrations WHERE version = 2")
+    with pytest.raises(install.NotInstalled, match="at version 1, this npd-sync needs 2"):
+        await status.run(make_settings(), as_json=False, echo=print)
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"), (3600, "1h 00m"),
+     (86399, "23h 59m"), (90000, "1d 01h"), (-5, "0s")],
+)  # fmt: skip
+def test_age(seconds: float, text: str) -> None:
+    assert status.age(seconds) == text
+
+
+def test_one_line_folds_and_cuts() -> None:
+    assert status.one_line("a\n  b\tc") == "a b c"
+    cut = status.one_line("x" * 200)
+    assert len(cut) == status.ERROR_WIDTH
+    assert cut.endswith("…")
+
+
+def test_headline_puts_the_code_first() -> None:
+    stored = "invalid value code=ColumnValueException http=200 request_id=abc-1"
+    assert status.headline(stored) == "ColumnValueException: invalid value"
+    assert status.headline("gave up after 3 attempts: boom") == "gave up after 3 attempts: boom"

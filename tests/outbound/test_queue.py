@@ -1,0 +1,144 @@
+"""The durable queue: folding, claiming with leases, completing with fencing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from listener import db
+from listener.outbound import queue
+from listener.outbound.queue import Completion, Outcome
+
+CONTACTS = 1
+
+
+async def entries(conn: asyncpg.Connection) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch("SELECT * FROM npd_sync.queue ORDER BY row_key")
+    return {r["row_key"]: r for r in rows}
+
+
+async def claim(conn: asyncpg.Connection, who: str = "a", limit: int = 100, lease: float = 60):
+    return await queue.claim(conn, [1, 2], limit=limit, listener_id=who, lease_seconds=lease)
+
+
+async def test_ingest_folds_changes_of_one_row(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('a', '10')")
+    for i in range(5):
+        await conn.execute("UPDATE contacts SET notes = $1", str(i))
+    assert await queue.ingest(conn, 1000) == 6
+    queued = await entries(conn)
+    assert list(queued) == ["1"]
+    assert queued["1"]["version"] == 1
+    await conn.execute("DELETE FROM contacts")
+    await queue.ingest(conn)
+    queued = await entries(conn)
+    assert queued["1"]["version"] == 2
+    assert queued["1"]["archive_ids"] == ["10"]
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.changes") == 0
+
+
+async def test_two_claimers_never_share_an_entry(dsn: str, conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) SELECT 'x' FROM generate_series(1, 300)")
+    await queue.ingest(conn)
+    others = [await db.connect(dsn) for _ in range(3)]
+    try:
+        claimed = await asyncio.gather(
+            *(claim(c, who=f"l{i}", limit=120) for i, c in enumerate(others))
+        )
+    finally:
+        for c in others:
+            await c.close()
+    keys = [e.key for batch in claimed for e in batch]
+    assert len(keys) == 300
+    assert len(set(keys)) == 300
+    assert await claim(conn, who="late") == []
+
+
+async def test_expired_lease_is_taken_over(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await queue.ingest(conn)
+    (first,) = await claim(conn, who="crashed", lease=60)
+    assert not first.interrupted
+    assert await claim(conn, who="b") == []
+    await conn.execute("UPDATE npd_sync.queue SET lease_until = now() - interval '1 second'")
+    (again,) = await claim(conn, who="b")
+    assert again.claims == 2
+    assert again.interrupted  # the first holder never said what happened
+    # The crashed holder's late completion is fenced off.
+    assert await queue.complete(conn, "crashed", [Completion(first, Outcome.DONE)]) == 0
+    assert await queue.complete(conn, "b", [Completion(again, Outcome.DONE)]) == 1
+    assert await entries(conn) == {}
+
+
+async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) SELECT 'x' FROM generate_series(1, 5)")
+    await queue.ingest(conn)
+    e = {x.key: x for x in await claim(conn)}
+    # Row 2 changes while it is being pushed.
+    await conn.execute("UPDATE contacts SET notes = 'newer' WHERE id = 2")
+    await queue.ingest(conn)
+    done = await queue.complete(
+        conn,
+        "a",
+        [
+            Completion(e["1"], Outcome.DONE, monday_id="101"),
+            Completion(e["2"], Outcome.DONE, monday_id="102"),
+            Completion(e["3"], Outcome.RETRY, "boom", delay=30, uncertain=True),
+            Completion(e["4"], Outcome.FAILED, "bad email"),
+            Completion(e["5"], Outcome.WAIT, "rate limited", delay=5),
+        ],
+    )
+    assert done == 5
+    q = await entries(conn)
+    assert "1" not in q
+    # Pushed again, now knowing its item.
+    assert (q["2"]["state"], q["2"]["monday_id"], q["2"]["lease_until"]) == ("pending", "102", None)
+    assert q["2"]["next_attempt_at"] <= await conn.fetchval("SELECT now()")
+    assert (q["3"]["attempts"], q["3"]["uncertain"], q["3"]["last_error"]) == (1, True, "boom")
+    assert await conn.fetchval(
+        "SELECT next_attempt_at > now() + interval '25 seconds' FROM npd_sync.queue"
+        " WHERE row_key = '3'"
+    )
+    assert (q["4"]["state"], q["4"]["attempts"]) == ("failed", 1)
+    assert (q["5"]["state"], q["5"]["attempts"]) == ("pending", 0)
+    # Nothing due now but row 2.
+    assert [x.key for x in await claim(conn)] == ["2"]
+
+
+async def test_new_change_revives_a_failed_entry(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await queue.ingest(conn)
+    (entry,) = await claim(conn)
+    await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
+    assert await claim(conn) == []
+    await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")
+    await queue.ingest(conn)
+    (revived,) = await claim(conn)
+    assert revived.attempts == 0
+
+
+async def test_pending_work_and_lease_renewal(conn: asyncpg.Connection) -> None:
+    assert await queue.pending_work(conn, [1, 2]) == (False, None)
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    changes, due = await queue.pending_work(conn, [1, 2])
+    assert changes
+    assert due is None
+    await queue.ingest(conn)
+    changes, due = await queue.pending_work(conn, [1, 2])
+    assert not changes
+    assert due is not None
+    assert due <= 0
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('y')")
+    await queue.ingest(conn)
+    first, second = await claim(conn, lease=5)
+    # Only the entries named are renewed: a lease the batch left behind must run out.
+    await queue.renew_leases(conn, "a", [first], 300)
+    renewed = await conn.fetch(
+        "SELECT row_key, lease_until > now() + interval '200 seconds' AS long FROM npd_sync.queue"
+        " ORDER BY row_key"
+    )
+    assert [tuple(r) for r in renewed] == [(first.key, True), (second.key, False)]
+    await queue.renew_leases(conn, "someone else", [second], 300)  # not theirs: no effect
+    await queue.release_leases(conn, "a")
+    assert [x.key for x in await claim(conn, who="b")] == ["1", "2"]

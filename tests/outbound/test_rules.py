@@ -1,0 +1,192 @@
+"""The outbound rules as tables: what to send for an entry (`plan`), what to record after
+(`decide`), and which error decides (`worst`). Pure: no database, no network."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+
+import pytest
+
+from listener import mapping
+from listener.monday import errors
+from listener.outbound import rules
+from listener.outbound.queue import Entry, Outcome
+from listener.outbound.rows import Row
+
+CONTACTS = mapping.default_mappings()[0]
+POLICY = rules.Policy(max_attempts=3, backoff_base=1.0, backoff_cap=60.0, write_back_retry=1.0)
+VALUES = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
+
+
+def entry(
+    *,
+    attempts: int = 0,
+    claims: int = 1,
+    uncertain: bool = False,
+    monday_id: str | None = None,
+    archive_ids: tuple[str, ...] = (),
+) -> Entry:
+    at = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    return Entry(1, "7", 1, claims, attempts, uncertain, monday_id, archive_ids, at)
+
+
+def row(
+    *,
+    enabled: bool | None = True,
+    direction: str | None = "BIDIRECTIONAL",
+    monday_id: str | None = None,
+    phone: str | None = None,
+) -> Row:
+    return Row("7", enabled, direction, monday_id, {**VALUES, "phone": phone})
+
+
+# --- plan: what an entry needs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("e", "r", "push", "item", "archive"),
+    [
+        # a new row: create
+        (entry(), row(), "create", None, ()),
+        # a row with an item: update it
+        (entry(), row(monday_id="200"), "update", "200", ()),
+        # an item id learnt but not written back yet counts as the row's item
+        (entry(monday_id="200"), row(), "update", "200", ()),
+        # a create that may have happened (uncertain, or an interrupted claim): look first
+        (entry(uncertain=True), row(), "find", None, ()),
+        (entry(claims=3, attempts=0), row(), "find", None, ()),
+        # rows not to push: nothing for the row
+        (entry(), row(enabled=False), None, None, ()),
+        (entry(), row(enabled=None), None, None, ()),
+        (entry(), row(direction="MONDAY_TO_NPD"), None, None, ()),
+        (entry(), row(direction="NONE"), None, None, ()),
+        (entry(), row(direction=None), None, None, ()),
+        # the row is gone: archive its item, and one created before the delete was written
+        (entry(archive_ids=("300",)), None, None, None, ("300",)),
+        (entry(monday_id="301"), None, None, None, ("301",)),
+        # a key change: the old key's item is archived, not the row's current one
+        (entry(archive_ids=("300", "200")), row(monday_id="200"), "update", "200", ("300",)),
+    ],
+)
+def test_plan(
+    e: Entry, r: Row | None, push: str | None, item: str | None, archive: tuple[str, ...]
+) -> None:
+    work = rules.plan(e, r, CONTACTS)
+    assert (work.push, work.item_id, work.archive) == (push, item, archive)
+    assert work.error is None
+
+
+def test_plan_ignores_deletes_when_the_policy_says_so() -> None:
+    table = dataclasses.replace(CONTACTS, on_delete="ignore")
+    assert rules.plan(entry(archive_ids=("300",)), None, table).archive == ()
+
+
+def test_a_row_that_cannot_be_sent_is_an_error_without_a_request() -> None:
+    work = rules.plan(entry(), row(phone="not a phone"), CONTACTS)
+    assert work.push is None
+    assert work.error is not None
+    assert "phone" in work.error
+
+
+# --- decide: what to record ----------------------------------------------------------------
+
+PUSHED = rules.plan(entry(), row(), CONTACTS)  # a create
+UPDATED = rules.plan(entry(attempts=1), row(monday_id="200"), CONTACTS)
+LAST_TRY = rules.plan(entry(attempts=2), row(monday_id="200"), CONTACTS)
+SKIPPED = rules.plan(entry(), row(enabled=False), CONTACTS)
+BROKEN = rules.plan(entry(), row(phone="not a phone"), CONTACTS)
+
+
+@pytest.mark.parametrize(
+    ("work", "item", "failure", "outcome", "status", "uncertain"),
+    [
+        # success: the row is SYNCED with its item; a skipped row is not written
+        (PUSHED, "200", None, Outcome.DONE, "SYNCED", False),
+        (SKIPPED, None, None, Outcome.DONE, None, False),
+        # the row cannot be sent: FAILED at once, no attempt left
+        (BROKEN, None, None, Outcome.FAILED, "FAILED", False),
+        # Monday's limits and a blocked account: wait, no attempt used, the row untouched
+        (PUSHED, None, errors.RateLimited("slow down", retry_after=7), Outcome.WAIT, None, False),
+        (PUSHED, None, errors.Blocked("daily limit"), Outcome.WAIT, None, False),
+        # the item is gone on Monday: find or recreate it at once
+        (UPDATED, None, errors.ItemGone("gone"), Outcome.WAIT, "PENDING", True),
+        # a permanent error: FAILED with Monday's message
+        (UPDATED, "200", errors.Permanent("bad email"), Outcome.FAILED, "FAILED", False),
+        # a transient error: retried, the row PENDING; on the last attempt, FAILED
+        (UPDATED, "200", errors.Transient("500"), Outcome.RETRY, "PENDING", False),
+        (LAST_TRY, "200", errors.Transient("500"), Outcome.FAILED, "FAILED", False),
+        # no answer to a create: it may have happened, look it up next time
+        (PUSHED, None, errors.OutcomeUnknown("timeout"), Outcome.RETRY, "PENDING", True),
+        # ... but an update without an answer is safe to repeat as it is
+        (UPDATED, "200", errors.OutcomeUnknown("timeout"), Outcome.RETRY, "PENDING", False),
+    ],
+)
+def test_decide(
+    work: rules.Work,
+    item: str | None,
+    failure: errors.MondayError | None,
+    outcome: Outcome,
+    status: str | None,
+    uncertain: bool,
+) -> None:
+    decision = rules.decide(work, item, failure, POLICY, random.Random(1))
+    assert decision.completion.outcome is outcome
+    assert decision.status == status
+    assert decision.completion.uncertain is uncertain
+    if failure is not None and status is not None:
+        assert decision.error is not None
+        assert failure.message in decision.error
+
+
+def test_decide_waits_as_long_as_monday_says() -> None:
+    limited = errors.RateLimited("slow down", retry_after=7)
+    assert rules.decide(PUSHED, None, limited, POLICY).completion.delay == 7
+    # no hint: a minute
+    assert rules.decide(PUSHED, None, errors.Blocked("x"), POLICY).completion.delay == 60
+
+
+def test_decide_retries_with_backoff_unless_monday_gives_a_time() -> None:
+    hinted = errors.Transient("locked", retry_after=3)
+    assert rules.decide(UPDATED, "200", hinted, POLICY).completion.delay == 3
+    delays = {
+        rules.decide(
+            UPDATED, "200", errors.Transient("x"), POLICY, random.Random(s)
+        ).completion.delay
+        for s in range(20)
+    }
+    # attempt 1: uniform(0, min(60, 1 * 2**1))
+    assert all(0 <= d <= 2 for d in delays)
+    assert len(delays) > 1
+
+
+def test_giving_up_says_after_how_many_attempts() -> None:
+    decision = rules.decide(LAST_TRY, "200", errors.Transient("HTTP 500"), POLICY)
+    assert decision.error == "gave up after 3 attempts: HTTP 500"
+
+
+def test_the_item_id_is_kept_whatever_the_outcome() -> None:
+    # A create that succeeded but whose batch then failed must not be created again.
+    decision = rules.decide(PUSHED, "200", errors.Transient("x"), POLICY)
+    assert decision.completion.monday_id == "200"
+
+
+@pytest.mark.parametrize(
+    ("failures", "kind"),
+    [
+        ([], None),
+        ([errors.Transient("a"), errors.ItemGone("b")], errors.Kind.ITEM_GONE),
+        ([errors.ItemGone("a"), errors.RateLimited("b")], errors.Kind.RATE_LIMITED),
+        ([errors.RateLimited("a"), errors.Blocked("b")], errors.Kind.BLOCKED),
+        ([errors.Blocked("a"), errors.Permanent("b")], errors.Kind.PERMANENT),
+    ],
+)
+def test_the_worst_failure_decides(failures: list[errors.MondayError], kind: object) -> None:
+    worst = rules.worst(failures)
+    assert (worst.kind if worst else None) is kind
+
+
+def test_backoff_is_capped() -> None:
+    rng = random.Random(0)
+    assert all(rules.backoff(30, base=1, cap=5, rng=rng) <= 5 for _ in range(100))

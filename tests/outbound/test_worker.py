@@ -1,0 +1,323 @@
+"""The worker against a real database and the Monday emulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from emulator import Emulator
+from listener import db, settings
+from listener.capture import install
+from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, MakeSettings
+from tests.helpers import ENUM_UUID_SCHEMA, drain
+
+FULL_CONTACT = (
+    "INSERT INTO contacts (first_name, last_name, email, phone, role_title, notes)"
+    " VALUES ('Ada', 'Lovelace', 'ada@example.com', '+44 20 7946 0958', 'Countess',"
+    " 'First programmer')"
+)
+
+
+async def row(conn: asyncpg.Connection, table: str = "contacts", key: int = 1) -> asyncpg.Record:
+    record = await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", key)
+    assert record is not None
+    return record
+
+
+async def queued(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM npd_sync.queue"))
+
+
+async def test_creates_item_for_a_full_contact(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute(FULL_CONTACT)
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    assert item.name == "Ada Lovelace"
+    assert item.values == {
+        "email": {"email": "ada@example.com", "text": "ada@example.com"},
+        "phone": {"phone": "+442079460958", "countryShortName": "GB"},
+        "text": "Countess",
+        "long_text": {"text": "First programmer"},
+        "npd_id": "1",
+    }
+    r = await row(conn)
+    assert (r["monday_id"], r["sync_status"], r["sync_error"]) == (item.id, "SYNCED", None)
+    assert r["last_synced_at"] is not None
+    assert await queued(conn) == 0
+
+
+async def test_minimal_contact_and_organizations(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Grace')")
+    await conn.execute(
+        "INSERT INTO organizations (name, notes, address_line1, city, postal_code, country)"
+        " VALUES ('Acme', 'Anvils', '1 Road Runner Way', 'Phoenix', '85001', 'US'),"
+        " ('Initech', NULL, NULL, NULL, NULL, NULL)"
+    )
+    await drain(make_settings())
+    (contact,) = emulator.items(CONTACTS_BOARD)
+    assert (contact.name, contact.values) == ("Grace", {"npd_id": "1"})
+    acme, initech = emulator.items(ORGANIZATIONS_BOARD)
+    assert acme.name == "Acme"
+    assert acme.values == {
+        "long_text": {"text": "Anvils"},
+        "address": "1 Road Runner Way, Phoenix, 85001, US",
+        "npd_id": "1",
+    }
+    assert (initech.name, initech.values) == ("Initech", {"npd_id": "2"})
+    statuses = await conn.fetch("SELECT sync_status FROM organizations")
+    assert [s[0] for s in statuses] == ["SYNCED", "SYNCED"]
+
+
+async def test_updates_the_item_when_the_row_has_one(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    existing = emulator.add_item(CONTACTS_BOARD, "Old name", {"text": "old role"})
+    await conn.execute(
+        "INSERT INTO contacts (first_name, last_name, monday_id) VALUES ('New', 'Name', $1)",
+        existing.id,
+    )
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    assert item.id == existing.id
+    assert item.name == "New Name"
+    # Columns the row has no value for are cleared on an update.
+    assert item.values == {"npd_id": "1"}
+    assert (await row(conn))["sync_status"] == "SYNCED"
+
+    await conn.execute("UPDATE contacts SET role_title = 'Admiral'")
+    await drain(make_settings())
+    assert emulator.item(existing.id).values["text"] == "Admiral"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "direction"),
+    [
+        (False, "BIDIRECTIONAL"),
+        (None, "BIDIRECTIONAL"),
+        (True, "MONDAY_TO_NPD"),
+        (True, "NONE"),
+        (True, None),
+    ],
+)
+async def test_rows_not_to_push_are_skipped_and_untouched(
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    enabled: bool | None,
+    direction: str | None,
+) -> None:
+    await conn.execute(
+        "ALTER TABLE contacts ALTER sync_enabled DROP NOT NULL, ALTER sync_direction DROP NOT NULL"
+    )
+    await conn.execute(
+        "INSERT INTO contacts (first_name, sync_enabled, sync_direction) VALUES ('x', $1, $2)",
+        enabled,
+        direction,
+    )
+    before = await row(conn)
+    await drain(make_settings())
+    assert emulator.items() == []
+    assert await row(conn) == before
+    assert await queued(conn) == 0
+
+
+async def test_nothing_is_sent_without_an_api_key(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await drain(make_settings(MONDAY_API_KEY=""))
+    assert emulator.requests == []
+    assert await queued(conn) == 1  # recorded and left pending
+    assert (await row(conn))["sync_status"] == "PENDING"
+
+
+async def test_table_without_a_board_stays_pending(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await conn.execute("INSERT INTO organizations (name) VALUES ('y')")
+    await drain(make_settings(MONDAY_CONTACTS_BOARD_ID=""))
+    assert emulator.items(CONTACTS_BOARD) == []
+    assert len(emulator.items(ORGANIZATIONS_BOARD)) == 1
+    assert await conn.fetchval("SELECT table_id FROM npd_sync.queue") == 1
+
+
+async def test_row_gone_before_processing_is_not_an_error(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await conn.execute("DELETE FROM contacts")
+    worker = await drain(make_settings())
+    assert emulator.requests == []
+    assert await queued(conn) == 0
+    assert (worker.stats.failed, worker.stats.retried) == (0, 0)
+
+
+async def test_delete_archives_the_item(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    await conn.execute("DELETE FROM contacts")
+    await drain(make_settings())
+    assert emulator.item(item.id).state == "archived"  # type: ignore[union-attr]
+    assert await queued(conn) == 0
+
+
+async def test_api_failure_leaves_the_row_retryable(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    emulator.set_faults(http_500=1.0)
+    worker = await drain(make_settings())
+    assert worker.stats.retried == 1
+    r = await row(conn)
+    assert r["sync_status"] == "PENDING"
+    assert "http=500" in r["sync_error"]
+    entry = await conn.fetchrow("SELECT * FROM npd_sync.queue")
+    assert (entry["state"], entry["attempts"], entry["lease_until"]) == ("pending", 1, None)
+
+    emulator.set_faults(http_500=0.0)
+    await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
+    await drain(make_settings())
+    r = await row(conn)
+    assert (r["sync_status"], r["sync_error"]) == ("SYNCED", None)
+    assert len(emulator.items(CONTACTS_BOARD)) == 1
+
+
+async def test_permanent_error_fails_one_row_not_its_batch(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute(
+        "INSERT INTO contacts (first_name, email) VALUES ('good', 'good@example.com'),"
+        " ('bad', 'not an email'), ('also good', NULL)"
+    )
+    await drain(make_settings())
+    statuses = dict(await conn.fetch("SELECT first_name, sync_status FROM contacts"))
+    assert statuses == {"good": "SYNCED", "bad": "FAILED", "also good": "SYNCED"}
+    error = await conn.fetchval("SELECT sync_error FROM contacts WHERE first_name = 'bad'")
+    assert "ColumnValueException" in error
+    assert sorted(i.name for i in emulator.items(CONTACTS_BOARD)) == ["also good", "good"]
+    # FAILED stays failed until the row changes.
+    assert await conn.fetchval("SELECT state FROM npd_sync.queue") == "failed"
+    await conn.execute("UPDATE contacts SET email = 'fixed@example.com' WHERE first_name = 'bad'")
+    await drain(make_settings())
+    assert await conn.fetchval("SELECT sync_status FROM contacts WHERE first_name = 'bad'") == (
+        "SYNCED"
+    )
+
+
+async def test_unreadable_phone_fails_without_a_request(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name, phone) VALUES ('x', '0612 345')")
+    await drain(make_settings())
+    r = await row(conn)
+    assert r["sync_status"] == "FAILED"
+    assert "phone" in r["sync_error"]
+    assert emulator.requests == []
+
+
+async def test_create_whose_reply_was_lost_is_not_repeated(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    emulator.set_faults(next_drop=1)  # applied on Monday, connection dropped before the reply
+    await drain(make_settings())
+    assert len(emulator.items(CONTACTS_BOARD)) == 1
+    assert (await row(conn))["sync_status"] == "PENDING"
+    assert await conn.fetchval("SELECT uncertain FROM npd_sync.queue")
+    await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)  # found by npd_id and adopted, not created again
+    assert (await row(conn))["monday_id"] == item.id
+
+
+async def test_item_deleted_on_monday_is_recreated(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    emulator.set_item_state(item.id, "deleted")
+    await conn.execute("UPDATE contacts SET notes = 'changed'")
+    await drain(make_settings())
+    (again,) = emulator.items(CONTACTS_BOARD, states=["active"])
+    assert again.id != item.id
+    assert again.values["long_text"] == {"text": "changed"}
+    r = await row(conn)
+    assert (r["monday_id"], r["sync_status"]) == (again.id, "SYNCED")
+
+
+async def test_row_locked_by_the_application_is_written_back_later(
+    dsn: str, conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    app = await asyncpg.connect(dsn)
+    try:
+        async with app.transaction():
+            await app.execute("SELECT * FROM contacts FOR UPDATE")
+            await drain(make_settings())  # must not wait for the application's lock
+        assert (await row(conn))["sync_status"] == "PENDING"
+        entry = await conn.fetchrow("SELECT monday_id, state FROM npd_sync.queue")
+        (item,) = emulator.items(CONTACTS_BOARD)
+        assert entry["monday_id"] == item.id
+    finally:
+        await app.close()
+    await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
+    await drain(make_settings())
+    assert len(emulator.items(CONTACTS_BOARD)) == 1
+    r = await row(conn)
+    assert (r["monday_id"], r["sync_status"]) == (item.id, "SYNCED")
+
+
+async def test_enum_uuid_bigint_schema(empty_dsn: str, emulator: Emulator) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(ENUM_UUID_SCHEMA)
+        await install.install(conn, settings.load(environ={}).tables)
+        app = await asyncpg.connect(empty_dsn)
+        await app.execute(
+            "INSERT INTO contacts (first_name, sync_enabled, sync_direction, sync_status)"
+            " VALUES ('Ada', true, 'NPD_TO_MONDAY', 'PENDING')"
+        )
+        await app.execute(
+            "INSERT INTO organizations (name, sync_enabled, sync_direction)"
+            " VALUES ('Acme', true, 'BIDIRECTIONAL')"
+        )
+        config = settings.load(
+            environ={
+                "DATABASE_URL": empty_dsn,
+                "MONDAY_API_KEY": "test-token",
+                "MONDAY_API_URL": emulator.url,
+                "MONDAY_CONTACTS_BOARD_ID": CONTACTS_BOARD,
+                "MONDAY_ORGANIZATIONS_BOARD_ID": ORGANIZATIONS_BOARD,
+            }
+        )
+        await drain(config)
+        contact = await app.fetchrow("SELECT id::text, monday_id, sync_status::text FROM contacts")
+        (item,) = emulator.items(CONTACTS_BOARD)
+        assert (contact["monday_id"], contact["sync_status"]) == (int(item.id), "SYNCED")
+        assert item.values["npd_id"] == contact["id"]
+        assert await app.fetchval("SELECT sync_status::text FROM organizations") == "SYNCED"
+        await app.close()
+    finally:
+        await conn.close()
+
+
+async def test_a_row_changed_back_and_forth_ends_in_its_latest_state(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute("INSERT INTO contacts (first_name, role_title) VALUES ('x', 'A')")
+    await drain(make_settings())
+    for role in ("B", "A", "B"):  # the same requests again, within Monday's replay window
+        await conn.execute("UPDATE contacts SET role_title = $1", role)
+        await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    assert item.values["text"] == "B"
+    assert not any(r.replayed for r in emulator.requests)
