@@ -342,6 +342,29 @@ class Emulator:
         self._changed()
         return item.copy()
 
+    def edit_item(
+        self,
+        item_id: str | int,
+        column_values: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> Item:
+        """Change an item as a person on the board would: values in Monday's JSON form (None
+        clears), checked as Monday does. Raises errors.ApiError for what Monday would refuse."""
+        item = self._store.items.get(str(item_id))
+        if item is None or item.state == "deleted":
+            raise errors.item_not_found(str(item_id))
+        board = self._store.boards[item.board_id]
+        raw = dict(column_values or {})
+        if name is not None:
+            raw["name"] = name
+        renamed, vals, settings = resolvers.writes(board, raw, False)
+        for column, new in settings:
+            self._store.set_settings(column, new)
+        self._store.update_item(item, renamed, vals)
+        self._changed()
+        return item.copy()
+
     def set_item_state(self, item_id: str | int, state: ItemState) -> None:
         """Archive, delete or restore an item, as someone on Monday's side would."""
         self._store.set_state(self._store.items[str(item_id)], state)

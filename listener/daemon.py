@@ -79,7 +79,7 @@ class Daemon:
         self.ready = asyncio.Event()  # set once the first drain is done (tests wait on it)
         self._db_failures = 0
         self._db_logged = 0.0
-        self._summarised = (0, 0, 0, 0, 0)
+        self._summarised = (0, 0, 0, 0, 0, 0)
         self._vacuumed = 0
 
     def request_stop(self) -> None:
@@ -313,15 +313,17 @@ class Daemon:
         # One line every SUMMARY seconds when there was work: rates, not a line per row.
         assert self.worker is not None
         stats = self.worker.stats
-        now = (stats.synced, stats.skipped, stats.failed, stats.retried, stats.waited)
+        now = (
+            stats.synced, stats.unchanged, stats.skipped, stats.failed, stats.retried, stats.waited
+        )  # fmt: skip
         previous, self._summarised = self._summarised, now
         delta = [a - b for a, b in zip(now, previous, strict=True)]
         if any(delta):
-            synced, skipped, failed, retried, waited = delta
+            synced, unchanged, skipped, failed, retried, waited = delta
             log.info(
                 "sync.summary",
                 extra={
-                    "synced": synced, "skipped": skipped, "failed": failed,
+                    "synced": synced, "unchanged": unchanged, "skipped": skipped, "failed": failed,
                     "retried": retried, "waited": waited, "per_second": round(synced / SUMMARY, 1),
                     "requests": stats.requests,
                 },

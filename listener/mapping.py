@@ -47,7 +47,8 @@ REQUIRED_COLUMNS = (SYNC_ENABLED, SYNC_DIRECTION, MONDAY_ID, SYNC_STATUS)
 BOOKKEEPING_COLUMNS = (MONDAY_ID, SYNC_STATUS, SYNC_ERROR, LAST_SYNCED_AT)
 PUSH_DIRECTIONS = frozenset({"BIDIRECTIONAL", "NPD_TO_MONDAY"})
 
-Row = Mapping[str, str | None]
+# A row's mapped columns, as text (None: NULL).
+RowValues = Mapping[str, str | None]
 
 
 class MappingError(ValueError):
@@ -144,7 +145,7 @@ def is_syncable(sync_enabled: bool | None, sync_direction: str | None) -> bool:
     return sync_enabled is True and sync_direction in PUSH_DIRECTIONS
 
 
-def item_name(row: Row, mapping: TableMapping, key: str) -> str:
+def item_name(row: RowValues, mapping: TableMapping, key: str) -> str:
     """The item name: the template filled from the row, trimmed, 1-255 characters."""
     values = {name: (row.get(name) or "") for name in mapping.name_fields}
     name = " ".join(mapping.name_template.format_map(values).split())
@@ -154,23 +155,16 @@ def item_name(row: Row, mapping: TableMapping, key: str) -> str:
     return _truncate(name, ITEM_NAME_MAX)
 
 
-def column_values(row: Row, mapping: TableMapping, key: str, *, create: bool) -> dict[str, Any]:
-    """Monday column values for a row, keyed by column id.
-
-    On create, empty columns are left out; on update they are sent as null so
-    that a value cleared in the database is cleared on the board too.
-    """
-    values: dict[str, Any] = {}
-    for column in mapping.columns:
-        value = column_value(column, row)
-        if value is not None or not create:
-            values[column.id] = value
+def column_values(row: RowValues, mapping: TableMapping, key: str) -> dict[str, Any]:
+    """Monday column values for a row, keyed by column id; None for an empty column (sent as
+    null, so that a value cleared in the database is cleared on the board too)."""
+    values: dict[str, Any] = {column.id: column_value(column, row) for column in mapping.columns}
     if mapping.npd_id_column:
         values[mapping.npd_id_column] = key
     return values
 
 
-def column_value(column: Column, row: Row) -> Any:
+def column_value(column: Column, row: RowValues) -> Any:
     """One column's value in Monday's JSON format, or None when the row has nothing for it."""
     parts = [v.strip() for v in (row.get(s) for s in column.sources) if v and v.strip()]
     if not parts:

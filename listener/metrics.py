@@ -37,8 +37,8 @@ class Metrics:
         )
         self.changes = Counter(
             "npd_sync_changes_total",
-            "Queue entries handled, per table and outcome (synced, skipped, failed, retried, "
-            "waited).",
+            "Queue entries handled, per table and outcome (synced, unchanged, skipped, failed, "
+            "retried, waited).",
             ["table", "outcome"],
             registry=r,
         )

@@ -366,21 +366,14 @@ FULL_CONTACT_VALUES = {
 }
 
 
-@pytest.mark.parametrize("create", [True, False])
-def test_full_contact(create: bool) -> None:
+def test_full_contact() -> None:
     assert mapping.item_name(FULL_CONTACT, CONTACTS, "7") == "Ada Lovelace"
-    assert mapping.column_values(FULL_CONTACT, CONTACTS, "7", create=create) == (
-        FULL_CONTACT_VALUES
-    )
+    assert mapping.column_values(FULL_CONTACT, CONTACTS, "7") == FULL_CONTACT_VALUES
 
 
-def test_minimal_contact_on_create_omits_empty_columns() -> None:
+def test_minimal_contact_has_empty_columns_as_none() -> None:
     assert mapping.item_name(MINIMAL_CONTACT, CONTACTS, "7") == "Ada"
-    assert mapping.column_values(MINIMAL_CONTACT, CONTACTS, "7", create=True) == {"npd_id": "7"}
-
-
-def test_minimal_contact_on_update_clears_empty_columns() -> None:
-    assert mapping.column_values(MINIMAL_CONTACT, CONTACTS, "7", create=False) == {
+    assert mapping.column_values(MINIMAL_CONTACT, CONTACTS, "7") == {
         "email": None,
         "phone": None,
         "text": None,
@@ -389,10 +382,9 @@ def test_minimal_contact_on_update_clears_empty_columns() -> None:
     }
 
 
-@pytest.mark.parametrize("create", [True, False])
-def test_full_organization(create: bool) -> None:
+def test_full_organization() -> None:
     assert mapping.item_name(FULL_ORGANIZATION, ORGANIZATIONS, "3") == "Analytical Engines Ltd"
-    assert mapping.column_values(FULL_ORGANIZATION, ORGANIZATIONS, "3", create=create) == {
+    assert mapping.column_values(FULL_ORGANIZATION, ORGANIZATIONS, "3") == {
         "long_text": {"text": "Makes engines"},
         "address": "1 Babbage Way, Suite 2, London, Greater London, N1 9GU, UK",
         "npd_id": "3",
@@ -401,15 +393,12 @@ def test_full_organization(create: bool) -> None:
 
 def test_organization_address_skips_empty_parts() -> None:
     row = {**FULL_ORGANIZATION, "address_line2": None, "state": "  "}
-    values = mapping.column_values(row, ORGANIZATIONS, "3", create=True)
+    values = mapping.column_values(row, ORGANIZATIONS, "3")
     assert values["address"] == "1 Babbage Way, London, N1 9GU, UK"
 
 
 def test_minimal_organization() -> None:
-    assert mapping.column_values(MINIMAL_ORGANIZATION, ORGANIZATIONS, "3", create=True) == {
-        "npd_id": "3"
-    }
-    assert mapping.column_values(MINIMAL_ORGANIZATION, ORGANIZATIONS, "3", create=False) == {
+    assert mapping.column_values(MINIMAL_ORGANIZATION, ORGANIZATIONS, "3") == {
         "long_text": None,
         "address": None,
         "npd_id": "3",
@@ -418,13 +407,13 @@ def test_minimal_organization() -> None:
 
 def test_the_primary_key_goes_to_npd_id_as_text_and_can_be_turned_off() -> None:
     uuid = "1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    assert mapping.column_values({}, CONTACTS, uuid, create=True) == {"npd_id": uuid}
+    assert mapping.column_values({}, CONTACTS, uuid)["npd_id"] == uuid
     custom = TableMapping("t", npd_id_column="ext_ref")
-    assert mapping.column_values({}, custom, "5", create=True) == {"ext_ref": "5"}
-    assert mapping.column_values({}, TableMapping("t", npd_id_column=None), "5", create=True) == {}
+    assert mapping.column_values({}, custom, "5") == {"ext_ref": "5"}
+    assert mapping.column_values({}, TableMapping("t", npd_id_column=None), "5") == {}
 
 
 def test_an_unreadable_value_fails_the_whole_row() -> None:
     row = {**FULL_CONTACT, "phone": "not a phone"}
     with pytest.raises(MappingError, match="column phone"):
-        mapping.column_values(row, CONTACTS, "7", create=True)
+        mapping.column_values(row, CONTACTS, "7")

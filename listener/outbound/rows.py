@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from listener import catalog, db, mapping, settings, sql
+from listener import catalog, db, links, mapping, settings, sql
 from listener.capture.install import NotInstalled
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """An application row as loaded: flags, current item id, mapped values as text."""
+    """An application row as loaded: flags, current item id and status, mapped values as text,
+    and its link: the item npd-sync linked it to and the values both sides agreed on then."""
 
     key: str
     enabled: bool | None
     direction: str | None
     monday_id: str | None
     values: Mapping[str, str | None]
+    status: str | None = None
+    linked_item: str | None = None
+    agreed: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +69,11 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
             ", last_synced_at = CASE WHEN v.status = 'SYNCED' THEN now() ELSE t.last_synced_at END"
         )
     names = {"table": info.relation, "key": key, "key_type": key_type}
+    status = sql.quote_ident(mapping.SYNC_STATUS)
     return Table(
         id=table_id,
         mapping=table,
-        load_sql=sql.query("load_rows").format(columns=columns, **names),
+        load_sql=sql.query("load_rows").format(columns=columns, status=status, **names),
         write_sql=sql.query("write_back").format(
             monday_type=info.columns[mapping.MONDAY_ID].type,
             status_type=info.columns[mapping.SYNC_STATUS].type,
@@ -108,7 +114,7 @@ async def load_tables(conn: db.Conn, config: settings.Settings) -> list[Table]:
 async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Row]:
     """The rows that still exist among `keys`."""
     sources = table.mapping.source_columns
-    records = await conn.fetch(table.load_sql, list(keys))
+    records = await conn.fetch(table.load_sql, list(keys), table.id)
     return {
         r["key"]: Row(
             key=r["key"],
@@ -116,6 +122,9 @@ async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Ro
             direction=r["direction"],
             monday_id=r["monday_id"],
             values={name: r[f"c{i}"] for i, name in enumerate(sources)},
+            status=r["status"],
+            linked_item=r["linked_item"],
+            agreed=links.parse(r["agreed"]),
         )
         for r in records
     }

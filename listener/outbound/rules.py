@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from listener import mapping
+from listener import links, mapping
 from listener.monday import api, errors
 from listener.outbound.queue import Completion, Entry, Outcome
 from listener.outbound.rows import Row
@@ -28,13 +28,24 @@ class Work:
     push: Push | None = None  # what to do with the row's own item
     item_id: str | None = None  # the row's item, when it has one
     name: str = ""
-    values: Mapping[str, Any] | None = None
+    values: Mapping[str, Any] | None = None  # every mapped column's value (None: empty)
+    # An update of an item whose agreed values are known sends only what differs from them
+    # ("name" included when the name does); None: send everything.
+    changes: Mapping[str, Any] | None = None
+    in_sync: bool = False  # the item holds the row's values already: nothing to send
     error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
 
     @property
     def writes_back(self) -> bool:
         """Whether the row gets monday_id / sync_status written."""
-        return self.row is not None and (self.push is not None or self.error is not None)
+        return self.row is not None and (
+            self.push is not None or self.error is not None or self.in_sync
+        )
+
+    @property
+    def agreed(self) -> dict[str, Any]:
+        """What the item holds once the push succeeded: every column and the name."""
+        return {**(self.values or {}), links.NAME: self.name}
 
 
 def plan(entry: Entry, row: Row | None, table: mapping.TableMapping) -> Work:
@@ -53,10 +64,21 @@ def plan(entry: Entry, row: Row | None, table: mapping.TableMapping) -> Work:
         push = "find" if entry.uncertain or entry.interrupted else "create"
     try:
         name = mapping.item_name(row.values, table, row.key)
-        values = mapping.column_values(row.values, table, row.key, create=push == "create")
+        values = mapping.column_values(row.values, table, row.key)
     except mapping.MappingError as exc:
         return Work(entry, row, archive, item_id=current, error=str(exc))
-    return Work(entry, row, archive, push, current, name, values)
+    work = Work(entry, row, archive, push, current, name, values)
+    # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
+    # Monday holds: it sends everything.
+    trusted = not entry.uncertain and row.linked_item == current
+    if push == "update" and trusted and row.agreed is not None:
+        changes = links.changed(work.agreed, row.agreed)
+        if not changes:
+            # Monday holds these values already (an update of unmapped columns, a value
+            # written back unchanged): nothing to send.
+            return Work(entry, row, archive, None, current, name, values, in_sync=True)
+        return Work(entry, row, archive, push, current, name, values, changes)
+    return work
 
 
 def adopt(found: Sequence[str]) -> str | None:
@@ -84,6 +106,8 @@ class Decision:
     completion: Completion
     status: str | None  # sync_status to write, or None to leave the row alone
     error: str | None  # sync_error to write
+    link: links.Link | None = None  # the row's item and the values Monday now holds
+    unchanged: bool = False  # Monday held the row's values already: nothing was sent
 
 
 def decide(
@@ -104,7 +128,15 @@ def decide(
         return Decision(done, "FAILED", p.error)
     if failure is None:
         completion = Completion(entry, Outcome.DONE, monday_id=item_id)
-        return Decision(completion, "SYNCED" if p.writes_back else None, None)
+        if p.in_sync:
+            # Nothing was sent; the row is written only if it does not say so yet.
+            row = p.row
+            stale = row is None or row.status != "SYNCED" or row.monday_id != item_id
+            return Decision(completion, "SYNCED" if stale else None, None, unchanged=True)
+        link = None
+        if p.push is not None and item_id is not None:
+            link = links.Link(entry.key, item_id, p.agreed)
+        return Decision(completion, "SYNCED" if p.writes_back else None, None, link)
     message = str(failure)
     known = item_id or entry.monday_id
     if failure.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
@@ -161,7 +193,7 @@ def operations(
             continue
         target = p.item_id if p.push == "update" else adopt(found.get(key, []))
         if target is not None:
-            values = {**p.values, "name": p.name}
+            values = dict(p.changes) if p.changes is not None else p.agreed
             updates.append(api.Update(key, target, values, change, table.create_labels))
         else:
             values = {k: v for k, v in p.values.items() if v is not None}

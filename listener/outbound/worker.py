@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from listener import db
+from listener import db, links
 from listener.metrics import Metrics
 from listener.monday import api, errors, governor
 from listener.outbound import queue, rows, rules
@@ -36,6 +36,7 @@ class Stats:
     """Running totals, for logs, status and tests."""
 
     synced: int = 0
+    unchanged: int = 0  # nothing to send: Monday held the row's values already
     skipped: int = 0
     failed: int = 0
     retried: int = 0
@@ -201,17 +202,22 @@ class Worker:
         pushed = await asyncio.gather(
             *(self._push(self.tables[table_id], ps) for table_id, ps in plans.items())
         )
-        decisions = [d for table_decisions in pushed for d in table_decisions]
-        await self._record(decisions)
+        decisions = [d for table_decisions, _ in pushed for d in table_decisions]
+        retired = [item for _, table_retired in pushed for item in table_retired]
+        await self._record(decisions, retired)
         self._count(decisions, time.perf_counter() - started)
 
-    async def _push(self, table: rows.Table, plans: Sequence[rules.Work]) -> list[rules.Decision]:
-        """Do the Monday work of one board's plans; one decision per plan."""
+    async def _push(
+        self, table: rows.Table, plans: Sequence[rules.Work]
+    ) -> tuple[list[rules.Decision], list[str]]:
+        """Do the Monday work of one board's plans: one decision per plan, and the items
+        archived or deleted (or found gone already)."""
         assert self.client is not None
         assert table.mapping.board_id is not None
         board = table.mapping.board_id
         item: dict[str, str | None] = {p.entry.key: p.item_id for p in plans}
         failures: dict[str, list[errors.MondayError]] = defaultdict(list)
+        retired: list[str] = []
 
         found: dict[str, list[str]] = {}
         finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
@@ -243,27 +249,31 @@ class Worker:
                 granted = len(ops) if stop or not granted else granted
                 results = [api.Result(op, None, exc) for op in ops[:granted]]
             for result in results:
-                self._apply(result, item, failures)
+                self._apply(result, item, failures, retired)
             ops = ops[granted:]
 
-        return [
+        decisions = [
             rules.decide(
                 p, item[p.entry.key], rules.worst(failures[p.entry.key]), self.policy, self.rng
             )
             for p in plans
         ]
+        return decisions, retired
 
     @staticmethod
     def _apply(
         result: api.Result,
         item: dict[str, str | None],
         failures: dict[str, list[errors.MondayError]],
+        retired: list[str],
     ) -> None:
         op, error = result.op, result.error
         if isinstance(op, api.Archive | api.Delete):
             # Already gone is what we wanted.
             if error is not None and error.kind is not errors.Kind.ITEM_GONE:
                 failures[op.key].append(error)
+            else:
+                retired.append(op.item_id)
             return
         if error is None:
             item[op.key] = result.item_id
@@ -279,8 +289,8 @@ class Worker:
         level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
         log.log(level, "monday.request_failed", extra={"kind": exc.kind.value, "error": str(exc)})
 
-    async def _record(self, decisions: Sequence[rules.Decision]) -> None:
-        """Write back to the rows and complete the entries, in one transaction."""
+    async def _record(self, decisions: Sequence[rules.Decision], retired: Sequence[str]) -> None:
+        """Write back to the rows, the links and the queue entries, in one transaction."""
         writes: dict[int, list[rows.WriteBack]] = defaultdict(list)
         for d in decisions:
             if d.status is not None:
@@ -295,7 +305,7 @@ class Worker:
         delay = 0.2
         while True:
             try:
-                await asyncio.shield(self._commit(decisions, writes))
+                await asyncio.shield(self._commit(decisions, writes, retired))
                 return
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 pass  # cannot happen by design (key order, SKIP LOCKED); cheap insurance
@@ -309,13 +319,24 @@ class Worker:
             delay = min(delay * 2, 5.0)
 
     async def _commit(
-        self, decisions: Sequence[rules.Decision], writes: dict[int, list[rows.WriteBack]]
+        self,
+        decisions: Sequence[rules.Decision],
+        writes: dict[int, list[rows.WriteBack]],
+        retired: Sequence[str],
     ) -> None:
+        linked: dict[int, list[links.Link]] = defaultdict(list)
+        for d in decisions:
+            if d.link is not None:
+                linked[d.completion.entry.table_id].append(d.link)
         async with self.pool.acquire() as conn, conn.transaction():
             written: set[tuple[int, str]] = set()
             for table_id, table_writes in writes.items():
                 keys = await rows.write_back(conn, self.tables[table_id], table_writes)
                 written.update((table_id, key) for key in keys)
+            await links.unlink(conn, retired)
+            for table_id, table_links in linked.items():
+                # What Monday holds now, whether or not the row could be written.
+                await links.link(conn, table_id, table_links)
             completions = []
             for d in decisions:
                 c = d.completion
@@ -342,7 +363,7 @@ class Worker:
             c = d.completion
             outcome = OUTCOME_NAMES[c.outcome]
             if c.outcome is queue.Outcome.DONE and d.status != "SYNCED":
-                outcome = "skipped"
+                outcome = "unchanged" if d.unchanged else "skipped"
             counts[outcome] += 1
             self.metrics.changes.labels(self.tables[c.entry.table_id].name, outcome).inc()
             if outcome == "synced":
@@ -350,6 +371,7 @@ class Worker:
             elif outcome == "failed":
                 failed.append(c)
         stats.synced += counts["synced"]
+        stats.unchanged += counts["unchanged"]
         stats.skipped += counts["skipped"]
         stats.failed += counts["failed"]
         stats.retried += counts["retried"]

@@ -3,10 +3,13 @@
 -- catalog; values always travel as bind parameters.
 
 -- name: load_rows
--- The rows with keys $1, every mapped value as text (c0, c1, ... in mapping order).
+-- The rows with keys $1 of table $2, every mapped value as text (c0, c1, ... in mapping
+-- order), with their link: the item and the values both sides last agreed on (npd_sync.links).
 SELECT t.{key}::text AS key, t.sync_enabled AS enabled, t.sync_direction::text AS direction,
-       t.monday_id::text AS monday_id{columns}
+       t.monday_id::text AS monday_id, t.{status}::text AS status,
+       l.item_id AS linked_item, l.agreed::text AS agreed{columns}
   FROM {table} t
+  LEFT JOIN npd_sync.links l ON l.table_id = $2 AND l.row_key = t.{key}::text
  WHERE t.{key} = ANY ($1::text[]::{key_type}[]);
 
 -- name: write_back

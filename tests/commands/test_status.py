@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from listener import db, settings
+from listener import db, settings, sql
 from listener.capture import install
 from listener.commands import status
 from listener.settings import Settings
@@ -270,8 +270,11 @@ async def test_not_installed_is_one_error(empty_dsn: str) -> None:
 async def test_an_old_schema_asks_for_install(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
-    await conn.execute("DELETE FROM npd_sync.migrations WHERE version = 2")
-    with pytest.raises(install.NotInstalled, match="at version 1, this npd-sync needs 2"):
+    latest = len(sql.migrations())
+    await conn.execute("DELETE FROM npd_sync.migrations WHERE version = $1", latest)
+    with pytest.raises(
+        install.NotInstalled, match=f"at version {latest - 1}, this npd-sync needs {latest}"
+    ):
         await status.run(make_settings(), as_json=False, echo=print)
 
 

@@ -321,3 +321,70 @@ async def test_a_row_changed_back_and_forth_ends_in_its_latest_state(
     (item,) = emulator.items(CONTACTS_BOARD)
     assert item.values["text"] == "B"
     assert not any(r.replayed for r in emulator.requests)
+
+
+# --- sending less: only what Monday does not hold yet --------------------------------------
+
+ADA = (
+    "INSERT INTO contacts (first_name, last_name, email, phone, role_title, sync_direction)"
+    " VALUES ('Ada', 'Lovelace', 'ada@example.com', '+44 20 7946 0958', 'Countess',"
+    " 'NPD_TO_MONDAY')"
+)
+
+
+async def test_an_update_of_no_mapped_value_sends_nothing(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute(ADA)
+    await drain(config)
+    sent = emulator.counters.mutations
+    # An unmapped column, then an ORM rewriting every column with the value it had.
+    await conn.execute("UPDATE contacts SET updated_at = now() + interval '1 hour'")
+    await conn.execute(
+        "UPDATE contacts SET first_name = first_name, last_name = last_name, email = email,"
+        " phone = phone, role_title = role_title, notes = notes, updated_at = now()"
+    )
+    worker = await drain(config)
+    assert emulator.counters.mutations == sent
+    assert worker.stats.unchanged == 1  # handled, and nothing to send
+    assert (await row(conn))["sync_status"] == "SYNCED"
+
+
+async def test_an_update_sends_only_the_columns_that_changed(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute(ADA)
+    await drain(config)
+    (item,) = emulator.items(CONTACTS_BOARD)
+    # Someone changes the role on the board; the database changes the phone, ORM-style.
+    emulator.edit_item(item.id, {"text": "set on the board"})
+    await conn.execute(
+        "UPDATE contacts SET first_name = first_name, last_name = last_name, email = email,"
+        " phone = '+44 20 7946 0000', role_title = role_title, notes = notes"
+    )
+    sent = emulator.counters.mutations
+    await drain(config)
+    assert emulator.counters.mutations == sent + 1
+    after = emulator.item(item.id)
+    assert after is not None
+    assert after.values["phone"] == {"phone": "+442079460000", "countryShortName": "GB"}
+    assert after.values["text"] == "set on the board"  # not sent, so not overwritten
+    assert after.name == "Ada Lovelace"
+
+
+async def test_a_failed_row_set_back_to_what_monday_holds_is_synced_without_a_request(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute(ADA)
+    await drain(config)
+    await conn.execute("UPDATE contacts SET email = 'not an email'")
+    await drain(config)
+    assert (await row(conn))["sync_status"] == "FAILED"
+    sent = emulator.counters.mutations
+    await conn.execute("UPDATE contacts SET email = 'ada@example.com'")
+    await drain(config)
+    assert emulator.counters.mutations == sent
+    assert (await row(conn))["sync_status"] == "SYNCED"
