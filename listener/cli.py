@@ -10,7 +10,7 @@ import asyncio
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import asyncpg
 import click
@@ -18,7 +18,9 @@ import click
 from listener import __version__, daemon, logs, settings
 from listener.capture import install
 from listener.commands import backfill as backfiller
-from listener.commands import check, requeue, schema, status
+from listener.commands import check, pull, requeue, schema, status, webhooks
+from listener.commands import conflicts as conflicting
+from listener.inbound.webhooks import WebhookError
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -29,6 +31,9 @@ Environment (a .env file in the working directory is read too):
   MONDAY_CONTACTS_BOARD_ID       board for contacts (unset: not synced)
   MONDAY_ORGANIZATIONS_BOARD_ID  board for organizations (unset: not synced)
   NPD_SYNC_CONFIG                TOML file with mappings and tuning
+  NPD_SYNC_PUBLIC_URL            where Monday reaches the webhook receiver (inbound on)
+  NPD_SYNC_WEBHOOK_PORT          default for listen --webhook-port
+  MONDAY_SIGNING_SECRET          app token only: verify the webhooks' JWT (secret)
 """
 
 
@@ -50,7 +55,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             return asyncio.run(coro)
         else:
             return uvloop.run(coro)
-    except (settings.ConfigError, requeue.UsageError) as exc:
+    except (settings.ConfigError, requeue.UsageError, WebhookError) as exc:
         fail(str(exc), 2)
     except (install.InstallError, install.NotInstalled, daemon.SideTaskFailed) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
@@ -118,10 +123,37 @@ def uninstall() -> None:
     show_default=True,
     help="Address for --metrics-port (0.0.0.0: every interface, for a remote Prometheus).",
 )
-def listen(metrics_port: int | None, metrics_host: str) -> None:
-    """Sync every committed change to Monday until SIGTERM or SIGINT."""
+@click.option(
+    "--webhook-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Monday's webhooks (inbound sync) on this port; default NPD_SYNC_WEBHOOK_PORT. "
+    "Needs NPD_SYNC_PUBLIC_URL, the address a reverse proxy serves it at.",
+)
+@click.option(
+    "--webhook-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for --webhook-port (the reverse proxy's side).",
+)
+def listen(
+    metrics_port: int | None, metrics_host: str, webhook_port: int | None, webhook_host: str
+) -> None:
+    """Sync every committed change to Monday, and (with NPD_SYNC_PUBLIC_URL) every edit made on
+    the boards back into the rows, until SIGTERM or SIGINT."""
     config = load_settings()
-    run(daemon.listen(config, metrics_port=metrics_port, metrics_host=metrics_host))
+    webhook_port = webhook_port or config.webhook_port
+    if webhook_port is not None and not config.inbound:
+        fail(
+            "--webhook-port (NPD_SYNC_WEBHOOK_PORT) needs NPD_SYNC_PUBLIC_URL: the base URL at "
+            "which Monday reaches the receiver",
+            2,
+        )
+    run(
+        daemon.listen(
+            config, metrics_port=metrics_port, metrics_host=metrics_host,
+            webhook_port=webhook_port, webhook_host=webhook_host,
+        )
+    )  # fmt: skip
 
 
 @main.command(epilog=ENVIRONMENT)
@@ -184,6 +216,86 @@ def _can_print(text: str) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
+
+
+@main.group(name="webhooks", epilog=ENVIRONMENT)
+def webhooks_group() -> None:
+    """The webhooks inbound sync needs on each board (at NPD_SYNC_PUBLIC_URL)."""
+
+
+def _webhooks(action: Literal["install", "list", "uninstall"]) -> None:
+    ok = run(webhooks.run(load_settings(), action=action, echo=click.echo))
+    sys.exit(0 if ok else 1)
+
+
+@webhooks_group.command(name="install", epilog=ENVIRONMENT)
+def webhooks_install() -> None:
+    """Create the webhooks missing on Monday (idempotent). The receiver must be running and
+    reachable at NPD_SYNC_PUBLIC_URL: Monday checks it with a challenge. Exit 1 if any
+    failed."""
+    _webhooks("install")
+
+
+@webhooks_group.command(name="list", epilog=ENVIRONMENT)
+def webhooks_list() -> None:
+    """Each board's webhooks: present on Monday, or missing. Exit 1 if any is missing."""
+    _webhooks("list")
+
+
+@webhooks_group.command(name="uninstall", epilog=ENVIRONMENT)
+def webhooks_uninstall() -> None:
+    """Delete the webhooks npd-sync created, and forget the URL's secret."""
+    _webhooks("uninstall")
+
+
+@main.command(name="pull", epilog=ENVIRONMENT)
+@click.option("--table", metavar="TABLE", help="Only this table (as configured).")
+@click.option("--full", is_flag=True, help="Read every item, not only the activity log.")
+@click.option("--dry-run", is_flag=True, help="Say which items differ; change nothing.")
+def pull_cmd(table: str | None, full: bool, dry_run: bool) -> None:
+    """Bring edits made on the boards into the rows that take them (BIDIRECTIONAL,
+    MONDAY_TO_NPD), with the same conflict rules as webhooks: the safety net for deliveries
+    that never arrived. Exit 1 if rows FAILED."""
+    ok = run(pull.run(load_settings(), table=table, full=full, dry_run=dry_run, echo=click.echo))
+    sys.exit(0 if ok else 1)
+
+
+@main.group(name="conflicts", epilog=ENVIRONMENT, invoke_without_command=True)
+@click.option("--table", metavar="TABLE", help="Only this table (as configured).")
+@click.option(
+    "--all", "everything", is_flag=True, help="Resolved ones too, with the value that lost."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@click.pass_context
+def conflicts_group(ctx: click.Context, table: str | None, everything: bool, as_json: bool) -> None:
+    """Fields changed on both sides since they last agreed: the open ones (resolve them with
+    `conflicts resolve`), or with --all every one, and the value that lost."""
+    if ctx.invoked_subcommand is None:
+        run(
+            conflicting.run(
+                load_settings(), table=table, everything=everything, as_json=as_json,
+                echo=click.echo,
+            )
+        )  # fmt: skip
+
+
+@conflicts_group.command(name="resolve", epilog=ENVIRONMENT)
+@click.option("--table", metavar="TABLE", required=True, help="The table (as configured).")
+@click.option("--id", "key", metavar="KEY", required=True, help="The row's primary key.")
+@click.option("--field", metavar="FIELD", help="Only this field (default: every one).")
+@click.option(
+    "--take", type=click.Choice(["npd", "monday"]), required=True, help="The side that wins."
+)
+def conflicts_resolve(table: str, key: str, field: str | None, take: str) -> None:
+    """Settle a row's open conflicts for one side: the next sync writes that side's value to
+    the other. Exit 1 when the row has no open conflict."""
+    side: Literal["npd", "monday"] = "npd" if take == "npd" else "monday"
+    ok = run(
+        conflicting.resolve(
+            load_settings(), table=table, key=key, field=field, take=side, echo=click.echo
+        )
+    )
+    sys.exit(0 if ok else 1)
 
 
 @main.command(name="emulator")

@@ -26,6 +26,7 @@ import asyncpg
 
 from listener import __version__, db, metrics, sql
 from listener.capture import notify
+from listener.inbound import receiver, reconcile
 from listener.metrics import Metrics
 from listener.outbound import queue, rows, worker
 from listener.settings import Settings
@@ -36,6 +37,7 @@ log = logging.getLogger("npd_sync.daemon")
 # (PostgresError) count too: a failover can make a server briefly read-only.
 DB_ERRORS = (*db.ERRORS, asyncpg.PostgresError)
 SUMMARY = 10.0  # seconds between summary log lines (only when there was work)
+EVENTS_KEPT = 3 * 86400.0  # seconds webhook deliveries are kept (Monday retries for 30 min)
 
 
 class SideTaskFailed(Exception):
@@ -43,10 +45,18 @@ class SideTaskFailed(Exception):
 
 
 async def listen(
-    settings: Settings, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+    settings: Settings,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    webhook_port: int | None = None,
+    webhook_host: str = "127.0.0.1",
 ) -> None:
     """`npd-sync listen`: run the listener until SIGTERM or SIGINT."""
-    listener = Daemon(settings, metrics_port=metrics_port, metrics_host=metrics_host)
+    listener = Daemon(
+        settings, metrics_port=metrics_port, metrics_host=metrics_host,
+        webhook_port=webhook_port, webhook_host=webhook_host,
+    )  # fmt: skip
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
@@ -64,11 +74,15 @@ class Daemon:
         shutdown_grace: float = 30.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        webhook_port: int | None = None,
+        webhook_host: str = "127.0.0.1",
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
+        self.webhook_port = webhook_port
+        self.webhook_host = webhook_host
         self.last_cycle = time.monotonic()  # when the drain loop last went round (health)
         self.dsn = settings.require_database()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -104,6 +118,18 @@ class Daemon:
                         self.metrics, self.healthy, self.metrics_host, self.metrics_port
                     )
                     stack.push_async_callback(runner.cleanup)
+                if self.webhook_port is not None and self.settings.public_url is not None:
+                    signing = self.settings.signing_secret
+                    hooks = receiver.Receiver(
+                        pool,
+                        public_url=self.settings.public_url,
+                        boards=[t.mapping.board_id for t in tables if t.mapping.board_id],
+                        signing_secret=signing.get_secret_value() if signing else None,
+                        metrics=self.metrics,
+                        on_stored=self.waker.wake,
+                    )
+                    runner = await receiver.serve(hooks, self.webhook_host, self.webhook_port)
+                    stack.push_async_callback(runner.cleanup)
                 self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
@@ -112,6 +138,14 @@ class Daemon:
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
                 ]
+                interval = self.settings.tuning.reconcile_interval
+                if self.settings.inbound and w.client is not None and interval > 0:
+                    side.append(
+                        asyncio.create_task(
+                            self._every(min(interval, 60.0), self._reconcile, pool),
+                            name="reconcile",
+                        )
+                    )
                 loop = asyncio.create_task(self._loop(), name="drain")
                 try:
                     await self._until_stopped(loop, side)
@@ -339,6 +373,28 @@ class Daemon:
         self._vacuumed = self.worker.stats.ingested
         async with pool.acquire(timeout=10) as conn:
             await conn.execute("VACUUM npd_sync.changes, npd_sync.queue")
+            if self.settings.inbound:
+                await conn.execute(sql.query("forget_events"), EVENTS_KEPT)
+
+    async def _reconcile(self, pool: asyncpg.Pool) -> None:
+        # The safety net for lost deliveries: a pass over each board whose last one (by any
+        # listener: the time is in the database) is older than reconcile_interval.
+        assert self.worker is not None
+        assert self.worker.client is not None
+        boards = {t.mapping.board_id: t for t in self.worker.tables.values() if t.mapping.board_id}
+        interval = self.settings.tuning.reconcile_interval
+        async with pool.acquire(timeout=10) as conn:
+            for board in await reconcile.due(conn, list(boards), interval):
+                table = boards[board]
+                found = await reconcile.pull(
+                    conn, self.worker.client, self.worker.governor, table.id, table.mapping
+                )
+                if found.changed:
+                    log.info(
+                        "reconcile.found",
+                        extra={"table": table.name, "items": len(found.changed)},
+                    )
+                    self.waker.wake()
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=10) as conn:

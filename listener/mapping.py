@@ -7,6 +7,7 @@ mapping file (`NPD_SYNC_CONFIG`, read by `listener.settings`) describes other ta
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ COLUMN_TYPES: tuple[ColumnType, ...] = (
     "dropdown",
 )
 DeletePolicy = Literal["archive", "delete", "ignore"]
+ConflictPolicy = Literal["manual", "npd_wins", "monday_wins", "newest_wins"]
+CreatePolicy = Literal["insert", "ignore"]
+UnlinkPolicy = Literal["unlink", "delete", "ignore"]
 
 # Monday's own limits on what an item holds.
 ITEM_NAME_MAX = 255
@@ -46,6 +50,8 @@ LAST_SYNCED_AT = "last_synced_at"
 REQUIRED_COLUMNS = (SYNC_ENABLED, SYNC_DIRECTION, MONDAY_ID, SYNC_STATUS)
 BOOKKEEPING_COLUMNS = (MONDAY_ID, SYNC_STATUS, SYNC_ERROR, LAST_SYNCED_AT)
 PUSH_DIRECTIONS = frozenset({"BIDIRECTIONAL", "NPD_TO_MONDAY"})
+PULL_DIRECTIONS = frozenset({"BIDIRECTIONAL", "MONDAY_TO_NPD"})
+NAME = "name"  # the item name, among column values
 
 # A row's mapped columns, as text (None: NULL).
 RowValues = Mapping[str, str | None]
@@ -80,6 +86,11 @@ class TableMapping:
     # Let Monday add status/dropdown labels it does not know yet (needs permission to change
     # the board's structure); otherwise an unknown label fails the row.
     create_labels: bool = False
+    # Inbound: a field changed on both sides; an item created on the board; one archived or
+    # deleted there.
+    conflict: ConflictPolicy = "manual"
+    on_monday_create: CreatePolicy = "insert"
+    on_monday_delete: UnlinkPolicy = "unlink"
     name_fields: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +106,22 @@ class TableMapping:
         for column in self.columns:
             seen.update(dict.fromkeys(column.sources))
         return tuple(seen)
+
+    @property
+    def inbound_columns(self) -> tuple[Column, ...]:
+        """The Monday columns whose edits flow back: those fed from one database column (a
+        joined column cannot be split back), npd_id excepted."""
+        return tuple(c for c in self.columns if len(c.sources) == 1 and c.id != self.npd_id_column)
+
+    @property
+    def name_split(self) -> tuple[str, ...] | None:
+        """The database columns the item name flows back into: `{a}` gives (a,), `{a} {b}`
+        gives (a, b) (the first word to a, the rest to b); any other template, None."""
+        one = re.fullmatch(r"\{([^{}!:]+)\}", self.name_template)
+        if one:
+            return (one[1],)
+        two = re.fullmatch(r"\{([^{}!:]+)\} \{([^{}!:]+)\}", self.name_template)
+        return (two[1], two[2]) if two else None
 
     @property
     def board_env(self) -> str:
@@ -137,6 +164,11 @@ def default_mappings() -> tuple[TableMapping, ...]:
             ),
         ),
     )
+
+
+def receives(sync_enabled: bool | None, sync_direction: str | None) -> bool:
+    """Whether Monday's edits flow into the row: sync_enabled and a direction from Monday."""
+    return sync_enabled is True and sync_direction in PULL_DIRECTIONS
 
 
 def is_syncable(sync_enabled: bool | None, sync_direction: str | None) -> bool:
@@ -231,3 +263,79 @@ def _date(text: str, column: Column) -> dict[str, str]:
         raise MappingError(f"column {column.id}: {text!r} is not a date")
     date, time = match.groups()
     return {"date": date, "time": time} if time else {"date": date}
+
+
+# --- back from Monday ------------------------------------------------------------------------
+
+
+def from_monday(column: Column, value: str | None, text: str | None) -> str | None:
+    """The database value (as text) that a Monday column value stands for, from
+    ColumnValue.value (JSON) and .text; None when the column is empty.
+
+    What `column_value` makes of the result is the value's canonical form, the one agreed
+    values are kept in: so whatever Monday stores (a phone as typed, an email's label, a
+    `changed_at`), a value written back into the row is agreed on exactly.
+    """
+    data: Any = None
+    if value:
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    match column.type:
+        case "text" | "numbers":
+            found = data if isinstance(data, str | int | float) and data != "" else text
+            return _clean(None if found is None else str(found))
+        case "long_text" | "email" | "phone" | "link" | "date":
+            return _from_object(column, data if isinstance(data, dict) else {}, text)
+        case "status" | "dropdown":
+            return _clean(text)
+    raise AssertionError(column.type)  # pragma: no cover - Literal exhausted
+
+
+def name_to_row(mapping: TableMapping, name: str) -> dict[str, str | None] | None:
+    """The database values an item name stands for (see `TableMapping.name_split`)."""
+    split = mapping.name_split
+    if split is None:
+        return None
+    words = " ".join(name.split())
+    if len(split) == 1:
+        return {split[0]: words or None}
+    first, _, rest = words.partition(" ")
+    return {split[0]: first or None, split[1]: rest or None}
+
+
+def _from_object(column: Column, data: Mapping[str, Any], text: str | None) -> str | None:
+    match column.type:
+        case "long_text":
+            return _clean(_str(data.get("text")) or text)
+        case "email":
+            return _clean(_str(data.get("email")) or text)
+        case "link":
+            return _clean(_str(data.get("url")) or text)
+        case "date":
+            day, time = _str(data.get("date")), _str(data.get("time"))
+            return _clean(f"{day} {time}" if day and time else day)
+        case "phone":
+            number = _str(data.get("phone")) or text
+            country = _str(data.get("countryShortName")) or column.default_country
+            return _clean(_e164(number, country) if number else None)
+    raise AssertionError(column.type)  # pragma: no cover
+
+
+def _e164(number: str, country: str | None) -> str:
+    # Monday keeps a phone as it was typed, with its country: the row gets the number in the
+    # form npd-sync sends, so that writing it back changes nothing on the board.
+    try:
+        parsed = phonenumbers.parse(number, None if number.startswith("+") else country)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _clean(value: str | None) -> str | None:
+    return value if value is not None and value.strip() else None

@@ -59,6 +59,26 @@ class Metrics:
             "Time spent waiting for Monday's limits or for a board another listener holds.",
             registry=r,
         )
+        self.webhooks = Counter(
+            "npd_sync_webhooks_total",
+            "Webhook requests, per outcome (stored, duplicate, challenge, ignored, refused, "
+            "unavailable).",
+            ["outcome"],
+            registry=r,
+        )
+        self.inbound = Counter(
+            "npd_sync_inbound_total",
+            "Rows the board's edits were written into, and conflicts, per table and outcome "
+            "(written, conflict, unlinked, deleted, inserted).",
+            ["table", "outcome"],
+            registry=r,
+        )
+        self.inbound_latency = Histogram(
+            "npd_sync_monday_to_row_seconds",
+            "From a change on the board (as Monday dates it) to the row written.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.listen_connected = Gauge(
             "npd_sync_listen_connected", "1 while the LISTEN connection is up.", registry=r
         )

@@ -60,6 +60,38 @@ class Env(BaseModel):
     monday_contacts_board_id: str | None = None
     monday_organizations_board_id: str | None = None
     npd_sync_config: Path | None = None
+    npd_sync_public_url: str | None = None
+    monday_signing_secret: SecretStr | None = None
+    npd_sync_webhook_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+    @field_validator("npd_sync_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise ValueError("must be an http(s) URL such as https://sync.example.com") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://sync.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a plain base URL: no user, query or fragment")
+        return value
+
+    @field_validator("monday_signing_secret")
+    @classmethod
+    def _signing(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("npd_sync_webhook_port", mode="before")
+    @classmethod
+    def _port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod
@@ -130,6 +162,9 @@ class TableFile(_Strict):
     npd_id_column: str | None = "npd_id"
     on_delete: Literal["archive", "delete", "ignore"] = "archive"
     create_labels: bool = False
+    conflict: Literal["manual", "npd_wins", "monday_wins", "newest_wins"] = "manual"
+    on_monday_create: Literal["insert", "ignore"] = "insert"
+    on_monday_delete: Literal["unlink", "delete", "ignore"] = "unlink"
     columns: dict[str, ColumnFile] = {}
 
     @field_validator("board_id", mode="before")
@@ -172,6 +207,9 @@ class Tuning(_Strict):
     requests_per_minute: Annotated[int, Field(ge=1)] | None = None
     # Longer waits for the budget or a board give the batch back to the queue instead.
     max_rate_wait: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # Inbound: how often the listener compares the boards with what was agreed (the safety
+    # net for webhooks that never arrived); 0 turns the timer off (`npd-sync pull` still works).
+    reconcile_interval: Annotated[float, Field(ge=0, le=86400)] = 600.0
 
 
 class ConfigFile(_Strict):
@@ -193,6 +231,14 @@ class Settings(BaseModel):
     api_url: str
     tables: tuple[mapping.TableMapping, ...]
     tuning: Tuning
+    public_url: str | None = None  # NPD_SYNC_PUBLIC_URL: inbound is on when set
+    signing_secret: SecretStr | None = None
+    webhook_port: int | None = None
+
+    @property
+    def inbound(self) -> bool:
+        """Whether Monday's edits flow back (NPD_SYNC_PUBLIC_URL is set)."""
+        return self.public_url is not None
 
     def require_database(self) -> str:
         """The DSN, or a ConfigError naming DATABASE_URL."""
@@ -201,11 +247,12 @@ class Settings(BaseModel):
         return self.database_url
 
     def secrets(self) -> list[str]:
-        """Every secret the configuration holds, for `redact`: the API key, the database
-        password (as written in the URL and decoded)."""
+        """Every secret the configuration holds, for `redact`: the API key, the signing
+        secret, the database password (as written in the URL and decoded)."""
         found = []
-        if self.api_key is not None:
-            found.append(self.api_key.get_secret_value())
+        for secret in (self.api_key, self.signing_secret):
+            if secret is not None:
+                found.append(secret.get_secret_value())
         if self.database_url:
             try:
                 password = urlsplit(self.database_url).password
@@ -242,6 +289,9 @@ def load(environ: dict[str, str] | None = None, env_file: Path | None = Path(".e
         api_url=env.monday_api_url.rstrip("/"),
         tables=_tables(file, source),
         tuning=file.tuning,
+        public_url=env.npd_sync_public_url,
+        signing_secret=env.monday_signing_secret,
+        webhook_port=env.npd_sync_webhook_port,
     )
 
 
@@ -327,4 +377,7 @@ def _table(name: str, spec: TableFile) -> mapping.TableMapping:
         npd_id_column=spec.npd_id_column,
         on_delete=spec.on_delete,
         create_labels=spec.create_labels,
+        conflict=spec.conflict,
+        on_monday_create=spec.on_monday_create,
+        on_monday_delete=spec.on_monday_delete,
     )

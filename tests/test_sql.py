@@ -256,7 +256,18 @@ def test_every_placeholder_of_capture_sql_is_filled_by_install(
     assert "{" not in ddl
 
 
-@pytest.mark.parametrize("name", ["load_rows", "write_back", "backlog", "backlog_keys"])
+TABLE_STATEMENTS = {
+    "load_rows": "load_sql",
+    "write_back": "write_sql",
+    "backlog": "backlog_sql",
+    "backlog_keys": "backlog_keys_sql",
+    "pull_write": "pull_write_sql",
+    "pull_delete": "pull_delete_sql",
+    "pull_insert": "pull_insert_sql",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_STATEMENTS))
 def test_every_placeholder_of_tables_sql_is_filled_by_rows(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -265,17 +276,17 @@ def test_every_placeholder_of_tables_sql_is_filled_by_rows(
     real = sql.query
     monkeypatch.setattr(sql, "query", lambda n: recording if n == name else real(n))
     table = rows.compile_table(3, mapping.default_mappings()[0], _info())
-    compiled = {
-        "load_rows": table.load_sql,
-        "write_back": table.write_sql,
-        "backlog": table.backlog_sql,
-        "backlog_keys": table.backlog_keys_sql,
-    }[name]
+    compiled = getattr(table, TABLE_STATEMENTS[name])
     # Every placeholder is filled; nothing is filled that the template does not have.
     assert recording.filled is not None
     assert _placeholders(template) == set(recording.filled)
     assert "{" not in compiled
     assert '"crm"."Contacts"' in compiled
+
+
+def test_the_sql_files_name_every_per_table_statement() -> None:
+    text = (ROOT / "sql" / "queries" / "tables.sql").read_text()
+    assert set(sql.parse_queries(text)) == set(TABLE_STATEMENTS)
 
 
 def test_compiled_statements_quote_every_name() -> None:

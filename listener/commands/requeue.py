@@ -165,5 +165,14 @@ async def _normalize(
     return list(dict.fromkeys(normalized))
 
 
+async def normalize_key(conn: db.Conn, table: mapping.TableMapping, key: str) -> str:
+    """One key as the table's key type prints it; UsageError if it cannot be one."""
+    info = await catalog.describe(conn, table.table)
+    if info is None or not info.has(table.key_column):
+        raise UsageError(f"{table.table}: table not found")
+    [normalized] = await _normalize(conn, table, info, [key])
+    return normalized
+
+
 def _order(key: str) -> tuple[int, str]:
     return (len(key), key) if key.isdigit() else (1 << 30, key)

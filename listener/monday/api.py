@@ -7,6 +7,7 @@ Building documents and reading replies are pure functions, tested without a netw
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from listener.monday import errors
 from listener.settings import Settings
@@ -408,6 +409,225 @@ class Client:
                 NEXT_PAGE_QUERY, {"cursor": cursor, "c": column_id, "l": LOOKUP_PAGE}
             )
             page = reply.data.get("next_items_page") or {}
+
+
+# --- reading items (inbound) -----------------------------------------------------------------
+
+ITEMS_QUERY = (
+    "query ($ids: [ID!], $l: Int, $c: [String!]) { items(ids: $ids, limit: $l) { "
+    "id name state updated_at board { id } column_values(ids: $c) { id value text } } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+ITEMS_PAGE = 100  # Monday's maximum for items(ids:)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """An item as Monday holds it: name, state and the raw value and text of each column."""
+
+    id: str
+    name: str
+    state: str  # active, archived or deleted
+    values: Mapping[str, tuple[str | None, str | None]]  # column id -> (value JSON, text)
+    board_id: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+class _CellModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: str
+    value: str | None = None
+    text: str | None = None
+
+
+class _BoardRef(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: str
+
+
+class _ItemModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: str
+    name: str = ""
+    state: str | None = None
+    updated_at: dt.datetime | None = None
+    board: _BoardRef | None = None
+    column_values: list[_CellModel] = []
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+def parse_items(data: Mapping[str, Any]) -> dict[str, Item]:
+    """The items of a reply to ITEMS_QUERY, by id (items Monday did not return are absent)."""
+    found: dict[str, Item] = {}
+    for raw in data.get("items") or []:
+        if not isinstance(raw, dict):
+            continue
+        try:
+            model = _ItemModel.model_validate(raw)
+        except ValidationError:
+            continue
+        found[model.id] = Item(
+            id=model.id,
+            name=model.name,
+            state=model.state or "active",
+            values={c.id: (c.value, c.text) for c in model.column_values},
+            board_id=model.board.id if model.board else None,
+            updated_at=model.updated_at,
+        )
+    return found
+
+
+_ITEM_FIELDS = "id name state updated_at column_values(ids: $c) { id value text }"
+BOARD_ITEMS_QUERY = (
+    "query ($b: [ID!], $l: Int!, $c: [String!]) { boards(ids: $b) { items_page(limit: $l) { "
+    f"cursor items {{ {_ITEM_FIELDS} }} }} }} {COMPLEXITY_FIELD} }}"
+)
+NEXT_BOARD_ITEMS_QUERY = (
+    "query ($cursor: String!, $l: Int!, $c: [String!]) { "
+    f"next_items_page(cursor: $cursor, limit: $l) {{ cursor items {{ {_ITEM_FIELDS} }} }} "
+    f"{COMPLEXITY_FIELD} }}"
+)
+ACTIVITY_QUERY = (
+    "query ($b: [ID!], $from: ISO8601DateTime, $l: Int, $p: Int) { boards(ids: $b) { "
+    "activity_logs(from: $from, limit: $l, page: $p) { id event data created_at } } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+BOARD_PAGE = 500  # Monday's maximum for items_page
+ACTIVITY_PAGE = 500
+
+
+async def board_page(
+    client: Client, board_id: str, column_ids: Sequence[str], cursor: str | None = None
+) -> tuple[dict[str, Item], str | None]:
+    """One page of a board's active items (the first without a cursor), and the next page's
+    cursor (None after the last)."""
+    if cursor is None:
+        variables: dict[str, Any] = {"b": [board_id], "l": BOARD_PAGE, "c": list(column_ids)}
+        reply = await client.post(BOARD_ITEMS_QUERY, variables)
+        boards = reply.data.get("boards") or []
+        if not boards or not isinstance(boards[0], dict):
+            raise field_error(reply, "boards") or errors.Permanent(
+                f"board {board_id} not found", request_id=reply.request_id
+            )
+        page = boards[0].get("items_page") or {}
+    else:
+        variables = {"cursor": cursor, "l": BOARD_PAGE, "c": list(column_ids)}
+        reply = await client.post(NEXT_BOARD_ITEMS_QUERY, variables)
+        page = reply.data.get("next_items_page") or {}
+    following = page.get("cursor")
+    return parse_items(page), following if isinstance(following, str) and following else None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One entry of a board's activity log: which items it names, and when."""
+
+    event: str
+    item_ids: tuple[str, ...]
+    at: dt.datetime | None
+
+
+def parse_activity(entry: Mapping[str, Any]) -> Activity:
+    """An activity log entry: its `data` (a JSON string) names the item (or items, for a
+    batch change); `created_at` counts 100-nanosecond ticks since the epoch."""
+    ids: list[str] = []
+    try:
+        data = json.loads(entry.get("data") or "{}")
+    except ValueError:
+        data = {}
+    if isinstance(data, dict):
+        for name in ("pulse_id", "item_id"):
+            if data.get(name) is not None:
+                ids.append(str(data[name]))
+        ids += [str(i) for i in data.get("pulse_ids") or [] if i is not None]
+    at = None
+    raw = str(entry.get("created_at") or "")
+    if raw.isdigit():
+        at = dt.datetime.fromtimestamp(int(raw) / 10_000_000, dt.UTC)
+    return Activity(str(entry.get("event") or ""), tuple(dict.fromkeys(ids)), at)
+
+
+async def activity(
+    client: Client, board_id: str, since: dt.datetime, page: int = 1
+) -> list[Activity]:
+    """One page of a board's activity log since a moment (ACTIVITY_PAGE entries; fewer on the
+    last page)."""
+    variables = {"b": [board_id], "from": since.isoformat(), "l": ACTIVITY_PAGE, "p": page}
+    reply = await client.post(ACTIVITY_QUERY, variables)
+    boards = reply.data.get("boards") or []
+    if not boards or not isinstance(boards[0], dict):
+        raise field_error(reply, "boards") or errors.Permanent(
+            f"board {board_id} not found", request_id=reply.request_id
+        )
+    return [parse_activity(e) for e in boards[0].get("activity_logs") or [] if isinstance(e, dict)]
+
+
+async def read_items(
+    client: Client, ids: Sequence[str], column_ids: Sequence[str]
+) -> dict[str, Item]:
+    """The items among `ids` Monday returns (up to ITEMS_PAGE), with the given columns."""
+    variables = {"ids": list(ids), "l": len(ids), "c": list(column_ids)}
+    reply = await client.post(ITEMS_QUERY, variables)
+    error = field_error(reply, "items")
+    if error is not None:
+        raise error
+    return parse_items(reply.data)
+
+
+# --- webhooks (inbound) ----------------------------------------------------------------------
+
+WEBHOOKS_QUERY = (
+    f"query ($b: ID!) {{ webhooks(board_id: $b) {{ id board_id event }} {COMPLEXITY_FIELD} }}"
+)
+CREATE_WEBHOOK = (
+    "mutation ($b: ID!, $u: String!, $e: WebhookEventType!) { "
+    "create_webhook(board_id: $b, url: $u, event: $e) { id board_id event } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+DELETE_WEBHOOK = f"mutation ($i: ID!) {{ delete_webhook(id: $i) {{ id }} {COMPLEXITY_FIELD} }}"
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    board_id: str
+    event: str
+
+
+async def webhooks(client: Client, board_id: str) -> list[Webhook]:
+    """The webhooks registered on a board (by anyone)."""
+    reply = await client.post(WEBHOOKS_QUERY, {"b": board_id})
+    error = field_error(reply, "webhooks")
+    if error is not None:
+        raise error
+    return [
+        Webhook(str(w["id"]), str(w.get("board_id") or board_id), str(w.get("event") or ""))
+        for w in reply.data.get("webhooks") or []
+        if isinstance(w, dict) and w.get("id") is not None
+    ]
+
+
+async def create_webhook(client: Client, board_id: str, url: str, event: str) -> Webhook:
+    """Register a webhook; Monday first checks that the URL answers its challenge."""
+    reply = await client.post(CREATE_WEBHOOK, {"b": board_id, "u": url, "e": event})
+    created = reply.data.get("create_webhook")
+    if not isinstance(created, dict) or created.get("id") is None:
+        raise field_error(reply, "create_webhook") or errors.Permanent(
+            "Monday created no webhook", request_id=reply.request_id
+        )
+    return Webhook(str(created["id"]), board_id, event)
+
+
+async def delete_webhook(client: Client, webhook_id: str) -> None:
+    """Remove a webhook; one already gone is not an error."""
+    reply = await client.post(DELETE_WEBHOOK, {"i": webhook_id})
+    error = field_error(reply, "delete_webhook")
+    if error is not None and error.kind is not errors.Kind.ITEM_GONE:
+        raise error
 
 
 # --- for `npd-sync check`: who the token is, the version served, the boards ------------------

@@ -36,6 +36,9 @@ class Entry:
     monday_id: str | None
     archive_ids: tuple[str, ...]
     changed_at: datetime
+    pull: bool = False  # Monday said the row's item changed: read it first
+    last_changed_at: datetime | None = None  # the database side's latest change
+    monday_changed_at: datetime | None = None  # Monday's side's, as Monday said
 
     @property
     def change(self) -> str:
@@ -63,6 +66,11 @@ class Completion:
     delay: float = 0.0
     monday_id: str | None = None
     uncertain: bool = False
+
+
+async def queue_rows(conn: db.Conn, table_id: int, keys: Sequence[str]) -> None:
+    """Queue rows by key, due now (rows queued already stay as they are)."""
+    await conn.execute(sql.query("queue_rows"), table_id, list(keys))
 
 
 async def ingest(conn: db.Conn, limit: int = 1000) -> int:
@@ -98,6 +106,9 @@ async def claim(
             monday_id=r["monday_id"],
             archive_ids=tuple(r["archive_ids"]),
             changed_at=r["changed_at"],
+            pull=r["pull"],
+            last_changed_at=r["last_changed_at"],
+            monday_changed_at=r["monday_changed_at"],
         )
         for r in rows
     ]
@@ -140,8 +151,11 @@ async def release_leases(
     await conn.execute(sql.query("release_leases"), listener_id, keys)
 
 
-async def pending_work(conn: db.Conn, table_ids: Sequence[int]) -> tuple[bool, float | None]:
-    """(change records waiting to be ingested?, seconds until the next entry is due or None)."""
-    row = await conn.fetchrow(sql.query("pending_work"), list(table_ids))
+async def pending_work(
+    conn: db.Conn, table_ids: Sequence[int], *, inbound: bool = False
+) -> tuple[bool, float | None]:
+    """(change records, or with `inbound` inbox entries, waiting to be taken in?, seconds
+    until the next entry is due or None)."""
+    row = await conn.fetchrow(sql.query("pending_work"), list(table_ids), inbound)
     assert row is not None
     return bool(row["changes"]), row["due_in"]

@@ -28,6 +28,8 @@ class Row:
     status: str | None = None
     linked_item: str | None = None
     agreed: Mapping[str, Any] | None = None
+    unlinked: bool = False  # the linked item went on Monday (on_monday_delete = unlink)
+    conflicted: frozenset[str] = frozenset()  # columns with an open conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,12 @@ class Table:
     write_sql: str
     backlog_keys_sql: str
     backlog_sql: str
+    # Inbound: the columns the board's edits are written into, and the statements.
+    writable: tuple[str, ...] = ()
+    pull_write_sql: str = ""
+    pull_delete_sql: str = ""
+    pull_insert_sql: str = ""
+    conflict_status: str = "CONFLICT"  # FAILED when sync_status is an enum without CONFLICT
 
     @property
     def name(self) -> str:
@@ -70,6 +78,14 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
         )
     names = {"table": info.relation, "key": key, "key_type": key_type}
     status = sql.quote_ident(mapping.SYNC_STATUS)
+    writable = writable_columns(table, info)
+    assignments = ", ".join(
+        f"{sql.quote_ident(c)} = CASE WHEN ${2 * i + 2}::bool "
+        f"THEN ${2 * i + 3}::text::{info.columns[c].type} ELSE t.{sql.quote_ident(c)} END"
+        for i, c in enumerate(writable)
+    )
+    inserted = ", ".join(f"${i + 2}::text::{info.columns[c].type}" for i, c in enumerate(writable))
+    status_labels = info.columns[mapping.SYNC_STATUS].labels
     return Table(
         id=table_id,
         mapping=table,
@@ -82,7 +98,35 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
         ),
         backlog_keys_sql=sql.query("backlog_keys").format(**names),
         backlog_sql=sql.query("backlog").format(table=info.relation),
+        writable=writable,
+        pull_write_sql=sql.query("pull_write").format(assignments=assignments or "", **names)
+        if writable
+        else "",
+        pull_delete_sql=sql.query("pull_delete").format(**names),
+        pull_insert_sql=sql.query("pull_insert").format(
+            columns=", ".join(sql.quote_ident(c) for c in writable),
+            values=inserted,
+            status=status,
+            direction_type=info.columns[mapping.SYNC_DIRECTION].type,
+            monday_type=info.columns[mapping.MONDAY_ID].type,
+            status_type=info.columns[mapping.SYNC_STATUS].type,
+            table=info.relation,
+            key=key,
+        )
+        if writable
+        else "",
+        conflict_status="FAILED"
+        if status_labels is not None and "CONFLICT" not in status_labels
+        else "CONFLICT",
     )
+
+
+def writable_columns(table: mapping.TableMapping, info: catalog.TableInfo) -> tuple[str, ...]:
+    """The row columns the board's edits flow into: each column fed from one row column, and
+    the name's fields where the name flows back; never generated columns."""
+    names = [c.sources[0] for c in table.inbound_columns]
+    names += list(table.name_split or ())
+    return tuple(n for n in dict.fromkeys(names) if info.has(n) and not info.columns[n].generated)
 
 
 async def load_tables(conn: db.Conn, config: settings.Settings) -> list[Table]:
@@ -125,6 +169,8 @@ async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Ro
             status=r["status"],
             linked_item=r["linked_item"],
             agreed=links.parse(r["agreed"]),
+            unlinked=r["unlinked"],
+            conflicted=frozenset(r["conflicted"]),
         )
         for r in records
     }
@@ -142,3 +188,28 @@ async def write_back(conn: db.Conn, table: Table, writes: Sequence[WriteBack]) -
         [w.error for w in writes],
     )
     return {r[0] for r in rows}
+
+
+async def pull_write(
+    conn: db.Conn, table: Table, key: str, values: Mapping[str, str | None]
+) -> None:
+    """Write the board's values into one row (in the caller's transaction, row locked)."""
+    if not table.pull_write_sql or not values:
+        return
+    args: list[Any] = [key]
+    for column in table.writable:
+        args += [column in values, values.get(column)]
+    await conn.execute(table.pull_write_sql, *args)
+
+
+async def pull_delete(conn: db.Conn, table: Table, key: str) -> None:
+    """Delete one row whose item was deleted on the board."""
+    await conn.execute(table.pull_delete_sql, key)
+
+
+async def pull_insert(
+    conn: db.Conn, table: Table, item_id: str, values: Mapping[str, str | None]
+) -> str:
+    """Insert a row for an item created on the board; returns its key."""
+    args = [item_id, *(values.get(c) for c in table.writable)]
+    return str(await conn.fetchval(table.pull_insert_sql, *args))

@@ -1,26 +1,32 @@
-"""The outbound rules, as pure functions of a queue entry, its row as it is now and Monday's
-answers: what to send for an entry (`plan`), in which requests (`operations`), and what to
-record afterwards (`decide`), with the retry policy (`backoff`).
+"""The rules of a row's sync, as pure functions of a queue entry, its row as it is now and
+Monday's answers: what an entry needs (`plan`), what reading its item changes (`merged`,
+`gone`), in which requests (`operations`), and what to record afterwards (`decide`), with the
+retry policy (`backoff`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from listener import links, mapping
+from listener.inbound.merge import Conflict, Merge
 from listener.monday import api, errors
 from listener.outbound.queue import Completion, Entry, Outcome
 from listener.outbound.rows import Row
 
 Push = Literal["create", "update", "find"]
+# What becomes of the row itself: kept; unlinked from an item gone on Monday; deleted with
+# it; linked again to an item restored on Monday.
+Fate = Literal["keep", "unlink", "delete", "relink"]
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """What one entry needs on Monday."""
+    """What one entry needs, on Monday and in the row."""
 
     entry: Entry
     row: Row | None
@@ -34,51 +40,123 @@ class Work:
     changes: Mapping[str, Any] | None = None
     in_sync: bool = False  # the item holds the row's values already: nothing to send
     error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
+    # Inbound: the item must be read first (Monday's side may have changed), and what reading
+    # it decided: values to write into the row, values agreed without a push, conflicts.
+    read: bool = False
+    receives: bool = False  # the row takes the board's edits (BIDIRECTIONAL, MONDAY_TO_NPD)
+    write: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    agree: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
+    settled: tuple[str, ...] = ()
+    fate: Fate = "keep"
 
     @property
     def writes_back(self) -> bool:
         """Whether the row gets monday_id / sync_status written."""
         return self.row is not None and (
-            self.push is not None or self.error is not None or self.in_sync
+            self.push is not None or self.error is not None or self.in_sync or self.read
         )
 
     @property
     def agreed(self) -> dict[str, Any]:
-        """What the item holds once the push succeeded: every column and the name."""
+        """What the item holds once a full push succeeded: every column and the name."""
         return {**(self.values or {}), links.NAME: self.name}
 
+    @property
+    def pushed(self) -> dict[str, Any]:
+        """What Monday holds once this entry's push succeeded, as far as it sent it."""
+        if self.push == "update" and self.changes is not None:
+            return dict(self.changes)
+        return self.agreed
 
-def plan(entry: Entry, row: Row | None, table: mapping.TableMapping) -> Work:
-    """Decide what an entry needs: archive items of deleted rows, and create or update the row's."""
+    @property
+    def open_conflicts(self) -> list[Conflict]:
+        """The conflicts left for someone to resolve (manual policy)."""
+        return [c for c in self.conflicts if c.winner is None]
+
+
+def plan(
+    entry: Entry, row: Row | None, table: mapping.TableMapping, *, inbound: bool = False
+) -> Work:
+    """Decide what an entry needs: archive items of deleted rows, create or update the row's,
+    and, with `inbound`, whether its item must be read first."""
     current = (row.monday_id if row else None) or entry.monday_id
     stale = set(entry.archive_ids)
     if row is None and entry.monday_id:
         stale.add(entry.monday_id)  # created, then the row went before we could write it back
     stale.discard(current if row is not None else "")
     archive = () if table.on_delete == "ignore" else tuple(sorted(stale))
-    if row is None or not mapping.is_syncable(row.enabled, row.direction):
+    if row is None:
         return Work(entry, row, archive)
-    push: Push = "update"
-    if current is None:
-        # A create whose reply never came (timeout, crash) may have happened: look first.
-        push = "find" if entry.uncertain or entry.interrupted else "create"
+    pushes = mapping.is_syncable(row.enabled, row.direction)
+    receives = inbound and mapping.receives(row.enabled, row.direction)
+    # A row unlinked from an item that went on Monday keeps its link, for a restore.
+    unlinked = row.unlinked and current is None
+    item = current or (row.linked_item if unlinked else None)
+    linked = item is not None and row.linked_item == item
+    if not pushes and not (receives and linked):
+        return Work(entry, row, archive)
     try:
         name = mapping.item_name(row.values, table, row.key)
         values = mapping.column_values(row.values, table, row.key)
     except mapping.MappingError as exc:
         return Work(entry, row, archive, item_id=current, error=str(exc))
-    work = Work(entry, row, archive, push, current, name, values)
+    work = Work(entry, row, archive, None, current, name, values, receives=receives)
+    changes = None
     # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
     # Monday holds: it sends everything.
-    trusted = not entry.uncertain and row.linked_item == current
-    if push == "update" and trusted and row.agreed is not None:
+    if row.agreed is not None and linked and not entry.uncertain:
         changes = links.changed(work.agreed, row.agreed)
-        if not changes:
+    changed_here = changes != {}
+    if receives and linked and (entry.pull or (pushes and not unlinked and changed_here)):
+        # Monday's side may have changed (it said so, or a push would overwrite what it
+        # holds): read the item first; the merge decides what to send.
+        push: Push | None = "update" if pushes else None
+        return dataclasses.replace(work, push=push, item_id=item, changes=changes, read=True)
+    if not pushes:
+        return Work(entry, row, archive)
+    if current is not None:
+        if not changed_here:
             # Monday holds these values already (an update of unmapped columns, a value
             # written back unchanged): nothing to send.
-            return Work(entry, row, archive, None, current, name, values, in_sync=True)
-        return Work(entry, row, archive, push, current, name, values, changes)
-    return work
+            return dataclasses.replace(work, in_sync=True)
+        return dataclasses.replace(work, push="update", changes=changes)
+    if unlinked and not changed_here:
+        return Work(entry, row, archive)  # pushed again, as a new item, once it changes
+    # A create whose reply never came (timeout, crash) may have happened: look first.
+    push = "find" if entry.uncertain or entry.interrupted else "create"
+    return dataclasses.replace(work, push=push)
+
+
+def merged(work: Work, merge: Merge) -> Work:
+    """The work once the row's item was read and merged: send only what the merge says, write
+    the board's edits into the row, record what is agreed and the conflicts."""
+    push = work.push if merge.push else None
+    fate: Fate = "relink" if work.row is not None and work.row.unlinked else "keep"
+    return dataclasses.replace(
+        work,
+        push=push,
+        changes=merge.push if push == "update" else work.changes,
+        in_sync=push is None,
+        write=merge.write,
+        agree=merge.agree,
+        conflicts=merge.conflicts,
+        settled=merge.settled,
+        fate=fate,
+    )
+
+
+def gone(work: Work, table: mapping.TableMapping) -> Work:
+    """The work once the row's item turned out archived or deleted on Monday."""
+    row = work.row
+    if row is not None and row.unlinked and work.entry.monday_id is None and not row.monday_id:
+        # Unlinked already (the item was not restored): a new item only if the row changed.
+        push: Push | None = "create" if work.push and work.changes != {} else None
+        return dataclasses.replace(work, push=push, item_id=None, changes=None, read=False)
+    if table.on_monday_delete == "ignore" or row is None:
+        return dataclasses.replace(work, read=False)
+    fate: Fate = "delete" if table.on_monday_delete == "delete" else "unlink"
+    return dataclasses.replace(work, push=None, changes=None, fate=fate)
 
 
 def adopt(found: Sequence[str]) -> str | None:
@@ -97,6 +175,7 @@ class Policy:
     backoff_base: float
     backoff_cap: float
     write_back_retry: float
+    conflict_status: str = "CONFLICT"  # FAILED where sync_status cannot hold CONFLICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +187,7 @@ class Decision:
     error: str | None  # sync_error to write
     link: links.Link | None = None  # the row's item and the values Monday now holds
     unchanged: bool = False  # Monday held the row's values already: nothing was sent
+    work: Work | None = None  # what reading the item decided for the row (inbound)
 
 
 def decide(
@@ -128,14 +208,16 @@ def decide(
         return Decision(done, "FAILED", p.error)
     if failure is None:
         completion = Completion(entry, Outcome.DONE, monday_id=item_id)
+        link = None
+        if p.push is not None and item_id is not None:
+            link = links.Link(entry.key, item_id, p.pushed)
+        if p.read or p.fate != "keep":
+            return _inbound(p, completion, link, policy)
         if p.in_sync:
             # Nothing was sent; the row is written only if it does not say so yet.
             row = p.row
             stale = row is None or row.status != "SYNCED" or row.monday_id != item_id
             return Decision(completion, "SYNCED" if stale else None, None, unchanged=True)
-        link = None
-        if p.push is not None and item_id is not None:
-            link = links.Link(entry.key, item_id, p.agreed)
         return Decision(completion, "SYNCED" if p.writes_back else None, None, link)
     message = str(failure)
     known = item_id or entry.monday_id
@@ -145,8 +227,8 @@ def decide(
         return Decision(wait, None, None)
     if failure.kind is errors.Kind.ITEM_GONE:
         # The row's item is gone from Monday: forget it, find or recreate it at once.
-        gone = Completion(entry, Outcome.WAIT, message, 0.0, None, uncertain=True)
-        return Decision(gone, "PENDING" if p.writes_back else None, message)
+        gone_ = Completion(entry, Outcome.WAIT, message, 0.0, None, uncertain=True)
+        return Decision(gone_, "PENDING" if p.writes_back else None, message)
     uncertain = entry.uncertain or (
         isinstance(failure, errors.OutcomeUnknown) and p.push in ("create", "find")
     )
@@ -160,6 +242,27 @@ def decide(
         delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
     retry = Completion(entry, Outcome.RETRY, message, delay, known, uncertain)
     return Decision(retry, "PENDING" if p.writes_back else None, message)
+
+
+def _inbound(p: Work, done: Completion, link: links.Link | None, policy: Policy) -> Decision:
+    """The outcome of an entry whose item was read: the row ends SYNCED, or shows its open
+    conflicts, or is unlinked from an item that went."""
+    row = p.row
+    match p.fate:
+        case "unlink":
+            why = f"unlinked: item {p.item_id} was archived or deleted on Monday"
+            return Decision(dataclasses.replace(done, monday_id=None), "SYNCED", why, work=p)
+        case "delete":
+            return Decision(done, None, None, work=p)
+        case "relink" if row is not None:
+            relinked = dataclasses.replace(done, monday_id=done.monday_id or row.linked_item)
+            return Decision(relinked, "SYNCED", None, link, work=p)
+    still = set(row.conflicted if row else ()) - set(p.settled)
+    open_ = sorted(still | {c.column_id for c in p.open_conflicts})
+    if open_:
+        why = f"conflict on {', '.join(open_)}: changed on both sides; see `npd-sync conflicts`"
+        return Decision(done, policy.conflict_status, why, link, work=p)
+    return Decision(done, "SYNCED", None, link, work=p)
 
 
 def worst(failures: Sequence[errors.MondayError]) -> errors.MondayError | None:

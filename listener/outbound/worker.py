@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from listener import db, links
+from listener import db, links, sql
+from listener.inbound import conflicts, inbox, merge
 from listener.metrics import Metrics
 from listener.monday import api, errors, governor
 from listener.outbound import queue, rows, rules
@@ -43,6 +45,8 @@ class Stats:
     waited: int = 0
     requests: int = 0
     ingested: int = 0  # change records moved into the queue
+    pulled: int = 0  # rows the board's edits were written into
+    conflicts: int = 0  # conflicts found (settled by policy or left open)
 
 
 @contextlib.asynccontextmanager
@@ -53,9 +57,11 @@ async def open_worker(
     listener_id: str,
     *,
     metrics: Metrics | None = None,
+    inbound: bool | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker with its governor and its Monday client (none without MONDAY_API_KEY), the
-    client's HTTP session open for as long as the block runs."""
+    client's HTTP session open for as long as the block runs. `inbound` overrides whether
+    the board's edits flow back (on when NPD_SYNC_PUBLIC_URL is set)."""
     metrics = metrics or Metrics()
     tuning = settings.tuning
     meter = governor.Governor(
@@ -66,7 +72,10 @@ async def open_worker(
         if settings.api_key is not None:
             client = api.client(settings, on_reply=meter.observe)
             await stack.enter_async_context(client)
-        yield Worker(tuning, pool, client, meter, tables, listener_id, metrics=metrics)
+        yield Worker(
+            tuning, pool, client, meter, tables, listener_id, metrics=metrics,
+            inbound=settings.inbound if inbound is None else inbound,
+        )  # fmt: skip
 
 
 class Worker:
@@ -86,6 +95,7 @@ class Worker:
         *,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        inbound: bool = False,
     ) -> None:
         self.tuning = tuning
         self.pool = pool
@@ -100,7 +110,13 @@ class Worker:
         )  # fmt: skip
         self.stats = Stats()
         self.metrics = metrics or Metrics()
+        self.inbound = inbound
         self._analyzed = 0
+
+    @property
+    def _boards(self) -> dict[str, rows.Table]:
+        """The tables whose boards are configured, by board id."""
+        return {t.mapping.board_id: t for t in self.tables.values() if t.mapping.board_id}
 
     @property
     def active_tables(self) -> list[int]:
@@ -114,7 +130,9 @@ class Worker:
         an entry due), the rest of a pause Monday asked for, the time the next entry falls due;
         None when nothing waits."""
         async with self.pool.acquire() as conn:
-            changes, due_in = await queue.pending_work(conn, self.active_tables)
+            changes, due_in = await queue.pending_work(
+                conn, self.active_tables, inbound=self.inbound
+            )
         paused = await self.governor.paused_for()
         if paused:
             return paused
@@ -146,10 +164,21 @@ class Worker:
             active = self.active_tables
             if not active or await self.governor.paused_for() > 0:
                 return 0
+            if self.inbound:
+                await inbox.route(conn, max(1000, tuning.batch_size))
             entries = await queue.claim(
                 conn, active, limit=tuning.batch_size, listener_id=self.listener_id,
                 lease_seconds=tuning.lease_seconds,
             )  # fmt: skip
+            created: list[inbox.Entry] = []
+            if not entries and self.inbound:
+                created = await inbox.claim(
+                    conn, list(self._boards), limit=api.ITEMS_PAGE,
+                    listener_id=self.listener_id, lease_seconds=tuning.lease_seconds,
+                )  # fmt: skip
+        if created:
+            await self._created(created)
+            return len(created)
         if entries:
             renewing = asyncio.create_task(self._renew(entries), name="leases")
             try:
@@ -163,6 +192,70 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewing
         return len(entries)
+
+    async def _created(self, entries: Sequence[inbox.Entry]) -> None:
+        """Work inbox entries of items no row is linked to: read them, and make a row for each
+        item created on the board (on_monday_create = insert)."""
+        assert self.client is not None
+        by_board: dict[str, list[inbox.Entry]] = defaultdict(list)
+        for entry in entries:
+            by_board[entry.board_id].append(entry)
+        for board, group in by_board.items():
+            table = self._boards[board]
+            columns = [c.id for c in table.mapping.inbound_columns]
+            if table.mapping.npd_id_column:
+                columns.append(table.mapping.npd_id_column)
+            try:
+                async with self.governor.request(None, 1):
+                    items = await api.read_items(self.client, [e.item_id for e in group], columns)
+                self.stats.requests += 1
+            except errors.MondayError as exc:
+                await self._note_request_error(exc)
+                wait = exc.retry_after or 1.0
+                outcome: inbox.Outcome = (
+                    "wait" if exc.kind is not errors.Kind.TRANSIENT else "retry"
+                )
+                done = [inbox.Completion(e, outcome, str(exc), wait) for e in group]
+            else:
+                done = await self._insert_rows(table, group, items)
+            async with self.pool.acquire() as conn:
+                await inbox.complete(conn, self.listener_id, done)
+
+    async def _insert_rows(
+        self, table: rows.Table, group: Sequence[inbox.Entry], items: dict[str, api.Item]
+    ) -> list[inbox.Completion]:
+        done: list[inbox.Completion] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for entry in group:
+                found = items.get(entry.item_id)
+                values = None if found is None else merge.new_row(found, table.mapping)
+                if values is None or found is None:
+                    done.append(inbox.Completion(entry, "done"))
+                    continue
+                try:
+                    async with conn.transaction():
+                        key = await rows.pull_insert(conn, table, found.id, values)
+                        agreed = {
+                            **merge.monday_values(found, table.mapping, key),
+                            **(
+                                {table.mapping.npd_id_column: None}
+                                if table.mapping.npd_id_column
+                                else {}
+                            ),
+                        }
+                        await links.link(conn, table.id, [links.Link(key, found.id, agreed)])
+                        # The row owes the item its npd_id: an ordinary push sends it.
+                        await queue.queue_rows(conn, table.id, [key])
+                except asyncpg.PostgresError as exc:
+                    reason = f"cannot insert a row for item {found.id}: {exc}"
+                    log.warning(
+                        "inbound.insert_failed", extra={"table": table.name, "error": reason}
+                    )
+                    done.append(inbox.Completion(entry, "failed", reason))
+                    continue
+                self.metrics.inbound.labels(table.name, "inserted").inc()
+                done.append(inbox.Completion(entry, "done"))
+        return done
 
     async def _renew(self, entries: Sequence[queue.Entry]) -> None:
         # Only the batch in flight: a lease left behind by a batch that could not give it
@@ -194,11 +287,14 @@ class Worker:
             }
         plans = {
             table_id: [
-                rules.plan(e, loaded[table_id].get(e.key), self.tables[table_id].mapping)
+                rules.plan(
+                    e, loaded[table_id].get(e.key), self.tables[table_id].mapping,
+                    inbound=self.inbound,
+                )
                 for e in group
             ]
             for table_id, group in by_table.items()
-        }
+        }  # fmt: skip
         pushed = await asyncio.gather(
             *(self._push(self.tables[table_id], ps) for table_id, ps in plans.items())
         )
@@ -231,6 +327,12 @@ class Worker:
                 for key in finds:
                     failures[key].append(exc)
 
+        reading = [p for p in plans if p.read and p.error is None and not failures[p.entry.key]]
+        if reading:
+            read = await self._read(table, reading, failures)
+            plans = [read.get(p.entry.key, p) for p in plans]
+            item.update({p.entry.key: p.item_id for p in read.values()})
+
         ready = [p for p in plans if p.error is None and not failures[p.entry.key]]
         ops = rules.operations(table.mapping, ready, found)
 
@@ -252,13 +354,57 @@ class Worker:
                 self._apply(result, item, failures, retired)
             ops = ops[granted:]
 
+        policy = dataclasses.replace(self.policy, conflict_status=table.conflict_status)
         decisions = [
-            rules.decide(
-                p, item[p.entry.key], rules.worst(failures[p.entry.key]), self.policy, self.rng
-            )
+            rules.decide(p, item[p.entry.key], rules.worst(failures[p.entry.key]), policy, self.rng)
             for p in plans
         ]
         return decisions, retired
+
+    async def _read(
+        self,
+        table: rows.Table,
+        plans: Sequence[rules.Work],
+        failures: dict[str, list[errors.MondayError]],
+    ) -> dict[str, rules.Work]:
+        """Read the items of rows whose board side may have changed (a batch a request) and
+        merge each with its row; the plans as they now stand, by key."""
+        assert self.client is not None
+        columns = [c.id for c in table.mapping.inbound_columns]
+        ids = list(dict.fromkeys(p.item_id for p in plans if p.item_id is not None))
+        items: dict[str, api.Item] = {}
+        for start in range(0, len(ids), api.ITEMS_PAGE):
+            page = ids[start : start + api.ITEMS_PAGE]
+            try:
+                async with self.governor.request(None, 1):
+                    items.update(await api.read_items(self.client, page, columns))
+                self.stats.requests += 1
+            except errors.MondayError as exc:
+                await self._note_request_error(exc)
+                for p in plans:
+                    if p.item_id in page:
+                        failures[p.entry.key].append(exc)
+        result: dict[str, rules.Work] = {}
+        for p in plans:
+            if failures[p.entry.key] or p.item_id is None or p.row is None:
+                continue
+            found = items.get(p.item_id)
+            if found is None or found.state != "active":
+                result[p.entry.key] = rules.gone(p, table.mapping)
+                continue
+            outcome = merge.merge(
+                key=p.entry.key,
+                ours=p.agreed,
+                agreed=p.row.agreed,
+                item=found,
+                table=table.mapping,
+                pushes=p.push is not None,
+                conflicted=p.row.conflicted,
+                npd_changed_at=p.entry.last_changed_at,
+                monday_changed_at=p.entry.monday_changed_at,
+            )
+            result[p.entry.key] = rules.merged(p, outcome)
+        return result
 
     @staticmethod
     def _apply(
@@ -340,19 +486,61 @@ class Worker:
             completions = []
             for d in decisions:
                 c = d.completion
-                if (
-                    d.status is not None
-                    and c.outcome is queue.Outcome.DONE
-                    and (c.entry.table_id, c.entry.key) not in written
-                ):
-                    # The row is locked by the application or was just deleted: keep the entry
-                    # (and the item id we learnt) and come back to it.
+                where = (c.entry.table_id, c.entry.key)
+                if d.work is not None and c.outcome is queue.Outcome.DONE:
+                    # What reading the item decided for the row: only with the row in hand.
+                    landed = await self._land(conn, d.work, where in written)
+                    if landed:
+                        written.add(where)
+                deleting = d.work is not None and d.work.fate == "delete"
+                touches_row = d.status is not None or deleting
+                if touches_row and c.outcome is queue.Outcome.DONE and where not in written:
+                    # The row is locked by the application or was just deleted: keep the
+                    # entry (and the item id we learnt) and come back to it.
                     c = queue.Completion(
                         c.entry, queue.Outcome.WAIT, "row busy, write-back postponed",
                         self.policy.write_back_retry, c.monday_id, c.uncertain,
                     )  # fmt: skip
                 completions.append(c)
             await queue.complete(conn, self.listener_id, completions)
+
+    async def _land(self, conn: db.Conn, work: rules.Work, locked: bool) -> bool:
+        """Write into the row and the records what reading its item decided: the board's
+        values, the agreed ones, conflicts, an unlink or a delete. `locked`: the write-back
+        holds the row. Returns whether it landed (False: the row is busy, retry later)."""
+        entry, table = work.entry, self.tables[work.entry.table_id]
+        if work.fate == "delete":
+            if not await conn.fetchval(table.pull_delete_sql, entry.key):
+                return False
+            await conn.execute(sql.query("drop_link"), entry.table_id, entry.key)
+            self.metrics.inbound.labels(table.name, "deleted").inc()
+            return True
+        if not locked:
+            return False
+        if work.fate == "unlink":
+            await conn.execute(sql.query("mark_unlinked"), entry.table_id, entry.key)
+            self.metrics.inbound.labels(table.name, "unlinked").inc()
+            return True
+        await rows.pull_write(conn, table, entry.key, work.write)
+        if work.write:
+            self.stats.pulled += 1
+            self.metrics.inbound.labels(table.name, "written").inc()
+            if entry.monday_changed_at is not None:
+                lag = dt.datetime.now(dt.UTC) - entry.monday_changed_at
+                self.metrics.inbound_latency.observe(max(lag.total_seconds(), 0.0))
+        if work.conflicts:
+            self.stats.conflicts += len(work.conflicts)
+            self.metrics.inbound.labels(table.name, "conflict").inc(len(work.conflicts))
+        item = work.item_id or (work.row.linked_item if work.row else None)
+        if item is not None and (work.agree or work.fate == "relink"):
+            await links.link(conn, entry.table_id, [links.Link(entry.key, item, work.agree)])
+        await conflicts.record(
+            conn, entry.table_id, entry.key, item, work.conflicts,
+            policy=table.mapping.conflict, npd_changed_at=entry.last_changed_at,
+            monday_changed_at=entry.monday_changed_at,
+        )  # fmt: skip
+        await conflicts.settle(conn, entry.table_id, entry.key, work.settled)
+        return True
 
     def _count(self, decisions: Sequence[rules.Decision], seconds: float) -> None:
         stats = self.stats

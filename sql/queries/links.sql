@@ -20,8 +20,18 @@ ON CONFLICT (table_id, row_key) DO UPDATE SET
     item_id = excluded.item_id,
     agreed = CASE WHEN l.item_id = excluded.item_id THEN l.agreed || excluded.agreed
                   ELSE excluded.agreed END,
-    agreed_at = now();
+    agreed_at = now(),
+    unlinked_at = NULL;
 
 -- name: unlink_items
 -- Forget the links to the items $1 (archived or deleted).
 DELETE FROM npd_sync.links WHERE item_id = ANY ($1::text[]);
+
+-- name: mark_unlinked
+-- Row $2 of table $1 no longer has its item (archived or deleted on Monday): keep the link
+-- for a restore, marked.
+UPDATE npd_sync.links SET unlinked_at = now() WHERE table_id = $1 AND row_key = $2;
+
+-- name: drop_link
+-- Forget row $2 of table $1's link (the row is gone).
+DELETE FROM npd_sync.links WHERE table_id = $1 AND row_key = $2;

@@ -9,17 +9,19 @@ WITH taken AS (
      WHERE ctid = ANY (ARRAY(SELECT ctid FROM npd_sync.changes LIMIT $1 FOR UPDATE SKIP LOCKED))
     RETURNING table_id, row_key, archive_id, changed_at
 ), folded AS (
-    SELECT table_id, row_key, min(changed_at) AS changed_at,
+    SELECT table_id, row_key, min(changed_at) AS changed_at, max(changed_at) AS last_changed_at,
            coalesce(array_agg(DISTINCT archive_id) FILTER (WHERE archive_id IS NOT NULL), '{}')
                AS archive_ids
       FROM taken GROUP BY table_id, row_key
 ), stored AS (
-    INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, archive_ids, next_attempt_at)
+    INSERT INTO npd_sync.queue AS q
+           (table_id, row_key, changed_at, last_changed_at, archive_ids, next_attempt_at)
     -- Every statement that locks several queue entries locks them in key order: no deadlocks.
-    SELECT table_id, row_key, changed_at, archive_ids, now() FROM folded
+    SELECT table_id, row_key, changed_at, last_changed_at, archive_ids, now() FROM folded
      ORDER BY table_id, row_key
     ON CONFLICT (table_id, row_key) DO UPDATE SET
         version = q.version + 1,
+        last_changed_at = greatest(q.last_changed_at, excluded.last_changed_at),
         archive_ids = ARRAY(SELECT DISTINCT unnest(q.archive_ids || excluded.archive_ids)),
         -- New data may fix what made the row fail: it gets a fresh set of attempts.
         state = 'pending',
@@ -69,7 +71,7 @@ UPDATE npd_sync.queue q
   FROM picked
  WHERE q.table_id = picked.table_id AND q.row_key = picked.row_key
 RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q.monday_id,
-          q.archive_ids, q.changed_at;
+          q.archive_ids, q.changed_at, q.pull, q.last_changed_at, q.monday_changed_at;
 
 -- name: renew_leases
 -- Keep listener $1's leases on the entries $3 (keys as 'table_id:row_key') alive for $2 more
@@ -139,13 +141,24 @@ WITH r AS (
 SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM kept);
 
 -- name: pending_work
--- Whether anything is waiting: change records not yet ingested, or queue entries of the
--- tables $1; and in how many seconds the next entry falls due (its retry time, or the end of
--- the lease another listener, or a batch that failed, holds it under).
-SELECT EXISTS (SELECT FROM npd_sync.changes) AS changes,
+-- Whether anything is waiting: change records not yet ingested, inbox entries due (items
+-- Monday says changed; only when $2, inbound is on), or queue entries of the tables $1; and
+-- in how many seconds the next entry falls due (its retry time, or the end of the lease
+-- another listener, or a batch that failed, holds it under).
+SELECT EXISTS (SELECT FROM npd_sync.changes)
+       OR ($2 AND EXISTS (SELECT FROM npd_sync.inbox
+                   WHERE state = 'pending' AND next_attempt_at <= now()
+                     AND (lease_until IS NULL OR lease_until < now()))) AS changes,
        (SELECT extract(epoch FROM min(greatest(next_attempt_at, lease_until)) - now())::float8
           FROM npd_sync.queue
          WHERE state = 'pending' AND table_id = ANY ($1::int2[])) AS due_in;
+
+-- name: queue_rows
+-- Queue the rows $2 of table $1 (rows inbound inserted: what they owe Monday, their npd_id),
+-- due now; rows queued already are left as they are.
+INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at)
+SELECT $1::int2, k, now(), now() FROM unnest($2::text[]) AS k ORDER BY k
+ON CONFLICT (table_id, row_key) DO NOTHING;
 
 -- name: depth
 -- Rows waiting per table and state, for the metrics (change records not yet ingested count as

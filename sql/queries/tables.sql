@@ -4,10 +4,14 @@
 
 -- name: load_rows
 -- The rows with keys $1 of table $2, every mapped value as text (c0, c1, ... in mapping
--- order), with their link: the item and the values both sides last agreed on (npd_sync.links).
+-- order), with their link: the item and the values both sides last agreed on (npd_sync.links),
+-- and the columns with an open conflict.
 SELECT t.{key}::text AS key, t.sync_enabled AS enabled, t.sync_direction::text AS direction,
        t.monday_id::text AS monday_id, t.{status}::text AS status,
-       l.item_id AS linked_item, l.agreed::text AS agreed{columns}
+       l.item_id AS linked_item, l.agreed::text AS agreed, l.unlinked_at IS NOT NULL AS unlinked,
+       ARRAY(SELECT c.column_id FROM npd_sync.conflicts c
+              WHERE c.table_id = $2 AND c.row_key = t.{key}::text AND c.state = 'open')
+           AS conflicted{columns}
   FROM {table} t
   LEFT JOIN npd_sync.links l ON l.table_id = $2 AND l.row_key = t.{key}::text
  WHERE t.{key} = ANY ($1::text[]::{key_type}[]);
@@ -46,3 +50,27 @@ SELECT count(*) FROM {table} t
  WHERE t.sync_enabled
    AND t.sync_direction::text IN ('BIDIRECTIONAL', 'NPD_TO_MONDAY')
    AND ($1 OR t.monday_id IS NULL OR t.sync_status::text IS DISTINCT FROM 'SYNCED');
+
+-- name: pull_write
+-- Write the board's values into row $1: {assignments} sets each column that flows back to
+-- its parameter when that column's flag parameter is true (values as text, cast to the
+-- column's type). The listener's connection is never captured: no echo to Monday.
+UPDATE {table} t SET {assignments}
+ WHERE t.{key} = $1::text::{key_type};
+
+-- name: pull_delete
+-- Delete row $1, its item having been deleted on the board (on_monday_delete = delete);
+-- a row the application holds locked is skipped, never waited for (none returned).
+DELETE FROM {table} t
+ WHERE t.{key} = (SELECT l.{key} FROM {table} l WHERE l.{key} = $1::text::{key_type}
+                     FOR UPDATE SKIP LOCKED)
+RETURNING 1;
+
+-- name: pull_insert
+-- A row for an item created on the board (on_monday_create = insert): the values of the
+-- columns that flow back ({columns}, {values}: their parameters from $2), synced both ways,
+-- linked to item $1. Returns the row's key, which the database gives it.
+INSERT INTO {table} ({columns}, sync_enabled, sync_direction, monday_id, {status})
+VALUES ({values}, true, 'BIDIRECTIONAL'::{direction_type}, $1::text::{monday_type},
+        'SYNCED'::{status_type})
+RETURNING {key}::text;

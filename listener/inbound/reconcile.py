@@ -1,0 +1,125 @@
+"""Reconciliation: the safety net for everything a webhook can miss (the receiver down longer
+than Monday's 30 minutes of retries, a webhook deleted in Monday's UI).
+
+A pass over a board puts in the inbox every item whose board side may differ from what was
+agreed; the worker then reads and merges them as it does for a delivery. It costs little when
+nothing changed: after a first full read, a pass reads the board's activity log since the
+last one (one request when it is empty, whatever the board's size). A full read (the first
+pass, or `npd-sync pull --full`) pages through the board, 500 items a request, and compares
+each item with the agreed values; items linked to a row that it did not see (archived,
+deleted) are looked at too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from listener import db, links, mapping, sql
+from listener.inbound import merge
+from listener.monday import api, governor
+
+OVERLAP = dt.timedelta(minutes=5)  # an activity log may show an entry a little late
+
+
+@dataclass
+class Pass:
+    """What one pass over one board found."""
+
+    table: str
+    board_id: str
+    full: bool
+    changed: list[str] = field(default_factory=list)  # items to look at
+    read: int = 0  # items read (a full pass)
+    requests: int = 0
+
+
+def differs(item: api.Item, table: mapping.TableMapping, key: str, agreed: links.Values) -> bool:
+    """Whether an item's board side differs from what was agreed (for the columns that flow
+    back, and the name when it does)."""
+    return any(agreed.get(k) != v for k, v in merge.monday_values(item, table, key).items())
+
+
+async def pull(
+    conn: db.Conn,
+    client: api.Client,
+    meter: governor.Governor,
+    table_id: int,
+    table: mapping.TableMapping,
+    *,
+    full: bool = False,
+    mark: bool = True,
+) -> Pass:
+    """One pass over a table's board; with `mark`, the items found go in the inbox."""
+    assert table.board_id is not None
+    board = table.board_id
+    started = await conn.fetchval(sql.query("database_now"))
+    state = await conn.fetchrow(sql.query("board_state"), board)
+    watermark = state["watermark"] if state else None
+    found = Pass(table.table, board, full or watermark is None)
+    if watermark is None or full:
+        await _read_board(conn, client, meter, table_id, table, found)
+    else:
+        page, entries = 1, []
+        while True:
+            async with meter.request(None, 1):
+                got = await api.activity(client, board, watermark - OVERLAP, page)
+            found.requests += 1
+            entries += got
+            if len(got) < api.ACTIVITY_PAGE:
+                break
+            page += 1
+        found.changed = list(dict.fromkeys(i for e in entries for i in e.item_ids))
+    if mark:
+        if found.changed:
+            await conn.execute(sql.query("mark_items"), board, found.changed)
+        await conn.execute(sql.query("board_pulled"), board, started, full)
+    return found
+
+
+async def _read_board(
+    conn: db.Conn,
+    client: api.Client,
+    meter: governor.Governor,
+    table_id: int,
+    table: mapping.TableMapping,
+    found: Pass,
+) -> None:
+    linked = {r["item_id"]: r for r in await conn.fetch(sql.query("table_links"), table_id)}
+    columns = [c.id for c in table.inbound_columns]
+    if table.npd_id_column:
+        columns.append(table.npd_id_column)
+    seen: set[str] = set()
+    cursor: str | None = None
+    while True:
+        async with meter.request(None, 1):
+            page, cursor = await api.board_page(client, table.board_id or "", columns, cursor)
+        found.requests += 1
+        for item in page.values():
+            seen.add(item.id)
+            found.read += 1
+            link = linked.get(item.id)
+            if link is None:
+                if merge.new_row(item, table) is not None:
+                    found.changed.append(item.id)  # created on the board
+            elif link["unlinked"] or differs(
+                item, table, link["row_key"], links.parse(link["agreed"]) or {}
+            ):
+                found.changed.append(item.id)
+        if cursor is None:
+            break
+    # Linked items the board no longer shows: archived or deleted while nobody listened.
+    found.changed += [i for i, r in linked.items() if i not in seen and not r["unlinked"]]
+
+
+async def due(conn: db.Conn, boards: Sequence[str], interval: float) -> list[str]:
+    """The boards whose last pass is older than `interval` seconds (or never ran)."""
+    now = await conn.fetchval(sql.query("database_now"))
+    result = []
+    for board in boards:
+        state = await conn.fetchrow(sql.query("board_state"), board)
+        last = state["last_pull_at"] if state else None
+        if last is None or (now - last).total_seconds() >= interval:
+            result.append(board)
+    return result

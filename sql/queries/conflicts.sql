@@ -1,0 +1,71 @@
+-- Conflicts: a field changed on both sides since they last agreed (npd_sync.conflicts, see
+-- listener/inbound/conflicts.py). Values are JSON in the form npd-sync sends to Monday.
+
+-- name: record_conflicts
+-- Record the conflicts found on row $2 of table $1 (item $3): per column $4, the agreed,
+-- database and Monday values $5-$7 (JSON text), the winner $8 (null: open, for someone to
+-- resolve), the policy $9, and when each side changed, $10 and $11. A column with an open
+-- conflict already keeps the first one.
+INSERT INTO npd_sync.conflicts AS c
+       (table_id, row_key, item_id, column_id, agreed_value, npd_value, monday_value, winner,
+        state, policy, resolved_by, resolved_at, npd_changed_at, monday_changed_at)
+SELECT $1, $2, $3, v.column_id, v.agreed::jsonb, v.npd::jsonb, v.monday::jsonb, v.winner,
+       CASE WHEN v.winner IS NULL THEN 'open' ELSE 'resolved' END, $9,
+       CASE WHEN v.winner IS NULL THEN NULL ELSE 'policy' END,
+       CASE WHEN v.winner IS NULL THEN NULL ELSE now() END, $10, $11
+  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+       AS v(column_id, agreed, npd, monday, winner)
+ON CONFLICT (table_id, row_key, column_id) WHERE state = 'open' DO NOTHING;
+
+-- name: settle_conflicts
+-- The open conflicts on the columns $3 of row $2 of table $1 ended: both sides now hold the
+-- same value.
+UPDATE npd_sync.conflicts
+   SET state = 'resolved', resolved_at = now(), resolved_by = 'converged'
+ WHERE table_id = $1 AND row_key = $2 AND column_id = ANY ($3::text[]) AND state = 'open';
+
+-- name: list_conflicts
+-- Conflicts, oldest first: the open ones, or all when $1; of the table named $2 when not null.
+SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id,
+       c.agreed_value::text AS agreed_value, c.npd_value::text AS npd_value,
+       c.monday_value::text AS monday_value, c.state, c.winner, c.policy, c.resolved_by,
+       c.detected_at, c.resolved_at
+  FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
+ WHERE ($1 OR c.state = 'open') AND ($2::text IS NULL OR t.name = $2)
+ ORDER BY c.detected_at, c.id;
+
+-- name: resolve_conflicts
+-- Settle the open conflicts of row $2 of table $1 (on the columns $3 only, when not null) in
+-- favour of side $4 ('npd' or 'monday'). The side that wins gets its value written to the
+-- other by the row's next sync: the agreed value becomes the losing side's, so that only the
+-- winner differs from it, and the row is queued to be read and merged again. Returns the
+-- columns settled.
+WITH picked AS (
+    SELECT id, column_id, npd_value, monday_value FROM npd_sync.conflicts
+     WHERE table_id = $1 AND row_key = $2 AND state = 'open'
+       AND ($3::text[] IS NULL OR column_id = ANY ($3::text[]))
+     ORDER BY id
+       FOR UPDATE
+), settled AS (
+    UPDATE npd_sync.conflicts c
+       SET state = 'resolved', winner = $4, resolved_by = 'operator', resolved_at = now()
+      FROM picked p
+     WHERE c.id = p.id
+    RETURNING p.column_id, CASE WHEN $4 = 'npd' THEN p.monday_value ELSE p.npd_value END AS base
+), based AS (
+    UPDATE npd_sync.links l
+       SET agreed = l.agreed || (SELECT jsonb_object_agg(column_id, coalesce(base, 'null'))
+                                   FROM settled)
+     WHERE l.table_id = $1 AND l.row_key = $2 AND EXISTS (SELECT FROM settled)
+), queued AS (
+    INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, next_attempt_at, pull)
+    SELECT $1, $2, now(), now(), true WHERE EXISTS (SELECT FROM settled)
+    ON CONFLICT (table_id, row_key) DO UPDATE SET
+        version = q.version + 1,
+        pull = true,
+        state = 'pending',
+        attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+        claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
+        next_attempt_at = now()
+)
+SELECT coalesce(array_agg(column_id ORDER BY column_id), '{}') FROM settled;

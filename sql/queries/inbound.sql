@@ -1,0 +1,163 @@
+-- Inbound: webhook deliveries in, items to look at out (see listener/inbound/).
+
+-- name: receiver_secret
+-- The secret in the webhooks' URL, when `npd-sync webhooks install` has made one.
+SELECT secret FROM npd_sync.receiver;
+
+-- name: make_receiver_secret
+-- Keep secret $1 unless there is one already; returns the one in force.
+INSERT INTO npd_sync.receiver (secret) VALUES ($1)
+ON CONFLICT (id) DO UPDATE SET secret = npd_sync.receiver.secret
+RETURNING secret;
+
+-- name: store_events
+-- Store deliveries (one per element of the arrays: triggerUuid, board, item, type, column,
+-- user, when it changed on Monday), each triggerUuid once, and mark each new one's item in
+-- the inbox when its board is one of $8, the configured ones (one entry per item; a later
+-- delivery bumps its version). Returns the triggerUuids that were new. Items are locked in
+-- key order, as everywhere.
+WITH new AS (
+    INSERT INTO npd_sync.events
+           (trigger_uuid, board_id, item_id, type, column_id, user_id, changed_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[])
+    ON CONFLICT (trigger_uuid) DO NOTHING
+    RETURNING trigger_uuid, board_id, item_id, changed_at
+), marked AS (
+    INSERT INTO npd_sync.inbox AS i (board_id, item_id, changed_at, monday_changed_at)
+    SELECT board_id, item_id, now(), max(changed_at) FROM new
+     WHERE board_id = ANY ($8::text[]) AND item_id IS NOT NULL
+     GROUP BY board_id, item_id
+     ORDER BY board_id, item_id
+    ON CONFLICT (board_id, item_id) DO UPDATE SET
+        version = i.version + 1,
+        monday_changed_at = greatest(i.monday_changed_at, excluded.monday_changed_at),
+        state = 'pending',
+        attempts = CASE WHEN i.state = 'failed' THEN 0 ELSE i.attempts END,
+        next_attempt_at = CASE WHEN i.state = 'failed' THEN now() ELSE i.next_attempt_at END
+    RETURNING 1
+)
+SELECT coalesce(array_agg(trigger_uuid), '{}') FROM new;
+
+-- name: route_inbox
+-- Move up to $1 inbox entries of items linked to a row into that row's queue entry, flagged
+-- `pull` (read the item first); a failed entry starts again, as for a new change. Entries of
+-- items no row is linked to stay (created on the board: see claim_inbox).
+WITH picked AS (
+    SELECT i.board_id, i.item_id FROM npd_sync.inbox i
+     WHERE i.state = 'pending' AND (i.lease_until IS NULL OR i.lease_until < now())
+       AND EXISTS (SELECT FROM npd_sync.links l WHERE l.item_id = i.item_id)
+     ORDER BY i.board_id, i.item_id
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM npd_sync.inbox i USING picked p
+     WHERE i.board_id = p.board_id AND i.item_id = p.item_id
+    RETURNING i.item_id, i.changed_at, i.monday_changed_at
+), routed AS (
+    SELECT l.table_id, l.row_key, min(t.changed_at) AS changed_at,
+           max(t.monday_changed_at) AS monday_changed_at
+      FROM taken t JOIN npd_sync.links l ON l.item_id = t.item_id
+     GROUP BY l.table_id, l.row_key
+), stored AS (
+    INSERT INTO npd_sync.queue AS q
+           (table_id, row_key, changed_at, next_attempt_at, pull, monday_changed_at)
+    SELECT table_id, row_key, changed_at, now(), true, monday_changed_at FROM routed
+     ORDER BY table_id, row_key
+    ON CONFLICT (table_id, row_key) DO UPDATE SET
+        version = q.version + 1,
+        pull = true,
+        monday_changed_at = greatest(q.monday_changed_at, excluded.monday_changed_at),
+        state = 'pending',
+        attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
+        claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
+        next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END,
+        changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
+    RETURNING 1
+)
+SELECT count(*) FROM taken;
+
+-- name: claim_inbox
+-- Lease up to $1 due inbox entries of items no row is linked to, on the boards $2, to
+-- listener $3 for $4 seconds.
+WITH picked AS (
+    SELECT board_id, item_id FROM npd_sync.inbox i
+     WHERE state = 'pending' AND next_attempt_at <= now() AND board_id = ANY ($2::text[])
+       AND (lease_until IS NULL OR lease_until < now())
+       AND NOT EXISTS (SELECT FROM npd_sync.links l WHERE l.item_id = i.item_id)
+     ORDER BY next_attempt_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE npd_sync.inbox i
+   SET lease_until = now() + make_interval(secs => $4), leased_by = $3
+  FROM picked
+ WHERE i.board_id = picked.board_id AND i.item_id = picked.item_id
+RETURNING i.board_id, i.item_id, i.version, i.attempts;
+
+-- name: complete_inbox
+-- Record what happened to claimed inbox entries (boards $2, items $3, versions $4): 'done'
+-- deletes one (unless it was marked again meanwhile), 'retry' and 'failed' record the error
+-- $5 and the delay $6; only entries listener $1 still holds.
+WITH r AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::int4[], $5::text[], $6::text[],
+                         $7::float8[]) AS r(board_id, item_id, version, outcome, error, delay)
+), mine AS (
+    SELECT r.*, i.version = r.version AS current
+      FROM npd_sync.inbox i JOIN r USING (board_id, item_id)
+     WHERE i.leased_by = $1
+     ORDER BY board_id, item_id
+       FOR UPDATE OF i
+), done AS (
+    DELETE FROM npd_sync.inbox i USING mine m
+     WHERE i.board_id = m.board_id AND i.item_id = m.item_id AND m.outcome = 'done' AND m.current
+    RETURNING 1
+), kept AS (
+    UPDATE npd_sync.inbox i SET
+        lease_until = NULL, leased_by = NULL,
+        last_error = m.error,
+        last_error_at = CASE WHEN m.error IS NOT NULL THEN now() ELSE i.last_error_at END,
+        state = CASE WHEN m.outcome = 'failed' AND m.current THEN 'failed' ELSE 'pending' END,
+        attempts = CASE WHEN m.outcome IN ('retry', 'failed') THEN i.attempts + 1
+                        ELSE i.attempts END,
+        next_attempt_at = now() + make_interval(secs => m.delay)
+      FROM mine m
+     WHERE i.board_id = m.board_id AND i.item_id = m.item_id
+       AND NOT (m.outcome = 'done' AND m.current)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM kept);
+
+-- name: forget_events
+-- Deliveries older than $1 seconds: their triggerUuid will not come again (Monday retries
+-- for 30 minutes).
+DELETE FROM npd_sync.events WHERE received_at < now() - make_interval(secs => $1);
+
+-- name: mark_items
+-- Put the items $2 of board $1 in the inbox, as a delivery would (reconciliation found them
+-- changed).
+INSERT INTO npd_sync.inbox AS i (board_id, item_id, changed_at)
+SELECT $1, item_id, now() FROM unnest($2::text[]) AS item_id ORDER BY item_id
+ON CONFLICT (board_id, item_id) DO UPDATE SET
+    version = i.version + 1,
+    state = 'pending',
+    attempts = CASE WHEN i.state = 'failed' THEN 0 ELSE i.attempts END,
+    next_attempt_at = CASE WHEN i.state = 'failed' THEN now() ELSE i.next_attempt_at END;
+
+-- name: board_state
+-- Where reconciliation stands on board $1 (no row: never pulled).
+SELECT watermark, full_read_at, last_pull_at FROM npd_sync.boards WHERE board_id = $1;
+
+-- name: board_pulled
+-- Board $1 was reconciled up to $2 (a full read when $3).
+INSERT INTO npd_sync.boards AS b (board_id, watermark, full_read_at, last_pull_at)
+VALUES ($1, $2, CASE WHEN $3 THEN now() END, now())
+ON CONFLICT (board_id) DO UPDATE SET
+    watermark = excluded.watermark,
+    full_read_at = coalesce(excluded.full_read_at, b.full_read_at),
+    last_pull_at = now();
+
+-- name: table_links
+-- The links of table $1's rows: item, row, agreed values, and whether unlinked.
+SELECT item_id, row_key, agreed::text AS agreed, unlinked_at IS NOT NULL AS unlinked
+  FROM npd_sync.links WHERE table_id = $1;
