@@ -20,8 +20,9 @@ import asyncpg
 
 from listener import catalog, db, mapping, sql
 from listener.capture import install
+from listener.inbound import receiver, webhooks
 from listener.monday import api, errors
-from listener.redact import redact
+from listener.redact import PLACEHOLDER, redact
 from listener.settings import Settings
 
 Mark = Literal["ok", "warn", "fail"]
@@ -99,6 +100,7 @@ async def checks(settings: Settings, report: Report) -> bool:
 
     await _database(settings, add)
     await _monday(settings, add)
+    await _inbound(settings, add)
     return not failed
 
 
@@ -513,6 +515,73 @@ def _column(
         )
         return True
     return False
+
+
+# --- inbound --------------------------------------------------------------------------------
+
+
+async def _inbound(settings: Settings, add: Report) -> None:
+    """Inbound's settings, and each board's webhooks (present on Monday, or missing)."""
+    if settings.public_url is None:
+        add(Result("ok", "inbound", "off (NPD_SYNC_PUBLIC_URL is not set): outbound only"))
+        return
+    shown = receiver.webhook_url(settings.public_url, PLACEHOLDER)
+    signed = "; webhooks' JWT verified" if settings.signing_secret else ""
+    add(Result("ok", "inbound", f"on, receiver at {shown}{signed}"))
+    if not settings.public_url.startswith("https://"):
+        add(
+            Result(
+                "warn", "inbound", "NPD_SYNC_PUBLIC_URL is plain http: the URL's secret travels "
+                "in clear", "serve the receiver behind TLS (https)",
+            )
+        )  # fmt: skip
+    for table in settings.tables:
+        if table.board_id and table.on_monday_create == "insert" and not table.npd_id_column:
+            add(
+                Result(
+                    "warn", table.table, "items created on the board make no row: without an "
+                    "npd_id column npd-sync cannot tell its own items from people's",
+                    "set npd_id_column, or on_monday_create = \"ignore\" to say so",
+                )
+            )  # fmt: skip
+    if settings.api_key is None or not settings.database_url:
+        return
+    try:
+        conn = await db.connect(
+            settings.database_url, application_name="npd-sync check", timeout=DATABASE_TIMEOUT
+        )
+    except (*db.ERRORS, asyncpg.PostgresError):
+        return  # said already
+    try:
+        if await install.installed_version(conn) is None:
+            return
+        async with api.client(settings, timeout=MONDAY_TIMEOUT) as client:
+            found = await webhooks.survey(conn, client, settings.tables)
+    except errors.MondayError as exc:
+        add(Result("fail", "webhooks", f"cannot read them from Monday: {exc}"))
+        return
+    except (*db.ERRORS, asyncpg.PostgresError) as exc:
+        add(Result("fail", "webhooks", f"database error: {_reason(exc)}"))
+        return
+    finally:
+        await conn.close()
+    for table in settings.tables:
+        mine = [s for s in found if s.table == table.table]
+        missing = [s.event for s in mine if s.state == "missing"]
+        if not mine:
+            continue
+        if missing:
+            add(
+                Result(
+                    "fail", table.table, f"webhooks missing on board {table.board_id}: "
+                    f"{', '.join(missing)}: board edits do not reach the database",
+                    "run `npd-sync webhooks install` (with the receiver running)",
+                )
+            )  # fmt: skip
+        else:
+            add(
+                Result("ok", table.table, f"the {len(mine)} webhooks are on board {table.board_id}")
+            )
 
 
 # --- secrets --------------------------------------------------------------------------------

@@ -61,8 +61,10 @@ async def run(
         stats = w.stats
     finally:
         await pool.close()
-    echo(f"done: {stats.pulled} rows written from Monday, {stats.synced} pushed, "
-         f"{stats.conflicts} conflicts, {stats.failed} failed")  # fmt: skip
+    echo(
+        f"done: {stats.pulled} rows updated and {stats.inserted} inserted from Monday, "
+        f"{stats.conflicts} conflicts, {stats.failed} failed"
+    )
     return stats.failed == 0
 
 

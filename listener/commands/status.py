@@ -14,6 +14,7 @@ counts are of rows, each row with work outstanding counted once:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -36,11 +37,13 @@ JSON_KEYS = """\b
 --json prints one object (times are ISO 8601 UTC, ages in seconds, absent values null):
   now, schema_version
   tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
-               synced, oldest_pending_at, oldest_pending_age_seconds, notes[]
+               synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[]
   errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
   listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive
   monday:      api_key_set, paused, paused_until, pause_reason,
                complexity_remaining, complexity_reset_at, updated_at
+  inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
+               pending, oldest_pending_age_seconds, open_conflicts
 Counts are rows. pending includes rows waiting for a retry and changes no listener
 has taken in yet; synced is read from the table's sync_status.
 """
@@ -58,6 +61,7 @@ class TableStatus:
     oldest_pending_at: datetime | None
     oldest_pending_age: float | None
     notes: tuple[str, ...] = ()
+    conflicts: int = 0  # open conflicts (inbound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,18 @@ class MondayStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundStatus:
+    enabled: bool  # NPD_SYNC_PUBLIC_URL is set
+    public_url: str | None
+    webhooks: int  # webhooks npd-sync registered
+    last_webhook_at: datetime | None
+    last_webhook_age: float | None
+    pending: int  # items Monday said changed, not looked at yet
+    oldest_pending_age: float | None
+    open_conflicts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     now: datetime
     schema_version: int
@@ -101,6 +117,7 @@ class Report:
     errors: tuple[ErrorStatus, ...]
     listeners: tuple[ListenerStatus, ...]
     monday: MondayStatus
+    inbound: InboundStatus
 
     @property
     def alive(self) -> list[ListenerStatus]:
@@ -179,7 +196,25 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         complexity_reset_at=m["complexity_reset_at"] if m else None,
         updated_at=m["updated_at"] if m else None,
     )
-    return Report(now, schema_version, tuple(tables), errors, listeners, monday)
+    i = await conn.fetchrow(sql.query("status_inbound"))
+    assert i is not None
+    per_table = json.loads(i["open_conflicts"])
+    tables = [dataclasses.replace(t, conflicts=per_table.get(t.table, 0)) for t in tables]
+    inbound = InboundStatus(
+        enabled=settings.inbound,
+        public_url=settings.public_url,
+        webhooks=i["webhooks"],
+        last_webhook_at=i["last_webhook_at"],
+        last_webhook_age=_age(now, i["last_webhook_at"]),
+        pending=i["pending"],
+        oldest_pending_age=_age(now, i["oldest_pending"]),
+        open_conflicts=sum(per_table.values()),
+    )
+    return Report(now, schema_version, tuple(tables), errors, listeners, monday, inbound)
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else max((now - then).total_seconds(), 0.0)
 
 
 async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> TableStatus:
@@ -232,6 +267,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "synced": t.synced,
                 "oldest_pending_at": _iso(t.oldest_pending_at),
                 "oldest_pending_age_seconds": _seconds(t.oldest_pending_age),
+                "conflicts": t.conflicts,
                 "notes": list(t.notes),
             }
             for t in report.tables
@@ -269,6 +305,16 @@ def to_json(report: Report) -> dict[str, Any]:
             "complexity_reset_at": _iso(report.monday.complexity_reset_at),
             "updated_at": _iso(report.monday.updated_at),
         },
+        "inbound": {
+            "enabled": report.inbound.enabled,
+            "public_url": report.inbound.public_url,
+            "webhooks": report.inbound.webhooks,
+            "last_webhook_at": _iso(report.inbound.last_webhook_at),
+            "last_webhook_age_seconds": _seconds(report.inbound.last_webhook_age),
+            "pending": report.inbound.pending,
+            "oldest_pending_age_seconds": _seconds(report.inbound.oldest_pending_age),
+            "open_conflicts": report.inbound.open_conflicts,
+        },
     }
 
 
@@ -278,6 +324,7 @@ def render(report: Report) -> list[str]:
     lines += ["", *_table_lines(report.tables)]
     lines += ["", *_listener_lines(report)]
     lines += ["", *_monday_lines(report.monday)]
+    lines += ["", *_inbound_lines(report.inbound)]
     lines += ["", *_error_lines(report.errors)]
     return lines
 
@@ -305,6 +352,10 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
         out.append("  ".join([*cells, r[5]]).rstrip())
     for t in tables:
         out.extend(f"  {t.table}: {note}" for note in t.notes)
+        if t.conflicts:
+            out.append(
+                f"  {t.table}: {t.conflicts:,} open conflict{'' if t.conflicts == 1 else 's'}"
+            )
     if not tables:
         out.append("  no tables configured")
     return out
@@ -321,6 +372,22 @@ def _listener_lines(report: Report) -> list[str]:
         seen = f"seen {age(li.seen_ago)} ago"
         state = f"alive ({seen})" if li.alive else f"gone (last {seen})"
         out.append(f"  {li.host} pid {li.pid} v{li.version}, since {_time(li.started_at)}: {state}")
+    return out
+
+
+def _inbound_lines(i: InboundStatus) -> list[str]:
+    if not i.enabled:
+        head = "inbound: off (NPD_SYNC_PUBLIC_URL is not set)"
+        return [head + (f"; {i.open_conflicts} open conflicts" if i.open_conflicts else "")]
+    last = "none yet" if i.last_webhook_age is None else f"{age(i.last_webhook_age)} ago"
+    waiting = f"{i.pending:,} item{'' if i.pending == 1 else 's'} waiting"
+    if i.oldest_pending_age is not None and i.pending:
+        waiting += f" (oldest {age(i.oldest_pending_age)})"
+    out = [f"inbound: on; last webhook {last}; {waiting}; {i.open_conflicts:,} open conflicts"]
+    if i.webhooks == 0:
+        out.append("  no webhooks registered: run `npd-sync webhooks install`")
+    if i.open_conflicts:
+        out.append("  see them with `npd-sync conflicts`")
     return out
 
 

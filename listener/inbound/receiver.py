@@ -120,6 +120,7 @@ class Receiver:
         self.on_stored = on_stored  # wakes this process's listener at once
         self._secret: str | None = None
         self._secret_read = -SECRET_RECHECK
+        self._secret_lock = asyncio.Lock()
         self._waiting: list[tuple[inbox.Event, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -176,7 +177,7 @@ class Receiver:
     async def _is_monday(self, request: web.Request) -> bool:
         given = request.match_info.get("secret", "")
         secret = await self._current_secret(given)
-        if secret is None or not hmac.compare_digest(given.encode(), secret.encode()):
+        if secret is None or not self._matches(given):
             return False
         if self.signing_secret is None:
             return True
@@ -193,16 +194,20 @@ class Receiver:
     async def _current_secret(self, given: str) -> str | None:
         # Read once, and again (at most every few seconds) when a request does not match:
         # `webhooks install` may have made the secret after this listener started.
-        loop = asyncio.get_running_loop()
-        stale = self._secret is None or not hmac.compare_digest(
-            given.encode(), self._secret.encode()
-        )
-        if stale and loop.time() - self._secret_read >= SECRET_RECHECK:
-            self._secret_read = loop.time()
-            with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
-                async with self.pool.acquire(timeout=5) as conn:
-                    self._secret = await conn.fetchval(sql.query("receiver_secret"))
+        if self._matches(given):
+            return self._secret
+        async with self._secret_lock:  # requests arriving together wait for one read
+            loop = asyncio.get_running_loop()
+            if not self._matches(given) and loop.time() - self._secret_read >= SECRET_RECHECK:
+                self._secret_read = loop.time()
+                with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+                    async with self.pool.acquire(timeout=5) as conn:
+                        self._secret = await conn.fetchval(sql.query("receiver_secret"))
         return self._secret
+
+    def _matches(self, given: str) -> bool:
+        known = self._secret
+        return known is not None and hmac.compare_digest(given.encode(), known.encode())
 
     async def _store(self, event: inbox.Event) -> bool:
         """Store one delivery (with whatever else arrived meanwhile); True if it was new."""

@@ -31,6 +31,7 @@ class Pass:
     board_id: str
     full: bool
     changed: list[str] = field(default_factory=list)  # items to look at
+    when: dict[str, dt.datetime] = field(default_factory=dict)  # as the activity log dates them
     read: int = 0  # items read (a full pass)
     requests: int = 0
 
@@ -70,10 +71,15 @@ async def pull(
             if len(got) < api.ACTIVITY_PAGE:
                 break
             page += 1
+        for entry in entries:
+            for item in entry.item_ids:
+                if entry.at is not None:
+                    found.when[item] = max(found.when.get(item, entry.at), entry.at)
         found.changed = list(dict.fromkeys(i for e in entries for i in e.item_ids))
     if mark:
         if found.changed:
-            await conn.execute(sql.query("mark_items"), board, found.changed)
+            when = [found.when.get(i) for i in found.changed]
+            await conn.execute(sql.query("mark_items"), board, found.changed, when)
         await conn.execute(sql.query("board_pulled"), board, started, full)
     return found
 

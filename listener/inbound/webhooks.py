@@ -17,6 +17,7 @@ from typing import Literal
 from listener import db, mapping, sql
 from listener.inbound.receiver import webhook_url
 from listener.monday import api, errors
+from listener.redact import redact
 
 # The subscriptions inbound needs: values and names changed, items created, archived,
 # deleted and restored.
@@ -81,7 +82,8 @@ async def install(
     public_url: str,
 ) -> list[Subscription]:
     """Create the webhooks that are missing on Monday; report every subscription."""
-    target = url(public_url, await secret(conn))
+    hidden = await secret(conn)
+    target = url(public_url, hidden)
     known = await stored(conn)
     done: list[Subscription] = []
     for table in tables:
@@ -97,7 +99,9 @@ async def install(
             try:
                 created = await api.create_webhook(client, board, target, event)
             except errors.MondayError as exc:
-                done.append(Subscription(table.table, board, event, "failed", error=str(exc)))
+                # Monday's message may quote the URL, and the URL holds the secret.
+                failed = redact(str(exc), [hidden])
+                done.append(Subscription(table.table, board, event, "failed", error=failed))
                 continue
             await conn.execute(sql.query("store_webhook"), board, event, created.id)
             done.append(Subscription(table.table, board, event, "created", created.id))

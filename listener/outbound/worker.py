@@ -46,6 +46,7 @@ class Stats:
     requests: int = 0
     ingested: int = 0  # change records moved into the queue
     pulled: int = 0  # rows the board's edits were written into
+    inserted: int = 0  # rows made for items created on the board
     conflicts: int = 0  # conflicts found (settled by policy or left open)
 
 
@@ -253,6 +254,7 @@ class Worker:
                     )
                     done.append(inbox.Completion(entry, "failed", reason))
                     continue
+                self.stats.inserted += 1
                 self.metrics.inbound.labels(table.name, "inserted").inc()
                 done.append(inbox.Completion(entry, "done"))
         return done

@@ -135,11 +135,13 @@ DELETE FROM npd_sync.events WHERE received_at < now() - make_interval(secs => $1
 
 -- name: mark_items
 -- Put the items $2 of board $1 in the inbox, as a delivery would (reconciliation found them
--- changed).
-INSERT INTO npd_sync.inbox AS i (board_id, item_id, changed_at)
-SELECT $1, item_id, now() FROM unnest($2::text[]) AS item_id ORDER BY item_id
+-- changed; $3: when, as the board's activity log dates it, or null).
+INSERT INTO npd_sync.inbox AS i (board_id, item_id, changed_at, monday_changed_at)
+SELECT $1, v.item_id, now(), v.at FROM unnest($2::text[], $3::timestamptz[]) AS v(item_id, at)
+ ORDER BY v.item_id
 ON CONFLICT (board_id, item_id) DO UPDATE SET
     version = i.version + 1,
+    monday_changed_at = greatest(i.monday_changed_at, excluded.monday_changed_at),
     state = 'pending',
     attempts = CASE WHEN i.state = 'failed' THEN 0 ELSE i.attempts END,
     next_attempt_at = CASE WHEN i.state = 'failed' THEN now() ELSE i.next_attempt_at END;

@@ -46,3 +46,19 @@ SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paus
 -- name: count_synced
 -- Template: how many rows of the table are in sync.
 SELECT count(*) FROM {table} WHERE {status}::text = 'SYNCED';
+
+-- name: status_inbound
+-- Inbound's state: the last delivery received, the items waiting (inbox entries, and rows
+-- queued to read their item) and since when, open conflicts per table.
+SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
+       (SELECT count(*) FROM npd_sync.inbox WHERE state = 'pending')
+       + (SELECT count(*) FROM npd_sync.queue WHERE pull AND state = 'pending') AS pending,
+       (SELECT min(t) FROM (SELECT min(changed_at) FROM npd_sync.inbox WHERE state = 'pending'
+                            UNION ALL
+                            SELECT min(changed_at) FROM npd_sync.queue
+                             WHERE pull AND state = 'pending') AS s(t)) AS oldest_pending,
+       (SELECT coalesce(jsonb_object_agg(name, n), '{}')::text
+          FROM (SELECT t.name, count(*) AS n FROM npd_sync.conflicts c
+                  JOIN npd_sync.tables t ON t.id = c.table_id
+                 WHERE c.state = 'open' GROUP BY t.name) AS o) AS open_conflicts,
+       (SELECT count(*) FROM npd_sync.webhooks) AS webhooks;

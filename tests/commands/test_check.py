@@ -49,6 +49,7 @@ async def test_a_healthy_setup_passes(make_settings: MakeSettings) -> None:
         ("Monday API version", "2026-10"),
         ("contacts", f"board {CONTACTS_BOARD}"),
         ("organizations", f"board {ORGANIZATIONS_BOARD}"),
+        ("inbound", "off"),
     ]
     assert text(results).splitlines()[0].startswith("✓ database: reachable (")
 
@@ -118,7 +119,8 @@ async def test_a_board_that_does_not_exist(make_settings: MakeSettings) -> None:
     ok, results = await run(make_settings(MONDAY_CONTACTS_BOARD_ID="1234"))
     assert not ok
     assert failures(results) == [("contacts", "board 1234 not found")]
-    assert "MONDAY_CONTACTS_BOARD_ID" in (results[-2].hint or "")
+    (failure,) = [r for r in results if r.mark == "fail"]
+    assert "MONDAY_CONTACTS_BOARD_ID" in (failure.hint or "")
 
 
 async def test_a_bad_token(make_settings: MakeSettings) -> None:

@@ -219,9 +219,12 @@ def test_json_keys_are_stable() -> None:
             status.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
         ),
         monday=status.MondayStatus(True, False, None, None, 5, None, now),
+        inbound=status.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
     )
     data = status.to_json(r)
-    assert list(data) == ["now", "schema_version", "tables", "errors", "listeners", "monday"]
+    assert list(data) == [
+        "now", "schema_version", "tables", "errors", "listeners", "monday", "inbound",
+    ]  # fmt: skip
     assert data["now"] == "2026-11-28T10:00:00Z"
     assert data["tables"] == [
         {
@@ -234,6 +237,7 @@ def test_json_keys_are_stable() -> None:
             "synced": 9,
             "oldest_pending_at": "2026-11-28T10:00:00Z",
             "oldest_pending_age_seconds": 12.346,
+            "conflicts": 0,
             "notes": [],
         }
     ]
@@ -257,7 +261,7 @@ def test_json_keys_are_stable() -> None:
     # Every key is documented in the --help epilog.
     documented = set(re.findall(r"\w+", status.JSON_KEYS))
     keys = set(data) | set(data["tables"][0]) | set(data["errors"][0])
-    keys |= set(data["listeners"][0]) | set(data["monday"])
+    keys |= set(data["listeners"][0]) | set(data["monday"]) | set(data["inbound"])
     assert keys <= documented
 
 
