@@ -312,7 +312,11 @@ def _from_object(column: Column, data: Mapping[str, Any], text: str | None) -> s
         case "email":
             return _clean(_str(data.get("email")) or text)
         case "link":
-            return _clean(_str(data.get("url")) or text)
+            url, label = _str(data.get("url")), _str(data.get("text"))
+            # The row's text becomes {url, text: the row's text} on the way out: keep it.
+            if label and url in (label, f"https://{label}"):
+                return _clean(label)
+            return _clean(url or text)
         case "date":
             day, time = _str(data.get("date")), _str(data.get("time"))
             return _clean(f"{day} {time}" if day and time else day)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -417,3 +418,66 @@ def test_an_unreadable_value_fails_the_whole_row() -> None:
     row = {**FULL_CONTACT, "phone": "not a phone"}
     with pytest.raises(MappingError, match="column phone"):
         mapping.column_values(row, CONTACTS, "7")
+
+
+# --- back from Monday: a pushed value comes back as the same value -------------------------
+
+ROUND_TRIP = [
+    ("text", "Countess"),
+    ("long_text", "First programmer\nand more"),
+    ("email", "ada@example.com"),
+    ("phone", "+44 20 7946 0958"),
+    ("numbers", "3.50"),
+    ("date", "2026-06-15"),
+    ("date", "2026-06-15 09:30:00+00"),
+    ("link", "example.com/ada"),
+    ("link", "https://example.com/ada"),
+    ("status", "Done"),
+    ("dropdown", "Red, Blue"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text"), ROUND_TRIP)
+def test_a_value_pushed_and_read_back_is_the_same_value(kind: str, text: str) -> None:
+    # Monday stores what was sent (status and dropdown as ids, shown as labels in `text`);
+    # reading it back must give the value npd-sync sent, or every push would echo.
+    column = mapping.Column("c", kind, ("src",))  # type: ignore[arg-type]
+    sent = mapping.column_value(column, {"src": text})
+    stored = {**sent, "changed_at": "2026-11-28T10:00:00Z"} if isinstance(sent, dict) else sent
+    shown = {"status": "Done", "dropdown": "Red, Blue"}.get(kind, text)
+    back = mapping.from_monday(column, json.dumps(stored), shown)
+    assert mapping.column_value(column, {"src": back}) == sent
+
+
+def test_a_phone_typed_in_national_form_comes_back_in_e164() -> None:
+    column = mapping.Column("p", "phone", ("phone",))
+    stored = json.dumps({"phone": "020 7946 0958", "countryShortName": "GB"})
+    assert mapping.from_monday(column, stored, "020 7946 0958") == "+442079460958"
+
+
+@pytest.mark.parametrize(("value", "text"), [(None, ""), (None, None), ('""', ""), ("{}", "")])
+def test_an_empty_column_comes_back_as_none(value: str | None, text: str | None) -> None:
+    for kind in ("text", "long_text", "email", "phone", "numbers", "date", "link"):
+        column = mapping.Column("c", kind, ("src",))  # type: ignore[arg-type]
+        assert mapping.from_monday(column, value, text) is None, kind
+
+
+@pytest.mark.parametrize(
+    ("template", "name", "expected"),
+    [
+        ("{name}", "Initech  Ltd ", {"name": "Initech Ltd"}),
+        ("{first_name} {last_name}", "Ada", {"first_name": "Ada", "last_name": None}),
+        (
+            "{first_name} {last_name}",
+            "Ada  King Lovelace",
+            {"first_name": "Ada", "last_name": "King Lovelace"},
+        ),
+        ("{last_name}, {first_name}", "Lovelace, Ada", None),
+        ("{a}{b}", "x", None),
+        ("Contact {a}", "Contact x", None),
+    ],
+)
+def test_the_name_flows_back_only_through_a_template_that_splits(
+    template: str, name: str, expected: dict[str, str | None] | None
+) -> None:
+    assert mapping.name_to_row(TableMapping("t", name_template=template), name) == expected
