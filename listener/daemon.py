@@ -3,11 +3,11 @@
 The listener process puts the layers together: the capture's wake-up (`capture.notify`), the
 outbound pipeline (`outbound.worker`, with its governor and Monday client), metrics and health.
 One stop event ends everything. Side tasks (the LISTEN connection, heartbeat, gauges, log
-summaries, vacuum) run beside the drain loop and are supervised: an error in one round of a
-side task is logged and the task goes on; a side task that ends is a bug, logged, and it stops
-the listener with exit code 1 so that its supervisor (systemd, the container runtime) starts a
-fresh one. On stop, the batch in flight gets `shutdown_grace` seconds to finish; whatever is
-still held is released.
+summaries, the per-minute history the console charts, vacuum) run beside the drain loop and
+are supervised: an error in one round of a side task is logged and the task goes on; a side
+task that ends is a bug, logged, and it stops the listener with exit code 1 so that its
+supervisor (systemd, the container runtime) starts a fresh one. On stop, the batch in flight
+gets `shutdown_grace` seconds to finish; whatever is still held is released.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from listener import __version__, db, metrics, sql
+from listener import __version__, console, db, metrics, sql
 from listener.capture import notify
 from listener.metrics import Metrics
 from listener.outbound import queue, rows, worker
@@ -43,10 +43,19 @@ class SideTaskFailed(Exception):
 
 
 async def listen(
-    settings: Settings, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+    settings: Settings,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    console_options: console.Options | None = None,
 ) -> None:
     """`npd-sync listen`: run the listener until SIGTERM or SIGINT."""
-    listener = Daemon(settings, metrics_port=metrics_port, metrics_host=metrics_host)
+    listener = Daemon(
+        settings,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        console_options=console_options,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
@@ -64,9 +73,13 @@ class Daemon:
         shutdown_grace: float = 30.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        console_options: console.Options | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.console_options = console_options
+        self.console: console.Served | None = None  # the console, once served
+        self._recorded = self.metrics.totals()  # what the history has of the counters
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.last_cycle = time.monotonic()  # when the drain loop last went round (health)
@@ -104,6 +117,9 @@ class Daemon:
                         self.metrics, self.healthy, self.metrics_host, self.metrics_port
                     )
                     stack.push_async_callback(runner.cleanup)
+                if self.console_options is not None:
+                    self.console = await console.serve(self.settings, self.console_options)
+                    stack.push_async_callback(self.console.cleanup)
                 self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
@@ -111,6 +127,7 @@ class Daemon:
                     asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
+                    asyncio.create_task(self._every(60.0, self._history, pool), name="history"),
                 ]
                 loop = asyncio.create_task(self._loop(), name="drain")
                 try:
@@ -119,6 +136,8 @@ class Daemon:
                     for task in side:
                         task.cancel()
                     await asyncio.gather(*side, return_exceptions=True)
+                    with contextlib.suppress(*DB_ERRORS):
+                        await self._history(pool)
                     with contextlib.suppress(*DB_ERRORS):
                         async with pool.acquire(timeout=5) as conn:
                             await queue.release_leases(conn, self.id)
@@ -339,6 +358,21 @@ class Daemon:
         self._vacuumed = self.worker.stats.ingested
         async with pool.acquire(timeout=10) as conn:
             await conn.execute("VACUUM npd_sync.changes, npd_sync.queue")
+
+    async def _history(self, pool: asyncpg.Pool) -> None:
+        # What the counters gained since the last write, added to this minute's row; kept in
+        # memory until a write succeeds. Never on the drain loop's path.
+        totals = self.metrics.totals()
+        gained = totals - self._recorded
+        if not gained:
+            return
+        async with pool.acquire(timeout=10) as conn, conn.transaction():
+            await conn.execute(
+                sql.query("record_minute"), self.id, gained.synced, gained.failed,
+                gained.retried, list(gained.latency_buckets), gained.latency_sum,
+            )  # fmt: skip
+            await conn.execute(sql.query("forget_old_minutes"))
+        self._recorded = totals
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=10) as conn:
