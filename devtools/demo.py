@@ -11,16 +11,19 @@ Printing each step as it goes, it
 6. writes rows with plain SQL, as the application would, and waits for the listener,
 7. updates a row and deletes a synced one, and waits again,
 8. shows each table next to what landed on its Monday board, and checks it,
-9. stops everything it started and removes what it wrote: also on failure, Ctrl-C or SIGTERM.
+9. starts the web console (``npd-sync console``) and prints its address; on a terminal it keeps
+   everything running until Ctrl-C, so that you can look around (``--no-wait``: not even then),
+10. stops everything it started and removes what it wrote: also on failure, Ctrl-C or SIGTERM.
 
 Exit status: 0 when everything synced as expected; 1 when not (the reason is printed, then the
-end of the listener's log); 130 when interrupted.
+end of the listener's log); 130 when interrupted before the end.
 
-    python -m devtools.demo
+    python -m devtools.demo [--no-wait]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import io
@@ -284,8 +287,9 @@ def pushed(row: asyncpg.Record) -> bool:
 class Demo:
     """The demo's steps and what they started; leaving the ``with`` block stops it all."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, wait: bool = False) -> None:
         self.workdir = workdir
+        self.wait = wait  # keep everything running after the last step, until Ctrl-C
         # The environment of the npd-sync commands. Nothing of the user's DATABASE_URL,
         # MONDAY_* or NPD_SYNC_CONFIG: the demo must never reach a real database or board.
         self.env = {
@@ -299,6 +303,7 @@ class Demo:
         self.psql: Path | None = None
         self.emulator: Background | None = None
         self.listener: Background | None = None
+        self.console: Background | None = None
         self.emulator_url = ""
 
     def run(self) -> None:
@@ -323,6 +328,15 @@ class Demo:
 
         heading("8. The database rows, next to what landed on the Monday boards")
         self.show_boards()
+
+        self.start_console()
+        if self.wait:
+            say("open it in a browser; press Ctrl-C to stop everything")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print()
 
     # -- steps
 
@@ -394,6 +408,20 @@ class Demo:
         self.listener = Background("listener", args, self.env, self.workdir)
         say(f"$ npd-sync listen &    # pid {self.listener.process.pid}")
         say(self.listener.wait_for_log(r"^.*listener\.started.*$").group(0), indent=5)
+
+    def start_console(self) -> None:
+        heading(
+            "9. Starting the web console (what the sync is doing, failed rows, one row's story)"
+        )
+        args = ["console", "--port", "0"]
+        self.console = Background("console", [*self.npd_sync, *args], self.env, self.workdir)
+        say(f"$ npd-sync {shlex.join(args)} &    # pid {self.console.process.pid}")
+        url = self.console.wait_for_log(r"^npd-sync console at (http://\S+)$").group(1)
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http://127.0.0.1)
+            page = response.read().decode()
+        if '<h3 id="table-1">contacts</h3>' not in page:
+            raise DemoError(f"the console at {url} does not show the tables")
+        say(f"the console is at {url}", indent=5)
 
     def run_statements(self, statements: Sequence[tuple[str, str]]) -> None:
         for comment, sql in statements:
@@ -545,9 +573,9 @@ class Demo:
 
     def stop(self) -> list[str]:
         """Stop everything started, the listener first; what did not go as it should."""
-        heading("9. Stopping everything the demo started")
+        heading("10. Stopping everything the demo started")
         problems = []
-        for process in (self.listener, self.emulator):
+        for process in (self.console, self.listener, self.emulator):
             if process is not None:
                 code = process.stop()
                 say(f"{process.name} stopped (exit code {code})")
@@ -580,7 +608,20 @@ def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="leave once the console's address is printed, even on a terminal",
+    )
+    options = parser.parse_args(argv)
+    # Keep things running only for someone who can press Ctrl-C (not a test, not CI).
+    wait = not options.no_wait and sys.stdin.isatty() and sys.stdout.isatty()
     # Line by line, so that the output interleaves right with make's and reads live in a pipe.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
@@ -592,7 +633,7 @@ def main() -> int:
     began = time.monotonic()
     print("npd-sync demo: PostgreSQL rows -> npd-sync listen -> a (local) Monday.com board")
     workdir = Path(tempfile.mkdtemp(prefix="npd-sync-demo-"))
-    demo = Demo(workdir)
+    demo = Demo(workdir, wait=wait)
     try:
         with demo:
             demo.run()

@@ -15,7 +15,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 import asyncpg
 import click
 
-from listener import __version__, daemon, logs, settings
+from listener import __version__, console, daemon, logs, settings
 from listener.capture import install
 from listener.commands import backfill as backfiller
 from listener.commands import check, pull, requeue, schema, status, webhooks
@@ -34,6 +34,13 @@ Environment (a .env file in the working directory is read too):
   NPD_SYNC_PUBLIC_URL            where Monday reaches the webhook receiver (inbound on)
   NPD_SYNC_WEBHOOK_PORT          default for listen --webhook-port
   MONDAY_SIGNING_SECRET          app token only: verify the webhooks' JWT (secret)
+"""
+
+CONSOLE_ENVIRONMENT = """\b
+Console (a .env file in the working directory is read too):
+  NPD_SYNC_CONSOLE_TOKEN         token people sign in with (secret; required when bound to
+                                 anything but loopback; at least 16 characters)
+  NPD_SYNC_CONSOLE_ITEM_URL      link to an item, with {board} and {item}
 """
 
 
@@ -111,7 +118,7 @@ def uninstall() -> None:
     run(schema.uninstall(config, echo=click.echo))
 
 
-@main.command(epilog=ENVIRONMENT)
+@main.command(epilog=ENVIRONMENT + "\n" + CONSOLE_ENVIRONMENT)
 @click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
@@ -135,8 +142,38 @@ def uninstall() -> None:
     show_default=True,
     help="Address for --webhook-port (the reverse proxy's side).",
 )
+@click.option(
+    "--console-port",
+    type=click.IntRange(1, 65535),
+    help="Serve the web console (as `npd-sync console` does) on this port too.",
+)
+@click.option(
+    "--console-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for --console-port (not loopback: NPD_SYNC_CONSOLE_TOKEN is required).",
+)
+@click.option(
+    "--item-url",
+    envvar="NPD_SYNC_CONSOLE_ITEM_URL",
+    default=console.DEFAULT_ITEM_URL,
+    show_default=True,
+    help="For --console-port: the link to an item on Monday ({board}, {item}).",
+)
+@click.option(
+    "--secure-cookie",
+    is_flag=True,
+    help="For --console-port: mark the session cookie Secure (behind an HTTPS proxy).",
+)
 def listen(
-    metrics_port: int | None, metrics_host: str, webhook_port: int | None, webhook_host: str
+    metrics_port: int | None,
+    metrics_host: str,
+    webhook_port: int | None,
+    webhook_host: str,
+    console_port: int | None,
+    console_host: str,
+    item_url: str,
+    secure_cookie: bool,
 ) -> None:
     """Sync every committed change to Monday, and (with NPD_SYNC_PUBLIC_URL) every edit made on
     the boards back into the rows, until SIGTERM or SIGINT."""
@@ -148,12 +185,19 @@ def listen(
             "which Monday reaches the receiver",
             2,
         )
+    options = None
+    if console_port is not None:
+        options = console_options(console_host, console_port, item_url, secure_cookie)
     run(
         daemon.listen(
-            config, metrics_port=metrics_port, metrics_host=metrics_host,
-            webhook_port=webhook_port, webhook_host=webhook_host,
+            config,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            webhook_port=webhook_port,
+            webhook_host=webhook_host,
+            console_options=options,
         )
-    )  # fmt: skip
+    )
 
 
 @main.command(epilog=ENVIRONMENT)
@@ -196,6 +240,48 @@ def retry_cmd(table: str | None, ids: tuple[str, ...]) -> None:
     sync_status back to PENDING. The last error is kept until the next attempt."""
     ok = run(requeue.run(load_settings(), table=table, ids=ids, echo=click.echo))
     sys.exit(0 if ok else 1)
+
+
+@main.command(name="console", epilog=CONSOLE_ENVIRONMENT + "\n" + ENVIRONMENT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=console.DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
+@click.option(
+    "--item-url",
+    envvar="NPD_SYNC_CONSOLE_ITEM_URL",
+    default=console.DEFAULT_ITEM_URL,
+    show_default=True,
+    help="The link to an item on Monday ({board}, {item}); with your account's address, "
+    "e.g. https://acme.monday.com/boards/{board}/pulses/{item}.",
+)
+@click.option(
+    "--secure-cookie",
+    is_flag=True,
+    help="Mark the session cookie Secure: when people reach the console over HTTPS (a proxy).",
+)
+def console_cmd(host: str, port: int, item_url: str, secure_cookie: bool) -> None:
+    """A web console: each table's state, the last hour's throughput and latency, listeners,
+    Monday's pause and budget; failed rows and their retry; one row's story. It reads the
+    database, with or without a listener running. Bound to anything but loopback it requires
+    NPD_SYNC_CONSOLE_TOKEN; every action is a POST with CSRF protection."""
+    config = load_settings()
+    options = console_options(host, port, item_url, secure_cookie)
+    run(console.run(config, options, echo=click.echo))
+
+
+def console_options(host: str, port: int, item_url: str, secure_cookie: bool) -> console.Options:
+    """The console's options with its token from the environment, or exit 2 naming the
+    setting to fix."""
+    token = settings.read_environment(Path(".env")).get("NPD_SYNC_CONSOLE_TOKEN")
+    try:
+        return console.Options(host, port, token, secure_cookie, item_url).checked()
+    except settings.ConfigError as exc:
+        fail(str(exc), 2)
 
 
 @main.command(name="check", epilog=ENVIRONMENT)

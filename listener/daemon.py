@@ -3,11 +3,11 @@
 The listener process puts the layers together: the capture's wake-up (`capture.notify`), the
 outbound pipeline (`outbound.worker`, with its governor and Monday client), metrics and health.
 One stop event ends everything. Side tasks (the LISTEN connection, heartbeat, gauges, log
-summaries, vacuum) run beside the drain loop and are supervised: an error in one round of a
-side task is logged and the task goes on; a side task that ends is a bug, logged, and it stops
-the listener with exit code 1 so that its supervisor (systemd, the container runtime) starts a
-fresh one. On stop, the batch in flight gets `shutdown_grace` seconds to finish; whatever is
-still held is released.
+summaries, the per-minute history the console charts, vacuum) run beside the drain loop and
+are supervised: an error in one round of a side task is logged and the task goes on; a side
+task that ends is a bug, logged, and it stops the listener with exit code 1 so that its
+supervisor (systemd, the container runtime) starts a fresh one. On stop, the batch in flight
+gets `shutdown_grace` seconds to finish; whatever is still held is released.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from listener import __version__, db, metrics, sql
+from listener import __version__, console, db, metrics, sql
 from listener.capture import notify
 from listener.inbound import receiver, reconcile
 from listener.metrics import Metrics
@@ -51,12 +51,17 @@ async def listen(
     metrics_host: str = "127.0.0.1",
     webhook_port: int | None = None,
     webhook_host: str = "127.0.0.1",
+    console_options: console.Options | None = None,
 ) -> None:
     """`npd-sync listen`: run the listener until SIGTERM or SIGINT."""
     listener = Daemon(
-        settings, metrics_port=metrics_port, metrics_host=metrics_host,
-        webhook_port=webhook_port, webhook_host=webhook_host,
-    )  # fmt: skip
+        settings,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        webhook_port=webhook_port,
+        webhook_host=webhook_host,
+        console_options=console_options,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
@@ -76,9 +81,13 @@ class Daemon:
         metrics_host: str = "127.0.0.1",
         webhook_port: int | None = None,
         webhook_host: str = "127.0.0.1",
+        console_options: console.Options | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.console_options = console_options
+        self.console: console.Served | None = None  # the console, once served
+        self._recorded = self.metrics.totals()  # what the history has of the counters
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.webhook_port = webhook_port
@@ -130,6 +139,9 @@ class Daemon:
                     )
                     runner = await receiver.serve(hooks, self.webhook_host, self.webhook_port)
                     stack.push_async_callback(runner.cleanup)
+                if self.console_options is not None:
+                    self.console = await console.serve(self.settings, self.console_options)
+                    stack.push_async_callback(self.console.cleanup)
                 self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
@@ -137,6 +149,7 @@ class Daemon:
                     asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
+                    asyncio.create_task(self._every(60.0, self._history, pool), name="history"),
                 ]
                 interval = self.settings.tuning.reconcile_interval
                 if self.settings.inbound and w.client is not None and interval > 0:
@@ -153,6 +166,8 @@ class Daemon:
                     for task in side:
                         task.cancel()
                     await asyncio.gather(*side, return_exceptions=True)
+                    with contextlib.suppress(*DB_ERRORS):
+                        await self._history(pool)
                     with contextlib.suppress(*DB_ERRORS):
                         async with pool.acquire(timeout=5) as conn:
                             await queue.release_leases(conn, self.id)
@@ -395,6 +410,21 @@ class Daemon:
                         extra={"table": table.name, "items": len(found.changed)},
                     )
                     self.waker.wake()
+
+    async def _history(self, pool: asyncpg.Pool) -> None:
+        # What the counters gained since the last write, added to this minute's row; kept in
+        # memory until a write succeeds. Never on the drain loop's path.
+        totals = self.metrics.totals()
+        gained = totals - self._recorded
+        if not gained:
+            return
+        async with pool.acquire(timeout=10) as conn, conn.transaction():
+            await conn.execute(
+                sql.query("record_minute"), self.id, gained.synced, gained.failed,
+                gained.retried, list(gained.latency_buckets), gained.latency_sum,
+            )  # fmt: skip
+            await conn.execute(sql.query("forget_old_minutes"))
+        self._recorded = totals
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=10) as conn:

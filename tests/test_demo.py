@@ -82,6 +82,8 @@ def test_demo_syncs_shows_and_leaves_nothing_behind() -> None:
         table_line(output, "Harbour Bridge Consulting"),
     )
     assert "text: Chief Inventor;" in output  # the update reached the item
+    assert re.search(r"^     the console is at http://127\.0\.0\.1:\d+/$", output, re.M)
+    assert "console stopped (exit code 0)" in output
     assert "listener stopped (exit code 0)" in output
     assert "emulator stopped (exit code 0)" in output
 
@@ -92,9 +94,9 @@ def test_demo_syncs_shows_and_leaves_nothing_behind() -> None:
     assert data_dir is not None
     assert running_with(data_dir.group(1)) == []
     pids = re.findall(r"&    # pid (\d+)", output)
-    assert len(pids) == 2, pids  # the emulator's and the listener's
+    assert len(pids) == 3, pids  # the emulator's, the listener's and the console's
     for pid in pids:
         assert "npd-sync" not in command_line(int(pid)), pid
     ports = re.findall(r"127\.0\.0\.1:(\d+)/", output)
-    assert len(set(ports)) == 2, ports  # PostgreSQL's and the emulator's
+    assert len(set(ports)) == 3, ports  # PostgreSQL's, the emulator's and the console's
     assert not any(listening(int(port)) for port in set(ports))

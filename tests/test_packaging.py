@@ -35,6 +35,10 @@ def test_the_wheel_adds_one_import_name_with_its_sql_inside(wheel: Path) -> None
     assert "listener/_sql/triggers/capture.sql" in names
     assert "listener/_sql/migrations/001_queue.sql" in names
     assert "listener/_sql/queries/queue.sql" in names
+    # The console's templates and static files, as package data.
+    for name in ("templates/base.html", "templates/overview.html", "static/htmx.min.js",
+                 "static/htmx.LICENSE", "static/console.js", "static/console.css"):  # fmt: skip
+        assert f"listener/console/{name}" in names, name
     assert not [n for n in names if n.startswith(("emulator", "tests", "devtools", "bench"))]
 
 
@@ -66,6 +70,13 @@ def test_the_installed_package_imports_and_finds_its_sql_without_the_checkout(
         "from listener import sql\n"
         f"assert str(sql.SQL_DIR).startswith({str(tmp_path)!r}), sql.SQL_DIR\n"
         "assert len(sql.queries()) > 30 and sql.migrations() and sql.capture_template()\n"
+        "from listener.console import app\n"
+        f"assert app.__file__.startswith({str(tmp_path)!r})\n"
+        "assert len(app._load_static()) == len(app.STATIC)\n"
+        "import jinja2\n"
+        "loader = jinja2.PackageLoader('listener.console', 'templates')\n"
+        "_, path, _ = loader.get_source(jinja2.Environment(), 'base.html')\n"
+        f"assert path.startswith({str(tmp_path)!r}), path\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('graphql', 'emulator'))\n"
         "assert not bad, bad\n"
     )

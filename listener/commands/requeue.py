@@ -73,27 +73,40 @@ async def run(
         listeners = await conn.fetch(sql.query("status_listeners"), status.ALIVE_SECONDS)
     finally:
         await conn.close()
-    total = 0
-    for result in results:
-        if result.note:
-            echo(f"{result.table}: {result.note}")
-        elif result.requeued:
-            count = len(result.requeued)
-            total += count
-            echo(f"{result.table}: {count} row{'' if count == 1 else 's'} back in the queue")
-        if result.not_failed:
-            echo(f"{result.table}: not failed, left as they are: {', '.join(result.not_failed)}")
-    if total == 0 and not any(r.note for r in results):
-        echo("no failed rows")
-    elif total and settings.api_key is None:
-        echo("MONDAY_API_KEY is not set: they stay pending until it is")
-    elif total and not any(r["alive"] for r in listeners):
-        echo("no listener is running: they are synced when `npd-sync listen` runs")
+    for line in summary(results):
+        echo(line)
+    if any(r.requeued for r in results):
+        if settings.api_key is None:
+            echo("MONDAY_API_KEY is not set: they stay pending until it is")
+        elif not any(r["alive"] for r in listeners):
+            echo("no listener is running: they are synced when `npd-sync listen` runs")
     return not any(r.note for r in results)
 
 
+def summary(results: Sequence[Retried]) -> list[str]:
+    """What a retry did, a line per table (and one when nothing was failed)."""
+    lines = []
+    for result in results:
+        if result.note:
+            lines.append(f"{result.table}: {result.note}")
+        elif result.requeued:
+            count = len(result.requeued)
+            lines.append(
+                f"{result.table}: {count} row{'' if count == 1 else 's'} back in the queue"
+            )
+        if result.not_failed:
+            lines.append(
+                f"{result.table}: not failed, left as they are: {', '.join(result.not_failed)}"
+            )
+    if not any(r.requeued or r.note for r in results):
+        lines.append("no failed rows")
+    return lines
+
+
 async def retry(conn: db.Conn, wanted: Sequence[Target]) -> list[Retried]:
-    """Requeue the failed rows of the targets; the connection must come from `db.connect`."""
+    """Requeue the failed rows of the targets: the one retry operation, for `npd-sync retry`
+    and the console. The connection must come from `db.connect` or `db.create_pool` (marked as
+    the listener's, so that nothing here is captured)."""
     prepared = []
     results = []
     for target in wanted:

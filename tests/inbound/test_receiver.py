@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import jwt
@@ -192,30 +192,35 @@ def token(**claims: object) -> str:
 @pytest.mark.parametrize(
     ("authorization", "status"),
     [
-        (token(), 200),
-        ("Bearer " + token(), 200),
-        (None, 404),
-        ("", 404),
-        (token(exp=int(time.time()) - 10), 404),
-        (token(aud="https://elsewhere.example.com/monday/webhook/x"), 404),
+        # Made when the test runs, not when it is collected: they expire.
+        (lambda: token(), 200),
+        (lambda: "Bearer " + token(), 200),
+        (lambda: None, 404),
+        (lambda: "", 404),
+        (lambda: token(exp=int(time.time()) - 10), 404),
+        (lambda: token(aud="https://elsewhere.example.com/monday/webhook/x"), 404),
         (
-            jwt.encode(
+            lambda: jwt.encode(
                 {"aud": f"{PUBLIC}{PATH}", "exp": 2**40},
                 "other-secret-" + "z" * 32,
                 algorithm="HS256",
             ),
             404,
         ),
-        (jwt.encode({"aud": f"{PUBLIC}{PATH}"}, SIGNING, algorithm="HS256"), 404),  # no exp
-        ("eyJhbGciOiJub25lIn0.eyJleHAiOjl9.", 404),  # alg none
+        (lambda: jwt.encode({"aud": f"{PUBLIC}{PATH}"}, SIGNING, algorithm="HS256"), 404),  # no exp
+        (lambda: "eyJhbGciOiJub25lIn0.eyJleHAiOjl9.", 404),  # alg none
     ],
 )
 async def test_with_a_signing_secret_the_jwt_must_verify(
-    pool: asyncpg.Pool, conn: asyncpg.Connection, authorization: str | None, status: int
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    authorization: Callable[[], str | None],
+    status: int,
 ) -> None:
     client = await client_for(pool, signing=SIGNING)
     try:
-        headers = {} if authorization is None else {"Authorization": authorization}
+        header = authorization()
+        headers = {} if header is None else {"Authorization": header}
         assert (await client.post(PATH, json=event(), headers=headers)).status == status
     finally:
         await client.close()

@@ -1,0 +1,305 @@
+"""What the console's pages show, read from the database: the overview (the same report as
+`npd-sync status`, plus the last hour's history), the failed rows, and one row's story.
+
+Text that came from outside (Monday's errors, the application's `sync_error`) passes through
+`redact` here; the templates redact every value once more on output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from listener import catalog, db, links, mapping, sql
+from listener.capture import install
+from listener.commands import status
+from listener.console import charts
+from listener.outbound import rows
+from listener.redact import redact
+from listener.settings import Settings
+
+PER_PAGE = 50
+SYNC_COLUMNS = (
+    mapping.SYNC_ENABLED,
+    mapping.SYNC_DIRECTION,
+    mapping.SYNC_STATUS,
+    mapping.MONDAY_ID,
+    mapping.SYNC_ERROR,
+    mapping.LAST_SYNCED_AT,
+)
+_DETAIL = re.compile(r" (code|http|request_id)=(\S+)")
+
+
+class NotAKey(ValueError):
+    """The text given is not a key of the table (the message says so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    report: status.Report
+    history: charts.History
+    # Open conflicts per table: None (and the column hidden) until inbound sync keeps them.
+    conflicts: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MondayError:
+    """An error as the listener stored it (`message code=X http=N request_id=R`), in parts."""
+
+    message: str
+    code: str | None = None
+    http: str | None = None
+    request_id: str | None = None
+
+
+def split_error(text: str) -> MondayError:
+    """Monday's message, and the details the listener appended to it."""
+    details = dict(_DETAIL.findall(text))
+    return MondayError(
+        _DETAIL.sub("", text).strip(),
+        details.get("code"),
+        details.get("http"),
+        details.get("request_id"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRow:
+    table: str
+    key: str
+    attempts: int
+    error: MondayError
+    at: dt.datetime | None
+    changed_at: dt.datetime
+    item_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    rows: tuple[FailedRow, ...]
+    total: int
+    table: str | None
+    page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PER_PAGE))
+
+    @property
+    def tables(self) -> list[str]:
+        """The tables with failed rows on this page."""
+        return list(dict.fromkeys(r.table for r in self.rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Agreed:
+    """One value of the item: as both sides last agreed, and as the row would send it now."""
+
+    column: str
+    agreed: str | None
+    now: str | None
+
+    @property
+    def differs(self) -> bool:
+        return self.agreed != self.now
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Everything npd-sync knows about one row."""
+
+    table: str
+    key: str
+    row: Mapping[str, str | None] | None  # the sync columns as text; None: no such row
+    entry: Mapping[str, Any] | None  # the queue entry
+    changes: int  # change records not taken into the queue yet
+    oldest_change: dt.datetime | None
+    item_id: str | None
+    item_url: str | None
+    agreed_at: dt.datetime | None
+    values: tuple[Agreed, ...]
+    error: MondayError | None  # the queue entry's last error
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return self.entry is not None and self.entry["state"] == "failed"
+
+
+def item_url(template: str, board: str | None, item: str | None) -> str | None:
+    """The link to an item on Monday, when both ids are known and look like Monday's."""
+    if not board or not item or not board.isdigit() or not item.isdigit():
+        return None
+    return template.format(board=board, item=item)
+
+
+async def overview(conn: db.Conn, settings: Settings) -> Overview:
+    """The status report and the last hour's history; raises install.NotInstalled."""
+    version = await install.require_current(conn)
+    report = await status.collect(conn, settings, version)
+    recent = await conn.fetch(sql.query("recent_minutes"), charts.MINUTES)
+    this_minute = await conn.fetchval("SELECT date_trunc('minute', now())")
+    return Overview(report, charts.history(map(dict, recent), this_minute))
+
+
+async def failed(
+    conn: db.Conn, settings: Settings, item_template: str, *, table: str | None, page: int
+) -> Failed:
+    """A page of failed rows, newest error first."""
+    await install.require_current(conn)
+    records = await conn.fetch(sql.query("console_failed"), table, PER_PAGE, (page - 1) * PER_PAGE)
+    secrets = settings.secrets()
+    boards = {t.table: t.board_id for t in settings.tables}
+    found = tuple(
+        FailedRow(
+            table=r["table_name"],
+            key=r["row_key"],
+            attempts=r["attempts"],
+            error=split_error(redact(r["last_error"] or "", secrets)),
+            at=r["last_error_at"],
+            changed_at=r["changed_at"],
+            item_url=item_url(item_template, boards.get(r["table_name"]), r["item_id"]),
+        )
+        for r in records
+    )
+    return Failed(found, records[0]["total"] if records else 0, table, page)
+
+
+async def find_item(conn: db.Conn, settings: Settings, item: str) -> tuple[str, str] | None:
+    """The (table, key) of the row a Monday item belongs to, if npd-sync knows it."""
+    await install.require_current(conn)
+    found = await conn.fetchrow(sql.query("console_find_item"), item)
+    if found is not None:
+        return found["table_name"], found["row_key"]
+    for table in settings.tables:
+        info = await catalog.describe(conn, table.table)
+        if info is None or catalog.problems(info, table):
+            continue
+        statement = sql.query("console_row_by_item").format(
+            table=info.relation, key=sql.quote_ident(table.key_column)
+        )
+        key = await conn.fetchval(statement, item)
+        if key is not None:
+            return table.table, key
+    return None
+
+
+async def story(
+    conn: db.Conn, settings: Settings, item_template: str, *, table: str, key: str
+) -> Story:
+    """One row's story; raises ConfigError for a table not configured, NotAKey."""
+    await install.require_current(conn)
+    config = settings.table(table)
+    secrets = settings.secrets()
+    info = await catalog.describe(conn, config.table)
+    notes: list[str] = []
+    row: dict[str, str | None] | None = None
+    values: tuple[Agreed, ...] = ()
+    loaded: rows.Row | None = None
+    if info is None:
+        notes.append("the table does not exist")
+    elif problems := catalog.problems(info, config):
+        notes.extend(str(p) for p in problems)
+    else:
+        key = await _normalize(conn, config, info, key)
+        row = await _sync_columns(conn, config, info, key)
+        table_id = await conn.fetchval(sql.query("table_id"), config.table)
+        if table_id is not None and row is not None:
+            compiled = rows.compile_table(int(table_id), config, info)
+            loaded = (await rows.load(conn, compiled, [key])).get(key)
+    if row is not None and row.get(mapping.SYNC_ERROR):
+        row[mapping.SYNC_ERROR] = redact(row[mapping.SYNC_ERROR] or "", secrets)
+    entry = await conn.fetchrow(sql.query("console_entry"), config.table, key)
+    changes = await conn.fetchrow(sql.query("console_changes"), config.table, key)
+    link = await conn.fetchrow(sql.query("console_link"), config.table, key)
+    agreed = links.parse(link["agreed"]) if link else None
+    if loaded is not None or agreed is not None:
+        values = _values(config, key, loaded, agreed or {})
+    item = link["item_id"] if link else None
+    item = item or (entry["monday_id"] if entry else None)
+    item = item or (row.get(mapping.MONDAY_ID) if row else None)
+    error = None
+    if entry is not None and entry["last_error"]:
+        error = split_error(redact(entry["last_error"], secrets))
+    return Story(
+        table=config.table,
+        key=key,
+        row=row,
+        entry=dict(entry) if entry is not None else None,
+        changes=changes["n"] if changes else 0,
+        oldest_change=changes["oldest"] if changes else None,
+        item_id=item,
+        item_url=item_url(item_template, config.board_id, item),
+        agreed_at=link["agreed_at"] if link else None,
+        values=values,
+        error=error,
+        notes=tuple(notes),
+    )
+
+
+async def _normalize(
+    conn: db.Conn, table: mapping.TableMapping, info: catalog.TableInfo, key: str
+) -> str:
+    key_type = info.columns[table.key_column].type
+    statement = sql.query("normalize_keys").format(key_type=key_type)
+    try:
+        normalized = await conn.fetchval(statement, [key])
+    except asyncpg.DataError:
+        raise NotAKey(
+            f"{key!r} is not a key of {table.table} ({table.key_column} is {key_type})"
+        ) from None
+    return str(normalized)
+
+
+async def _sync_columns(
+    conn: db.Conn, table: mapping.TableMapping, info: catalog.TableInfo, key: str
+) -> dict[str, str | None] | None:
+    present = [c for c in SYNC_COLUMNS if info.has(c)]
+    columns = "".join(f", t.{sql.quote_ident(c)}::text AS {sql.quote_ident(c)}" for c in present)
+    statement = sql.query("console_row").format(
+        table=info.relation,
+        key=sql.quote_ident(table.key_column),
+        key_type=info.columns[table.key_column].type,
+        columns=columns,
+    )
+    found = await conn.fetchrow(statement, key)
+    return None if found is None else {c: found[c] for c in present}
+
+
+def _values(
+    table: mapping.TableMapping, key: str, row: rows.Row | None, agreed: Mapping[str, Any]
+) -> tuple[Agreed, ...]:
+    """The item's values as agreed and as the row gives them now (column ids in the mapping's
+    order, the name first)."""
+    now: dict[str, Any] = {}
+    if row is not None:
+        try:
+            now = {
+                links.NAME: mapping.item_name(row.values, table, key),
+                **mapping.column_values(row.values, table, key),
+            }
+        except mapping.MappingError as exc:
+            now = {links.NAME: f"(cannot be sent: {exc})"}
+    order = [links.NAME, *(c.id for c in table.columns)]
+    if table.npd_id_column:
+        order.append(table.npd_id_column)
+    order += sorted(set(agreed) - set(order))
+    return tuple(
+        Agreed(column, _shown(agreed.get(column)), _shown(now.get(column)))
+        for column in order
+        if column in agreed or column in now
+    )
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
