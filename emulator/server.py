@@ -728,7 +728,9 @@ def _result_body(result: ExecutionResult, request_id: str) -> dict[str, Any]:
 
 
 def _codes(body: Mapping[str, Any]) -> list[str]:
-    return [str(e.get("extensions", {}).get("code")) for e in body.get("errors", ())]
+    # A bare error (create_webhook's failed challenge) has no code to count.
+    codes = (e.get("extensions", {}).get("code") for e in body.get("errors", ()))
+    return [str(code) for code in codes if code is not None]
 
 
 def _encode(body: Mapping[str, Any]) -> bytes:
