@@ -79,10 +79,11 @@ class Emulator:
 
     Webhooks (see `webhooks`): every change to an item, through the API (by API_USER_ID)
     or through this class (by PERSON_USER_ID unless told), is sent to the board's webhooks
-    that subscribe to it, after the request. A failed delivery is retried every
-    `webhook_retry_interval` seconds for `webhook_retry_for` seconds (Monday: 60 and 1800);
-    `webhook_concurrency` senders (1: in order); with `signing_secret` (an app token's
-    webhooks) each delivery carries a JWT.
+    that subscribe to it, after the request. A delivery that gets no 200 within
+    `webhook_timeout` seconds is retried every `webhook_retry_interval` seconds for
+    `webhook_retry_for` seconds (Monday: 60 and 1800); `webhook_concurrency` senders (1:
+    first attempts in order); with `signing_secret` (an app token's webhooks) each delivery
+    carries a JWT whose iat/exp come from `clock`.
     """
 
     API_USER_ID = events.API_USER_ID

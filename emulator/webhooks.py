@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_SECONDS = 300  # a JWT's lifetime: Monday's shortLivedToken lasts 5 minutes [inferred]
 
-FaultKind = str  # "drop", "delay", "duplicate"
 _KINDS = ("drop", "delay", "duplicate")
 
 
@@ -226,7 +225,7 @@ class Deliverer:
         else:
             self._resumed.set()
 
-    def _strike(self) -> FaultKind | None:
+    def _strike(self) -> str | None:
         faults = self._faults
         for kind in _KINDS:
             counter = f"next_{kind}"
@@ -253,13 +252,19 @@ class Deliverer:
                 url, json={"challenge": token}, timeout=self._timeout
             ) as response:
                 if response.status != 200:
-                    return f"HTTP {response.status}"
+                    return self._refused(url, f"HTTP {response.status}")
                 body = json.loads(await response.read())
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return _describe(exc)
+            return self._refused(url, _describe(exc))
         if not isinstance(body, dict) or body.get("challenge") != token:
-            return "the answer does not echo the challenge"
+            return self._refused(url, "the answer does not echo the challenge")
         return None
+
+    @staticmethod
+    def _refused(url: str, reason: str) -> str:
+        # Monday tells the client nothing; the emulator's log tells the developer.
+        log.info("webhook challenge to %s failed: %s", url, reason)
+        return reason
 
     # --- deliveries ---------------------------------------------------------------------
 

@@ -100,8 +100,8 @@ async def test_create_webhook_answers_the_challenge_first(
 ) -> None:
     reply = await api.post(CREATE_WEBHOOK, {"b": CONTACTS, "u": receiver.url, "e": "create_item"})
     created = reply.data["create_webhook"]
-    assert created == {"id": created["id"], "board_id": CONTACTS, "event": "create_item",
-                       "config": None}  # fmt: skip
+    expected = {"id": created["id"], "board_id": CONTACTS, "event": "create_item", "config": None}
+    assert created == expected
     [challenge] = receiver.challenges
     assert set(challenge.body) == {"challenge"}
     assert len(challenge.body["challenge"]) >= 16
@@ -137,13 +137,14 @@ async def test_long_urls_unknown_boards_and_bad_configs_are_invalid_arguments(
     api: Api, emu: Emulator, receiver: Receiver
 ) -> None:
     long_url = receiver.url + "?" + "x" * 256
+    nope = json.dumps({"columnId": "nope"})
     cases = [
         {"b": CONTACTS, "u": long_url, "e": "create_item"},
         {"b": "999", "u": receiver.url, "e": "create_item"},
         {"b": CONTACTS, "u": receiver.url, "e": "change_specific_column_value"},
-        {"b": CONTACTS, "u": receiver.url, "e": "change_specific_column_value",
-         "c": json.dumps({"columnId": "nope"})},
-    ]  # fmt: skip
+        {"b": CONTACTS, "u": receiver.url, "e": "change_specific_column_value", "c": "{}"},
+        {"b": CONTACTS, "u": receiver.url, "e": "change_specific_column_value", "c": nope},
+    ]
     for variables in cases:
         reply = await api.post(CREATE_WEBHOOK, variables)
         assert reply.codes == ["InvalidArgumentException"], variables
@@ -160,8 +161,8 @@ async def test_delete_webhook(api: Api, emu: Emulator, receiver: Receiver) -> No
     first = await subscribe(api, receiver.url, "create_item")
     second = await subscribe(api, receiver.url, "change_name")
     reply = await api.post(DELETE_WEBHOOK, {"i": first})
-    assert reply.data["delete_webhook"] == {"id": first, "board_id": CONTACTS,
-                                            "event": "create_item"}  # fmt: skip
+    deleted = {"id": first, "board_id": CONTACTS, "event": "create_item"}
+    assert reply.data["delete_webhook"] == deleted
     assert [w.id for w in emu.webhooks()] == [second]
     reply = await api.post(DELETE_WEBHOOK, {"i": first})
     assert reply.codes == ["ResourceNotFoundException"]
@@ -214,8 +215,8 @@ async def test_api_mutations_come_back_as_events_of_the_tokens_user(
 ) -> None:
     await subscribe_all(api, receiver.url)
     item = await create(api, "Ada", npd_id="1", text="Countess")
-    await api.post(CHANGE, {"b": CONTACTS, "i": item, "v": values(
-        name="Ada Lovelace", npd_id="1", phone=PHONE, text=None)})  # fmt: skip
+    change = values(name="Ada Lovelace", npd_id="1", phone=PHONE, text=None)
+    await api.post(CHANGE, {"b": CONTACTS, "i": item, "v": change})
     await api.post(
         "mutation ($b: ID!, $i: ID) {"
         ' a: change_column_value(board_id: $b, item_id: $i, column_id: "text",'
@@ -305,8 +306,8 @@ async def test_only_subscribed_events_of_the_board_are_sent(
     api: Api, emu: Emulator, receiver: Receiver
 ) -> None:
     await subscribe(api, receiver.url, "change_name")
-    await subscribe(api, receiver.url, "change_specific_column_value",
-                    config=json.dumps({"columnId": "phone"}))  # fmt: skip
+    phone_only = json.dumps({"columnId": "phone"})
+    await subscribe(api, receiver.url, "change_specific_column_value", config=phone_only)
     await subscribe(api, receiver.url, "create_item", board=ORGANIZATIONS)
     item = await create(api, "Ada")
     emu.edit_item(item, {"text": "x", "phone": PHONE})
@@ -399,7 +400,7 @@ async def test_a_receiver_that_is_down_gets_the_event_once_it_is_back(
 
 async def test_after_retry_for_the_event_is_lost(clock: ManualClock, receiver: Receiver) -> None:
     async with (
-        Emulator(TOKEN, clock=clock, webhook_retry_interval=0.01, webhook_retry_for=0.03) as emu,
+        Emulator(TOKEN, clock=clock, webhook_retry_interval=0.01, webhook_retry_for=0.1) as emu,
         aiohttp.ClientSession() as session,
     ):
         api = Api(session, emu)
@@ -408,7 +409,7 @@ async def test_after_retry_for_the_event_is_lost(clock: ManualClock, receiver: R
         await create(api)
         await settle(emu)
         records = emu.deliveries
-        assert 2 <= len(records) <= 4
+        assert 2 <= len(records) <= 11  # attempts at 0, 0.01, ... 0.1 s at the most
         assert [r.attempt for r in records] == list(range(1, len(records) + 1))
         assert [r.gave_up for r in records] == [False] * (len(records) - 1) + [True]
         assert all(r.status == 500 for r in records)
