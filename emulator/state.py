@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import random
 import tempfile
-import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -290,7 +290,7 @@ class Store:
         previous: Stored | None = None,
     ) -> None:
         change = Change(
-            str(uuid.uuid4()),
+            _log_id(),
             kind,
             item.board_id,
             item.id,
@@ -348,6 +348,15 @@ class Store:
         if stored is None:
             return None
         return values.search_key(column.type, values.text(column, stored))
+
+
+_IDS = random.Random()
+
+
+def _log_id() -> str:
+    """A UUID-shaped activity log id; uuid4 costs a third of a change (urandom), needlessly."""
+    h = f"{_IDS.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def board_json(board: Board) -> dict[str, Any]:
