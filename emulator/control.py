@@ -91,18 +91,13 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
         state = data.get("state")
         if state not in (None, "active", "archived", "deleted"):
             return _bad("state must be active, archived or deleted")
-        user_id = _user(data)
+        user_id, column_values, name = _user(data), _values(data), data.get("name")
         try:
             # A restore comes first, so that the restored item can be edited.
             if state == "active":
                 emulator.set_item_state(item_id, state, user_id=user_id)
-            if data.get("column_values") is not None or data.get("name") is not None:
-                emulator.edit_item(
-                    item_id,
-                    _values(data),
-                    name=data.get("name"),
-                    user_id=user_id,
-                )
+            if column_values is not None or name is not None:
+                emulator.edit_item(item_id, column_values, name=name, user_id=user_id)
             if state in ("archived", "deleted"):
                 emulator.set_item_state(item_id, state, user_id=user_id)
         except errors.ApiError as exc:
