@@ -4,6 +4,8 @@
         url = emu.url                           # http://127.0.0.1:<port>/v2
         ...
         emu.items("1000000001")                 # what the board holds now
+        emu.edit_item(item_id, {"phone": ...})  # as a person would: webhooks hear of it
+        await emu.settle_webhooks()             # every event delivered (or given up)
 
 See `server.Emulator` for the Python API and `control` for the HTTP control endpoints.
 
@@ -19,22 +21,27 @@ from emulator.conformance import (
     validate_against_official,
 )
 from emulator.errors import ApiError
+from emulator.events import API_USER_ID, PERSON_USER_ID
 from emulator.faults import Faults
 from emulator.limits import AccountLimits
-from emulator.model import Board, Column, Item
+from emulator.model import Board, Column, Item, Webhook
 from emulator.records import Counters, RequestRecord
 from emulator.serve import EmulatorOptions, serve
 from emulator.server import DEFAULT_TOKEN, Emulator
 from emulator.state import StateFileError
+from emulator.webhooks import Delivery, WebhookFaults
 
 __all__ = [
+    "API_USER_ID",
     "DEFAULT_TOKEN",
+    "PERSON_USER_ID",
     "AccountLimits",
     "ApiError",
     "Board",
     "Clock",
     "Column",
     "Counters",
+    "Delivery",
     "Emulator",
     "EmulatorOptions",
     "Faults",
@@ -43,6 +50,8 @@ __all__ = [
     "OfficialSchemaMissing",
     "RequestRecord",
     "StateFileError",
+    "Webhook",
+    "WebhookFaults",
     "official_schema_path",
     "serve",
     "validate_against_official",

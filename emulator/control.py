@@ -8,17 +8,41 @@ need no token; the emulator listens on 127.0.0.1 unless told otherwise.
     POST /control/limits    {"plan": "pro", ...AccountLimits fields} -> {"limits": {...}}
     POST /control/reset     -> {"ok": true}
     POST /control/release   let hung requests go -> {"released": n}
+
+Editing the boards as a person in the browser would (user_id defaults to PERSON_USER_ID;
+values in Monday's JSON form, as an object; the webhooks hear of it like any change):
+
+    POST /control/items/{id}         {"column_values": {...}, "name": "...",
+                                      "state": "active|archived|deleted", "user_id": n}
+                                     (all optional) -> {"item": {...}}
+    POST /control/boards/{id}/items  {"name": "...", "column_values": {...}, "user_id": n}
+                                     -> {"item": {...}}
+
+    An unknown item or board is a 404, a value Monday would refuse a 400, both with
+    {"error": message, "code": Monday's error code}.
+
+Webhooks:
+
+    GET  /control/webhooks          {"webhooks": [...], "deliveries": [Delivery, ...],
+                                     "faults": {...}, "pending": n}
+    POST /control/webhooks/faults   WebhookFaults fields (missing ones default; "paused":
+                                     false resumes) -> {"faults": {...}}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from emulator import errors, events
 from emulator.faults import Faults
 from emulator.limits import limits_from_json, limits_to_json
+from emulator.model import Item
+from emulator.state import item_json
+from emulator.webhooks import WebhookFaults
 
 if TYPE_CHECKING:
     from emulator.server import Emulator
@@ -58,12 +82,73 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     async def release(_request: web.Request) -> web.Response:
         return web.json_response({"released": emulator.release_hung()})
 
+    async def edit_item(request: web.Request) -> web.Response:
+        data = await _object(request)
+        item_id = request.match_info["id"]
+        unknown = set(data) - {"column_values", "name", "state", "user_id"}
+        if unknown:
+            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+        state = data.get("state")
+        if state not in (None, "active", "archived", "deleted"):
+            return _bad("state must be active, archived or deleted")
+        user_id, column_values, name = _user(data), _values(data), data.get("name")
+        try:
+            # A restore comes first, so that the restored item can be edited.
+            if state == "active":
+                emulator.set_item_state(item_id, state, user_id=user_id)
+            if column_values is not None or name is not None:
+                emulator.edit_item(item_id, column_values, name=name, user_id=user_id)
+            if state in ("archived", "deleted"):
+                emulator.set_item_state(item_id, state, user_id=user_id)
+        except errors.ApiError as exc:
+            return _refused(exc)
+        return _item(emulator.item(item_id))
+
+    async def add_item(request: web.Request) -> web.Response:
+        data = await _object(request)
+        unknown = set(data) - {"column_values", "name", "user_id"}
+        if unknown:
+            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            item = emulator.add_item(
+                request.match_info["id"],
+                data.get("name", ""),
+                _values(data),
+                user_id=_user(data),
+            )
+        except errors.ApiError as exc:
+            return _refused(exc)
+        return _item(item)
+
+    async def webhooks(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "webhooks": [dataclasses.asdict(w) for w in emulator.webhooks()],
+                "deliveries": [d.to_json() for d in emulator.deliveries],
+                "faults": emulator.webhook_faults.to_json(),
+                "pending": emulator.webhooks_pending,
+            }
+        )
+
+    async def webhook_faults(request: web.Request) -> web.Response:
+        data = await _object(request)
+        try:
+            new = WebhookFaults.from_json(data)
+        except (TypeError, ValueError) as exc:
+            return _bad(str(exc))
+        emulator.set_webhook_faults(new)
+        return web.json_response({"faults": new.to_json()})
+
     app.router.add_get("/control/state", state)
     app.router.add_get("/control/requests", requests)
     app.router.add_post("/control/faults", faults)
     app.router.add_post("/control/limits", limits)
     app.router.add_post("/control/reset", reset)
     app.router.add_post("/control/release", release)
+    app.router.add_post("/control/items/{id}", edit_item)
+    app.router.add_post("/control/boards/{id}/items", add_item)
+    app.router.add_get("/control/webhooks", webhooks)
+    app.router.add_post("/control/webhooks/faults", webhook_faults)
 
 
 async def _object(request: web.Request) -> dict[str, Any]:
@@ -71,16 +156,45 @@ async def _object(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "body is not JSON"}), content_type="application/json"
-        ) from None
+        raise _http_bad("body is not JSON") from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "body must be a JSON object"}),
-            content_type="application/json",
-        )
+        raise _http_bad("body must be a JSON object")
     return data
 
 
 def _bad(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
+
+
+def _user(data: dict[str, Any]) -> int:
+    user_id = data.get("user_id")
+    if user_id is None:
+        return events.PERSON_USER_ID
+    if (
+        isinstance(user_id, bool)
+        or not isinstance(user_id, int | str)
+        or not str(user_id).isdigit()
+    ):
+        raise _http_bad("user_id must be a user id (digits)")
+    return int(user_id)
+
+
+def _values(data: dict[str, Any]) -> dict[str, Any] | None:
+    column_values = data.get("column_values")
+    if column_values is not None and not isinstance(column_values, dict):
+        raise _http_bad("column_values must be an object of column id to value")
+    return column_values
+
+
+def _refused(exc: errors.ApiError) -> web.Response:
+    status = 404 if exc.code in ("ResourceNotFoundException", "InvalidBoardIdException") else 400
+    return web.json_response({"error": exc.message, "code": exc.code}, status=status)
+
+
+def _item(item: Item | None) -> web.Response:
+    assert item is not None
+    return web.json_response({"item": item_json(item)})
+
+
+def _http_bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")

@@ -36,6 +36,7 @@ from graphql import (
     validate,
 )
 from graphql.error import GraphQLSyntaxError
+from graphql.pyutils import AwaitableOrValue
 from graphql.validation import ASTValidationContext
 
 from emulator import resolvers
@@ -230,17 +231,17 @@ def _root_fields(
     return names
 
 
-def run(plan: Prepared, variables: dict[str, Any] | None, context: Any) -> ExecutionResult:
-    """Execute a plan; everything is synchronous, so the result is too."""
-    result = execute(
+def run(
+    plan: Prepared, variables: dict[str, Any] | None, context: Any
+) -> AwaitableOrValue[ExecutionResult]:
+    """Execute a plan: synchronously, unless it holds a coroutine field (create_webhook)."""
+    return execute(
         SCHEMA,
         plan.document,
         context_value=context,
         variable_values=variables,
         operation_name=plan.operation.name.value if plan.operation.name else None,
     )
-    assert isinstance(result, ExecutionResult)
-    return result
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:

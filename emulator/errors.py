@@ -39,6 +39,11 @@ class ApiError(Exception):
         return ext
 
 
+class BareError(Exception):
+    """An error Monday reports with a message and nothing else (no code, no data): the
+    whole response becomes {"errors": [{"message": ...}]}."""
+
+
 class ColumnValueError(ApiError):
     """A value a column does not accept (ColumnValueException)."""
 

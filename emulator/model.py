@@ -59,3 +59,42 @@ class Item:
     def copy(self) -> Item:
         """A deep copy, safe to hand out of the emulator."""
         return copy.deepcopy(self)
+
+
+@dataclass(slots=True)
+class Webhook:
+    """A board webhook: `event` is a WebhookEventType; `config` the decoded JSON (or None).
+
+    `app` is whether an app token created it (its deliveries are signed).
+    """
+
+    id: str
+    board_id: str
+    url: str
+    event: str
+    config: dict[str, Any] | None = None
+    app: bool = False
+
+
+ChangeKind = Literal["create", "value", "name", "state"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to an item, as the board's activity log and its webhooks report it.
+
+    `value` and `previous` are stored values (a column's JSON, the name, or an ItemState;
+    on "create", `value` holds the item's column values); `column_id` is set on value
+    changes only; `at` is epoch seconds.
+    """
+
+    id: str
+    kind: ChangeKind
+    board_id: str
+    item_id: str
+    item_name: str
+    user_id: int
+    at: float
+    column_id: str | None = None
+    value: Stored | None = None
+    previous: Stored | None = None

@@ -1,11 +1,12 @@
 """Resolvers: what each field of schema.graphql does to the store.
 
-Everything is synchronous (the store is in memory), so graphql-core executes a whole
-document without creating a coroutine per field.
+Everything but create_webhook (which sends the challenge) is synchronous (the store is in
+memory), so graphql-core executes a document without creating a coroutine per field.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -15,17 +16,19 @@ from typing import Any, TypeAlias
 
 from graphql import GraphQLResolveInfo
 
-from emulator import errors, values, versions
+from emulator import errors, events, values, versions
 from emulator.clock import Clock
 from emulator.limits import Charge
-from emulator.model import COLUMN_TYPES, NAME_COLUMN, Board, Column, Item, Stored
+from emulator.model import COLUMN_TYPES, NAME_COLUMN, Board, Change, Column, Item, Stored, Webhook
 from emulator.state import Store
+from emulator.webhooks import Deliverer
 
 PAGE_MAX = 500  # items_page, items_page_by_column_values, next_items_page
 ITEMS_MAX = 100  # items(ids:)
 CURSOR_TTL = 60 * 60.0  # Monday's cursors last 60 minutes
 _COLUMN_ID = re.compile(r"^[a-z0-9_]{1,20}$")
-USER = {"id": "1", "name": "Emulator User", "email": "emulator@example.com"}
+WEBHOOK_URL_MAX = 255
+USER = {"id": str(events.API_USER_ID), "name": "Emulator User", "email": "emulator@example.com"}
 
 
 class CursorBook:
@@ -68,6 +71,8 @@ class Context:
     cursors: CursorBook
     charge: Charge
     version: versions.Version
+    deliverer: Deliverer
+    user_id: int = events.API_USER_ID
 
 
 Info: TypeAlias = "GraphQLResolveInfo[Context]"
@@ -242,7 +247,7 @@ def _change(
     name, vals, settings = writes(board, raw, bool(create_labels), simple=simple)
     for column, new in settings:
         ctx.store.set_settings(column, new)
-    ctx.store.update_item(item, name, vals)
+    ctx.store.update_item(item, name, vals, user_id=ctx.user_id)
     return item
 
 
@@ -361,7 +366,7 @@ def _create_item(
     renamed, vals, settings = writes(board, raw, bool(create_labels_if_missing))
     for column, new in settings:
         ctx.store.set_settings(column, new)
-    return ctx.store.create_item(board, renamed or name, vals)
+    return ctx.store.create_item(board, renamed or name, vals, user_id=ctx.user_id)
 
 
 def _change_multiple_column_values(
@@ -403,18 +408,66 @@ def _change_simple_column_value(
 
 
 def _archive_item(_root: Any, info: Info, item_id: str | None = None) -> Item:
-    store = info.context.store
-    item = _item(store, item_id)
+    ctx = info.context
+    item = _item(ctx.store, item_id)
     if item.state != "archived":
-        store.set_state(item, "archived")
+        ctx.store.set_state(item, "archived", user_id=ctx.user_id)
     return item
 
 
 def _delete_item(_root: Any, info: Info, item_id: str | None = None) -> Item:
-    store = info.context.store
-    item = _item(store, item_id)
-    store.set_state(item, "deleted")
+    ctx = info.context
+    item = _item(ctx.store, item_id)
+    ctx.store.set_state(item, "deleted", user_id=ctx.user_id)
     return item
+
+
+async def _create_webhook(
+    _root: Any, info: Info, board_id: str, url: str, event: str, config: object = None
+) -> Webhook:
+    ctx = info.context
+    board = _webhook_board(ctx.store, board_id)
+    if len(url) > WEBHOOK_URL_MAX:
+        raise errors.invalid_argument(f"url must be at most {WEBHOOK_URL_MAX} characters")
+    settings = None if config is None else values.parse_object(config, "config")
+    if event == "change_specific_column_value":
+        column_id = (settings or {}).get("columnId")
+        if not isinstance(column_id, str) or column_id not in board.columns:
+            raise errors.invalid_argument(
+                'change_specific_column_value needs config {"columnId": ...} naming a column'
+            )
+    # Monday answers a URL that fails the challenge with nothing but this message.
+    if await ctx.deliverer.challenge(url) is not None:
+        raise errors.BareError("Internal Server Error")
+    return ctx.store.add_webhook(board, url, event, settings, app=ctx.deliverer.signed)
+
+
+def _delete_webhook(_root: Any, info: Info, id: str) -> Webhook:
+    webhook = info.context.store.remove_webhook(id)
+    if webhook is None:
+        raise errors.ApiError(
+            "ResourceNotFoundException", f"Webhook with id {id} was not found", status_code=404
+        )
+    return webhook
+
+
+def _webhooks(
+    _root: Any, info: Info, board_id: str, app_webhooks_only: bool | None = None
+) -> list[Webhook]:
+    store = info.context.store
+    board = _webhook_board(store, board_id)
+    return [
+        w
+        for w in store.webhooks.values()
+        if w.board_id == board.id and (w.app or not app_webhooks_only)
+    ]
+
+
+def _webhook_board(store: Store, board_id: str) -> Board:
+    board = store.boards.get(str(board_id))
+    if board is None or board.state == "deleted":
+        raise errors.invalid_argument(f"Board with id {board_id} does not exist")
+    return board
 
 
 def _create_column(
@@ -488,6 +541,45 @@ def _board_items_page(board: Board, info: Info, limit: int, cursor: str | None =
     return _page(ctx, (i.id for i in ctx.store.board_items(board.id)), limit)
 
 
+def _board_activity_logs(board: Board, info: Info, **args: Any) -> list[dict[str, Any]]:
+    # `from` is a Python keyword, hence **args.
+    since, until = _instant(args.get("from"), "from"), _instant(args.get("to"), "to")
+    columns, groups = args.get("column_ids"), args.get("group_ids")
+    items, users = args.get("item_ids"), args.get("user_ids")
+    users = None if users is None else {str(u) for u in users}
+    found: list[Change] = []
+    for change in reversed(info.context.store.activity.get(board.id, ())):  # newest first
+        column = NAME_COLUMN if change.kind == "name" else change.column_id
+        if (
+            (since is None or change.at >= since)
+            and (until is None or change.at <= until)
+            and (columns is None or column in columns)
+            and (groups is None or events.GROUP["groupId"] in groups)
+            and (items is None or change.item_id in items)
+            and (users is None or str(change.user_id) in users)
+        ):
+            found.append(change)
+    return [
+        events.activity_log(c, board) for c in _slice(found, args.get("limit"), args.get("page"))
+    ]
+
+
+def _instant(value: str | None, argument: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.invalid_argument(f"{argument} must be an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _webhook_config(webhook: Webhook, _info: Info) -> str | None:
+    return None if webhook.config is None else json.dumps(webhook.config)
+
+
 def _item_board(item: Item, info: Info) -> Board:
     return info.context.store.boards[item.board_id]
 
@@ -519,6 +611,7 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "complexity": _complexity,
         "version": _version,
         "versions": _all_versions,
+        "webhooks": _webhooks,
     },
     "Mutation": {
         "create_item": _create_item,
@@ -529,6 +622,8 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "delete_item": _delete_item,
         "create_column": _create_column,
         "create_board": _create_board,
+        "create_webhook": _create_webhook,
+        "delete_webhook": _delete_webhook,
         "complexity": _complexity,
     },
     "Board": {
@@ -536,6 +631,8 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "columns": _board_columns,
         "items_count": _board_items_count,
         "items_page": _board_items_page,
+        "activity_logs": _board_activity_logs,
     },
     "Item": {"board": _item_board, "column_values": _item_column_values},
+    "Webhook": {"config": _webhook_config},
 }

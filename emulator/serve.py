@@ -25,6 +25,9 @@ class EmulatorOptions:
     state_file: Path | None = None
     plan: str = "pro"  # standard, pro, enterprise or unlimited
     tables: tuple[mapping.TableMapping, ...] | None = None  # None: the default mapping
+    signing_secret: str | None = None  # sign webhook deliveries (an app token's webhooks)
+    webhook_retry_interval: float = 60.0
+    webhook_retry_for: float = 1800.0
 
 
 async def serve(options: EmulatorOptions, *, out: TextIO | None = None) -> None:
@@ -39,6 +42,9 @@ async def serve(options: EmulatorOptions, *, out: TextIO | None = None) -> None:
         state_file=options.state_file,
         host=options.host,
         port=options.port,
+        signing_secret=options.signing_secret,
+        webhook_retry_interval=options.webhook_retry_interval,
+        webhook_retry_for=options.webhook_retry_for,
     )
     url = await emulator.start()
     try:

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -26,14 +27,15 @@ from typing import Any
 from aiohttp import web
 from graphql import ExecutionResult
 
-from emulator import control, engine, errors, resolvers, values, versions
+from emulator import control, engine, errors, events, resolvers, values, versions, webhooks
 from emulator.clock import Clock, system_clock
 from emulator.faults import FaultPlan, Faults
 from emulator.idempotency import IdempotencyCache, InFlight
 from emulator.limits import AccountLimits, RateLimiter, Rejection, limits_to_json
-from emulator.model import Board, Column, ColumnType, Item, ItemState
+from emulator.model import Board, Column, ColumnType, Item, ItemState, Webhook
 from emulator.records import Counters, RequestRecord
 from emulator.state import StateFileError, Store, board_json, boards_from_mappings
+from emulator.webhooks import Delivery, WebhookFaults
 from listener import mapping
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,18 @@ class Emulator:
     the built-in mapping; limits default to the Pro plan (`AccountLimits.unlimited()` turns them
     off); clock drives windows, expiry and timestamps; state_file is read here when it
     exists, written `save_interval` seconds after changes and on stop.
+
+    Webhooks (see `webhooks`): every change to an item, through the API (by API_USER_ID)
+    or through this class (by PERSON_USER_ID unless told), is sent to the board's webhooks
+    that subscribe to it, after the request. A delivery that gets no 200 within
+    `webhook_timeout` seconds is retried every `webhook_retry_interval` seconds for
+    `webhook_retry_for` seconds (Monday: 60 and 1800); `webhook_concurrency` senders (1:
+    first attempts in order); with `signing_secret` (an app token's webhooks) each delivery
+    carries a JWT whose iat/exp come from `clock`.
     """
+
+    API_USER_ID = events.API_USER_ID
+    PERSON_USER_ID = events.PERSON_USER_ID
 
     def __init__(
         self,
@@ -90,6 +103,11 @@ class Emulator:
         extra_tokens: Sequence[str] = (),
         save_interval: float = 0.5,
         max_records: int = 10_000,
+        signing_secret: str | None = None,
+        webhook_retry_interval: float = 60.0,
+        webhook_retry_for: float = 1800.0,
+        webhook_timeout: float = 10.0,
+        webhook_concurrency: int = 1,
     ) -> None:
         self._tokens = {t: _scope(t) for t in (token, *extra_tokens)}
         self._tables = tuple(mapping.default_mappings() if tables is None else tables)
@@ -104,6 +122,18 @@ class Emulator:
         self._cursors = resolvers.CursorBook(clock)
         self._records: deque[RequestRecord] = deque(maxlen=max_records)
         self.counters = Counters()
+        self._deliverer = webhooks.Deliverer(
+            clock,
+            retry_interval=webhook_retry_interval,
+            retry_for=webhook_retry_for,
+            timeout=webhook_timeout,
+            concurrency=webhook_concurrency,
+            signing_secret=signing_secret,
+            account_id=events.ACCOUNT_ID,
+            user_id=events.API_USER_ID,
+            max_records=max_records,
+            on_record=self._notify,
+        )
         self._store = self._fresh_store()
         if self._state_file is not None and self._state_file.exists():
             self._store.load(self._state_file)
@@ -129,6 +159,7 @@ class Emulator:
         runner = web.AppRunner(
             self.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0
         )
+        await self._deliverer.start()
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
@@ -144,6 +175,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._deliverer.stop()
         if self._save_task is not None:
             self._save_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,7 +254,8 @@ class Emulator:
         return self._limiter.in_flight
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Return once `predicate()` holds; it is checked after every request event.
+        """Return once `predicate()` holds; it is checked after every request event and
+        every webhook delivery.
 
         Wrap in `asyncio.timeout` in tests.
         """
@@ -248,6 +281,7 @@ class Emulator:
             boards.append(data)
         return {
             "boards": boards,
+            "webhooks": [dataclasses.asdict(w) for w in self._store.webhooks.values()],
             "counters": self.counters.to_json(),
             "faults": self.faults.to_json(),
             "limits": limits_to_json(self.limits),
@@ -286,6 +320,8 @@ class Emulator:
         self._cursors.clear()
         self._records.clear()
         self.counters = Counters()
+        self._deliverer.clear()
+        self._deliverer.set_faults(WebhookFaults())
         self._changed()
 
     def release_hung(self) -> int:
@@ -326,19 +362,18 @@ class Emulator:
         column_values: Mapping[str, Any] | None = None,
         *,
         state: ItemState = "active",
+        user_id: int = events.PERSON_USER_ID,
     ) -> Item:
-        """Create an item directly, values in Monday's JSON form and checked as Monday does.
-
-        Raises errors.ApiError for what the API would refuse.
-        """
+        """Create an item as `user_id` on the board would, values in Monday's JSON form and
+        checked as Monday does. Raises errors.ApiError for what the API would refuse."""
         board = self._store.boards.get(str(board_id))
         if board is None:
             raise errors.invalid_board(str(board_id))
         name = values.check_name(name)
         renamed, vals, _ = resolvers.writes(board, column_values or {}, False)
-        item = self._store.create_item(board, renamed or name, vals)
+        item = self._store.create_item(board, renamed or name, vals, user_id=user_id)
         if state != "active":
-            self._store.set_state(item, state)
+            self._store.set_state(item, state, user_id=user_id)
         self._changed()
         return item.copy()
 
@@ -348,6 +383,7 @@ class Emulator:
         column_values: Mapping[str, Any] | None = None,
         *,
         name: str | None = None,
+        user_id: int = events.PERSON_USER_ID,
     ) -> Item:
         """Change an item as a person on the board would: values in Monday's JSON form (None
         clears), checked as Monday does. Raises errors.ApiError for what Monday would refuse."""
@@ -361,14 +397,59 @@ class Emulator:
         renamed, vals, settings = resolvers.writes(board, raw, False)
         for column, new in settings:
             self._store.set_settings(column, new)
-        self._store.update_item(item, renamed, vals)
+        self._store.update_item(item, renamed, vals, user_id=user_id)
         self._changed()
         return item.copy()
 
-    def set_item_state(self, item_id: str | int, state: ItemState) -> None:
+    def set_item_state(
+        self, item_id: str | int, state: ItemState, *, user_id: int = events.PERSON_USER_ID
+    ) -> None:
         """Archive, delete or restore an item, as someone on Monday's side would."""
-        self._store.set_state(self._store.items[str(item_id)], state)
+        item = self._store.items.get(str(item_id))
+        if item is None:
+            raise errors.item_not_found(str(item_id))
+        self._store.set_state(item, state, user_id=user_id)
         self._changed()
+
+    # --- webhooks -----------------------------------------------------------------------
+
+    def webhooks(self, board_id: str | int | None = None) -> list[Webhook]:
+        """The registered webhooks (copies), optionally of one board."""
+        return [
+            dataclasses.replace(w)
+            for w in self._store.webhooks.values()
+            if board_id is None or w.board_id == str(board_id)
+        ]
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Records of the last delivery attempts (and dropped events), oldest first."""
+        return list(self._deliverer.records)
+
+    @property
+    def webhook_faults(self) -> WebhookFaults:
+        """The delivery faults now (the next_* counters count down as they strike)."""
+        return self._deliverer.faults
+
+    def set_webhook_faults(
+        self, faults: WebhookFaults | None = None, **changes: Any
+    ) -> WebhookFaults:
+        """Replace the delivery faults or change some (`paused=True`, `next_drop=2`)."""
+        new = dataclasses.replace(faults or self._deliverer.faults, **changes)
+        self._deliverer.set_faults(new)
+        return new
+
+    @property
+    def webhooks_pending(self) -> int:
+        """Events not delivered yet: queued, in flight, waiting for a retry, or held."""
+        return self._deliverer.pending
+
+    async def settle_webhooks(self) -> None:
+        """Return once no event is pending or held (never while paused with events waiting).
+
+        Wrap in `asyncio.timeout` in tests.
+        """
+        await self._deliverer.settle()
 
     # --- POST /v2 -----------------------------------------------------------------------
 
@@ -478,8 +559,9 @@ class Emulator:
         if isinstance(charge, Rejection):
             return self._reject(ex, charge)
         assert ex.served is not None
-        context = resolvers.Context(self._store, self._cursors, charge, ex.served)
-        result = engine.run(plan, variables, context)
+        context = resolvers.Context(self._store, self._cursors, charge, ex.served, self._deliverer)
+        run = engine.run(plan, variables, context)
+        result = await run if inspect.isawaitable(run) else run
         ex.executed = True
         body = _result_body(result, ex.request_id)
         raw = _encode(body)
@@ -592,7 +674,9 @@ class Emulator:
         return store
 
     def _changed(self) -> None:
-        """Save the state file soon (a burst of changes is written once)."""
+        """Send the new changes to the webhooks, and save the state file soon (a burst of
+        changes is written once)."""
+        webhooks.publish(self._store, self._deliverer)
         if self._state_file is None or self._store.version == self._saved_version:
             return
         if self._save_task is None and self._runner is not None:
@@ -627,6 +711,12 @@ def _payload_problem(payload: object) -> str | None:
 
 
 def _result_body(result: ExecutionResult, request_id: str) -> dict[str, Any]:
+    for error in result.errors or ():
+        if isinstance(error.original_error, errors.BareError):
+            return {
+                "errors": [{"message": str(error.original_error)}],
+                "extensions": {"request_id": request_id},
+            }
     body: dict[str, Any] = {}
     formatted = [engine.format_error(e) for e in result.errors or ()]
     # No data at all when the request failed before execution (bad variables).
@@ -639,7 +729,9 @@ def _result_body(result: ExecutionResult, request_id: str) -> dict[str, Any]:
 
 
 def _codes(body: Mapping[str, Any]) -> list[str]:
-    return [str(e.get("extensions", {}).get("code")) for e in body.get("errors", ())]
+    # A bare error (create_webhook's failed challenge) has no code to count.
+    codes = (e.get("extensions", {}).get("code") for e in body.get("errors", ()))
+    return [str(code) for code in codes if code is not None]
 
 
 def _encode(body: Mapping[str, Any]) -> bytes:

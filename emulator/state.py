@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
+import random
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from emulator import values
 from emulator.clock import Clock
-from emulator.model import NAME_COLUMN, Board, Column, ColumnType, Item, ItemState, Stored
+from emulator.model import (
+    NAME_COLUMN,
+    Board,
+    Change,
+    ChangeKind,
+    Column,
+    ColumnType,
+    Item,
+    ItemState,
+    Stored,
+    Webhook,
+)
 from listener import mapping
 
 FIRST_BOARD_ID = 1_000_000_001
 FIRST_ITEM_ID = 2_000_000_001
+FIRST_WEBHOOK_ID = 300_000_001
 FORMAT = 1
+ACTIVITY_PER_BOARD = 100_000  # the oldest activity log entries of a board are forgotten
 
 
 class StateFileError(Exception):
@@ -25,17 +41,23 @@ class StateFileError(Exception):
 
 
 class Store:
-    """Boards and items in memory. Item ids are increasing numeric strings.
+    """Boards, items, webhooks and activity logs in memory. Ids are increasing numeric strings.
 
-    `version` grows on every change so that callers can tell when to save.
+    `version` grows on every change so that callers can tell when to save. Every change to
+    an item, made by `user_id`, goes to its board's activity log and to `unpublished`
+    (for the emulator to turn into webhook events).
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.boards: dict[str, Board] = {}
         self.items: dict[str, Item] = {}
+        self.webhooks: dict[str, Webhook] = {}
+        self.activity: dict[str, deque[Change]] = {}
+        self.unpublished: list[Change] = []
         self.next_item_id = FIRST_ITEM_ID
         self.next_board_id = FIRST_BOARD_ID
+        self.next_webhook_id = FIRST_WEBHOOK_ID
         self.version = 0
         # (board id, column id) -> search key -> item ids; built on a column's first search.
         self._index: dict[tuple[str, str], dict[str, dict[str, None]]] = {}
@@ -100,7 +122,9 @@ class Store:
 
     # --- items --------------------------------------------------------------------------
 
-    def create_item(self, board: Board, name: str, vals: Mapping[str, Stored | None]) -> Item:
+    def create_item(
+        self, board: Board, name: str, vals: Mapping[str, Stored | None], *, user_id: int
+    ) -> Item:
         """A new active item on `board`; None values are left out."""
         now = self._now()
         item = Item(
@@ -115,10 +139,13 @@ class Store:
         self.next_item_id += 1
         self.items[item.id] = item
         self._reindex(item, None, (NAME_COLUMN, *item.values))
+        self._record("create", item, user_id, value=dict(item.values))
         self._changed()
         return item
 
-    def update_item(self, item: Item, name: str | None, vals: Mapping[str, Stored | None]) -> None:
+    def update_item(
+        self, item: Item, name: str | None, vals: Mapping[str, Stored | None], *, user_id: int
+    ) -> None:
         """Rename and/or set values (None clears a value)."""
         before = {k: item.values.get(k) for k in vals}
         before_name = item.name
@@ -132,13 +159,46 @@ class Store:
         item.updated_at = self._now()
         changed = [NAME_COLUMN] if name is not None else []
         self._reindex(item, {**before, NAME_COLUMN: before_name}, (*changed, *vals))
+        if item.name != before_name:
+            self._record("name", item, user_id, value=item.name, previous=before_name)
+        for column_id, old in before.items():
+            new = item.values.get(column_id)
+            if new != old:
+                self._record("value", item, user_id, column_id, new, old)
         self._changed()
 
-    def set_state(self, item: Item, state: ItemState) -> None:
-        """Archive or delete an item; it stays in the store with its new state."""
+    def set_state(self, item: Item, state: ItemState, *, user_id: int) -> None:
+        """Archive, delete or restore an item; it stays in the store with its new state."""
+        before = item.state
         item.state = state
         item.updated_at = self._now()
+        if state != before:
+            self._record("state", item, user_id, value=state, previous=before)
         self._changed()
+
+    def take_unpublished(self) -> list[Change]:
+        """The changes since the last call, oldest first."""
+        taken, self.unpublished = self.unpublished, []
+        return taken
+
+    # --- webhooks -----------------------------------------------------------------------
+
+    def add_webhook(
+        self, board: Board, url: str, event: str, config: dict[str, Any] | None, *, app: bool
+    ) -> Webhook:
+        """Register a webhook (the challenge is the caller's business)."""
+        webhook = Webhook(str(self.next_webhook_id), board.id, url, event, config, app)
+        self.next_webhook_id += 1
+        self.webhooks[webhook.id] = webhook
+        self._changed()
+        return webhook
+
+    def remove_webhook(self, webhook_id: str) -> Webhook | None:
+        """Forget a webhook; None when there is none with that id."""
+        webhook = self.webhooks.pop(str(webhook_id), None)
+        if webhook is not None:
+            self._changed()
+        return webhook
 
     def find(self, board: Board, column: Column, wanted: Iterable[str]) -> list[Item]:
         """Active items whose column text matches any of `wanted`, oldest first."""
@@ -165,6 +225,9 @@ class Store:
             "next_board_id": self.next_board_id,
             "boards": [board_json(b) for b in self.boards.values()],
             "items": [item_json(i) for i in self.items.values()],
+            "next_webhook_id": self.next_webhook_id,
+            "webhooks": [dataclasses.asdict(w) for w in self.webhooks.values()],
+            "activity": [dataclasses.asdict(c) for log in self.activity.values() for c in log],
         }
 
     def load_json(self, data: Mapping[str, Any]) -> None:
@@ -186,6 +249,13 @@ class Store:
         self.items = {i["id"]: Item(**i) for i in data["items"]}
         self.next_item_id = int(data["next_item_id"])
         self.next_board_id = int(data["next_board_id"])
+        # Webhooks and activity logs came later: files without them are still read.
+        self.webhooks = {w["id"]: Webhook(**w) for w in data.get("webhooks", ())}
+        self.next_webhook_id = int(data.get("next_webhook_id", FIRST_WEBHOOK_ID))
+        self.activity = {}
+        for entry in data.get("activity", ()):
+            self._log(Change(**entry))
+        self.unpublished = []
         self._index.clear()
         self._changed()
 
@@ -209,6 +279,36 @@ class Store:
 
     def _changed(self) -> None:
         self.version += 1
+
+    def _record(
+        self,
+        kind: ChangeKind,
+        item: Item,
+        user_id: int,
+        column_id: str | None = None,
+        value: Stored | None = None,
+        previous: Stored | None = None,
+    ) -> None:
+        change = Change(
+            _log_id(),
+            kind,
+            item.board_id,
+            item.id,
+            item.name,
+            user_id,
+            self._clock(),
+            column_id,
+            value,
+            previous,
+        )
+        self._log(change)
+        self.unpublished.append(change)
+
+    def _log(self, change: Change) -> None:
+        log = self.activity.get(change.board_id)
+        if log is None:
+            log = self.activity[change.board_id] = deque(maxlen=ACTIVITY_PER_BOARD)
+        log.append(change)
 
     def _build_index(self, board: Board, column: Column) -> dict[str, dict[str, None]]:
         index: dict[str, dict[str, None]] = {}
@@ -248,6 +348,15 @@ class Store:
         if stored is None:
             return None
         return values.search_key(column.type, values.text(column, stored))
+
+
+_IDS = random.Random()
+
+
+def _log_id() -> str:
+    """A UUID-shaped activity log id; uuid4 costs a third of a change (urandom), needlessly."""
+    h = f"{_IDS.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def board_json(board: Board) -> dict[str, Any]:

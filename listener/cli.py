@@ -406,7 +406,37 @@ def conflicts_resolve(table: str, key: str, field: str | None, take: str) -> Non
     type=click.Path(dir_okay=False, path_type=Path),
     help="Keep boards and items in this JSON file between runs.",
 )
-def emulator_cmd(host: str, port: int, token: str, plan: str, state_file: Path | None) -> None:
+@click.option(
+    "--signing-secret",
+    envvar="MONDAY_SIGNING_SECRET",
+    show_envvar=True,
+    help="Sign webhook deliveries with this app signing secret (a JWT), as Monday does for an "
+    "app token's webhooks; without it deliveries carry none, as for a personal token.",
+)
+@click.option(
+    "--webhook-retry-interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between retries of a failed webhook delivery.",
+)
+@click.option(
+    "--webhook-retry-for",
+    default=1800.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds after the first attempt during which a failed delivery is retried.",
+)
+def emulator_cmd(
+    host: str,
+    port: int,
+    token: str,
+    plan: str,
+    state_file: Path | None,
+    signing_secret: str | None,
+    webhook_retry_interval: float,
+    webhook_retry_for: float,
+) -> None:
     """A local Monday.com-compatible GraphQL API, with boards for the configured tables (a
     development tool: it ships with the source checkout, with `pip install -e '.[emulator]'`)."""
     config = load_settings(database=False)
@@ -420,7 +450,15 @@ def emulator_cmd(host: str, port: int, token: str, plan: str, state_file: Path |
             2,
         )
     options = emulator.EmulatorOptions(
-        host=host, port=port, token=token, plan=plan, state_file=state_file, tables=config.tables
+        host=host,
+        port=port,
+        token=token,
+        plan=plan,
+        state_file=state_file,
+        tables=config.tables,
+        signing_secret=signing_secret,
+        webhook_retry_interval=webhook_retry_interval,
+        webhook_retry_for=webhook_retry_for,
     )
     try:
         run(emulator.serve(options))

@@ -29,6 +29,14 @@ OTHERS = [
     ' column_id: "text", value: "\\"x\\"") { id } delete_item(item_id: $i) { id state } }',
     'mutation ($b: ID!) { create_column(board_id: $b, id: "extra", title: "Extra",'
     ' column_type: text) { id type } create_board(board_name: "b", board_kind: public) { id } }',
+    "mutation ($b: ID!, $u: String!, $e: WebhookEventType!, $c: JSON, $i: ID!) {"
+    " create_webhook(board_id: $b, url: $u, event: $e, config: $c) { id board_id event config }"
+    " delete_webhook(id: $i) { id } }",
+    "query ($b: ID!) { webhooks(board_id: $b, app_webhooks_only: false) { id event config } }",
+    'query ($b: [ID!], $i: [ID!]) { boards(ids: $b) { activity_logs(from: "2026-01-01T00:00:00Z",'
+    ' to: "2026-12-31T00:00:00Z", column_ids: ["phone"], group_ids: ["topics"], item_ids: $i,'
+    ' user_ids: ["1"], limit: 100, page: 2)'
+    " { id event entity user_id created_at data account_id } } }",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -11,9 +12,12 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
 
 from emulator import EmulatorOptions, serve
+
+from .receiver import Receiver
 
 LINE = re.compile(
     r"^Monday emulator at (http://127\.0\.0\.1:\d+/v2) \(token (\S+); "
@@ -64,3 +68,40 @@ async def test_serve_stops_on_sigterm() -> None:
         await task  # returns normally
     with pytest.raises(aiohttp.ClientConnectionError):
         await create(url, "emulator-token")
+
+
+async def test_serve_passes_the_webhook_options_on() -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    receiver = Receiver()
+    await receiver.start()
+    out = io.StringIO()
+    options = EmulatorOptions(
+        port=0, signing_secret=secret, webhook_retry_interval=0.01, webhook_retry_for=5
+    )
+    task = asyncio.create_task(serve(options, out=out))
+    try:
+        url = await started(out)
+        base = url.removesuffix("/v2")
+        query = (
+            "mutation ($u: String!) { create_webhook(board_id: 1000000001, url: $u,"
+            " event: create_item) { id } }"
+        )
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                url,
+                json={"query": query, "variables": {"u": receiver.url}},
+                headers={"Authorization": "emulator-token"},
+            ) as response:
+                assert "errors" not in await response.json()
+            receiver.statuses.append(500)  # retried after 10 ms, not after a minute
+            async with session.post(f"{base}/control/boards/1000000001/items", json={"name": "A"}):
+                pass
+        async with asyncio.timeout(10):
+            await receiver.wait_for(lambda: len(receiver.received) == 2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await receiver.stop()
+    token = receiver.received[1].headers["Authorization"]
+    assert jwt.decode(token, secret, algorithms=["HS256"], audience=receiver.url)

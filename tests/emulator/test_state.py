@@ -204,6 +204,21 @@ async def test_state_file_round_trip(tmp_path: Path, clock: ManualClock) -> None
         assert reply.data == {"create_item": {"id": "2000000003"}}
 
 
+def test_a_state_file_from_before_webhooks_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "monday.json"
+    emu = Emulator(TOKEN, state_file=path)
+    emu.add_item(CONTACTS, "Ada")
+    emu.save()
+    saved = json.loads(path.read_text())
+    assert {"webhooks", "next_webhook_id", "activity"} <= set(saved)
+    for key in ("webhooks", "next_webhook_id", "activity"):
+        del saved[key]
+    path.write_text(json.dumps(saved))
+    again = Emulator(TOKEN, state_file=path)
+    assert [i.name for i in again.items()] == ["Ada"]
+    assert again.webhooks() == []
+
+
 async def test_state_is_saved_soon_after_a_change(tmp_path: Path) -> None:
     path = tmp_path / "monday.json"
     emu = Emulator(TOKEN, state_file=path, save_interval=0.01, limits=AccountLimits.unlimited())
