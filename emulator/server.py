@@ -421,6 +421,12 @@ class Emulator:
             if board_id is None or w.board_id == str(board_id)
         ]
 
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Delete a webhook, as someone in Monday's UI would; KeyError when there is none."""
+        if self._store.remove_webhook(str(webhook_id)) is None:
+            raise KeyError(webhook_id)
+        self._changed()
+
     @property
     def deliveries(self) -> list[Delivery]:
         """Records of the last delivery attempts (and dropped events), oldest first."""
