@@ -7,13 +7,19 @@ Printing each step as it goes, it
 2. creates the sample ``contacts`` and ``organizations`` tables (``sample_schema.sql``),
 3. runs the real ``npd-sync install``,
 4. starts the Monday emulator (``npd-sync emulator``) on a free port,
-5. starts the real listener (``npd-sync listen``),
+5. starts the real listener (``npd-sync listen``) with its webhook receiver, and registers the
+   webhooks (``npd-sync webhooks install``),
 6. writes rows with plain SQL, as the application would, and waits for the listener,
 7. updates a row and deletes a synced one, and waits again,
 8. shows each table next to what landed on its Monday board, and checks it,
-9. starts the web console (``npd-sync console``) and prints its address; on a terminal it keeps
-   everything running until Ctrl-C, so that you can look around (``--no-wait``: not even then),
-10. stops everything it started and removes what it wrote: also on failure, Ctrl-C or SIGTERM.
+9. edits a phone number on the board as a person would, and waits for it in the row,
+10. changes one field on both sides while Monday's deliveries are held back: the listener
+    finds the conflict before it pushes; ``npd-sync conflicts`` shows it, and ``conflicts
+    resolve`` settles it,
+11. starts the web console (``npd-sync console``) and prints its address; on a terminal it
+    keeps everything running until Ctrl-C, so that you can look around (``--no-wait``: not
+    even then),
+12. stops everything it started and removes what it wrote: also on failure, Ctrl-C or SIGTERM.
 
 Exit status: 0 when everything synced as expected; 1 when not (the reason is printed, then the
 end of the listener's log); 130 when interrupted before the end.
@@ -33,6 +39,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -99,6 +106,10 @@ WRITES = (
     ),
 )
 UPDATED_EMAIL, UPDATED_ROLE = "hedy@rive-gauche.example", "Chief Inventor"
+# Inbound: a sales rep fixes Grace's phone on the board; Ada's title changes on both sides.
+PHONE_EMAIL, BOARD_PHONE = "grace@harbour-bridge.example", "+61 2 5550 9876"
+CONFLICT_EMAIL = "ada@analytical-engines.example"
+BOARD_ROLE, DATABASE_ROLE = "Countess of Lovelace", "Chief Analyst"
 DELETED_ORGANIZATION = "Harbour Bridge Consulting"
 CHANGES = (
     (
@@ -198,6 +209,9 @@ class Database:
 
     def fetchval(self, sql: str, *args: object) -> Any:
         return self._runner.run(self._conn.fetchval(sql, *args))
+
+    def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
+        return self._runner.run(self._conn.fetchrow(sql, *args))
 
     def close(self) -> None:
         try:
@@ -329,6 +343,8 @@ class Demo:
         heading("8. The database rows, next to what landed on the Monday boards")
         self.show_boards()
 
+        self.board_edit()
+        self.conflict()
         self.start_console()
         if self.wait:
             say("open it in a browser; press Ctrl-C to stop everything")
@@ -371,20 +387,7 @@ class Demo:
         heading("3. Installing npd-sync: its own schema, and capture triggers on the tables")
         assert self.cluster is not None
         self.export(DATABASE_URL=self.cluster.dsn())
-        say("$ npd-sync install")
-        result = subprocess.run(  # noqa: S603 (no shell; our own arguments)
-            [*self.npd_sync, "install"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=self.workdir,
-            env=self.env,
-            timeout=60,
-            check=False,
-        )
-        say((result.stdout + result.stderr).strip(), indent=5)
-        if result.returncode != 0:
-            raise DemoError(f"npd-sync install exited with code {result.returncode}")
+        self.npd_sync_run("install")
 
     def start_emulator(self) -> None:
         heading("4. Starting the Monday emulator (a local stand-in for Monday's GraphQL API)")
@@ -401,17 +404,81 @@ class Demo:
         say(banner.group(0), indent=5)
 
     def start_listener(self) -> None:
-        heading("5. Starting the listener (the daemon that pushes each change to Monday)")
-        self.export(MONDAY_API_URL=self.emulator_url, MONDAY_API_KEY=TOKEN)
+        heading(
+            "5. Starting the listener (the daemon that pushes each change to Monday, and takes"
+            " the board's edits back through webhooks)"
+        )
+        port = free_port()
+        # In production NPD_SYNC_PUBLIC_URL is the address a reverse proxy serves the
+        # receiver at; here Monday (the emulator) reaches it directly.
+        self.export(
+            MONDAY_API_URL=self.emulator_url, MONDAY_API_KEY=TOKEN,
+            NPD_SYNC_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
         # Text logs: the log file is for a person to read when something goes wrong.
-        args = [*self.npd_sync, "--log-format", "text", "listen"]
+        listen = ["listen", "--webhook-port", str(port)]
+        args = [*self.npd_sync, "--log-format", "text", *listen]
         self.listener = Background("listener", args, self.env, self.workdir)
-        say(f"$ npd-sync listen &    # pid {self.listener.process.pid}")
+        say(f"$ npd-sync {shlex.join(listen)} &    # pid {self.listener.process.pid}")
         say(self.listener.wait_for_log(r"^.*listener\.started.*$").group(0), indent=5)
+        # Monday checks the URL with a challenge before it creates a webhook.
+        self.npd_sync_run("webhooks", "install")
+
+    def board_edit(self) -> None:
+        heading("9. Someone fixes a phone number on the board (inbound: Monday to PostgreSQL)")
+        item = self.database().fetchval(
+            "SELECT monday_id FROM contacts WHERE email = $1", PHONE_EMAIL
+        )
+        phone = {"phone": BOARD_PHONE, "countryShortName": "AU"}
+        say(f"(a sales rep, in Monday's web page: item {item}, phone {BOARD_PHONE})")
+        self.edit_item(item, {"phone": phone})
+        say("Monday sends a webhook; the listener reads the item and writes the row ...")
+        began = time.monotonic()
+        expected = "+61255509876"
+        query = "SELECT phone FROM contacts WHERE email = $1"
+        poll(
+            lambda: self.database().fetchval(query, PHONE_EMAIL) == expected or None,
+            SYNC_TIMEOUT, "the board's phone number never reached the row",
+        )  # fmt: skip
+        say(f"in the row {time.monotonic() - began:.2f} s later:")
+        say(f'$ psql -c "{query.replace("$1", repr(PHONE_EMAIL))}"')
+        say(f"phone = {expected}", indent=5)
+
+    def conflict(self) -> None:
+        heading("10. Both sides change the same field: a conflict, not a silent overwrite")
+        db = self.database()
+        item = db.fetchval("SELECT monday_id FROM contacts WHERE email = $1", CONFLICT_EMAIL)
+        key = db.fetchval("SELECT id FROM contacts WHERE email = $1", CONFLICT_EMAIL)
+        say("(Monday's deliveries are held back, as when the receiver is unreachable)")
+        self.control("webhooks/faults", {"paused": True})
+        say(f"(someone on the board: item {item}, text = {BOARD_ROLE!r})")
+        self.edit_item(item, {"text": BOARD_ROLE})
+        sql = f"UPDATE contacts SET role_title = '{DATABASE_ROLE}' WHERE id = {key}"
+        self.run_statements([("the application changes the same field", sql)])
+        say("the listener reads the item before it pushes: Monday's side changed too ...")
+        status = "SELECT sync_status FROM contacts WHERE id = $1"
+        poll(
+            lambda: db.fetchval(status, key) == "CONFLICT" or None,
+            SYNC_TIMEOUT, "the conflict was not found",
+        )  # fmt: skip
+        self.npd_sync_run("conflicts")
+        self.npd_sync_run(
+            "conflicts", "resolve", "--table", "contacts", "--id", str(key),
+            "--field", "role_title", "--take", "monday",
+        )  # fmt: skip
+        self.control("webhooks/faults", {})
+        role = "SELECT role_title, sync_status FROM contacts WHERE id = $1"
+        poll(
+            lambda: tuple(db.fetchrow(role, key) or ()) == (BOARD_ROLE, "SYNCED") or None,
+            SYNC_TIMEOUT, "the resolution never reached the row",
+        )  # fmt: skip
+        say(f"the row now says role_title = {BOARD_ROLE!r}, SYNCED; the value that lost,")
+        say(f"{DATABASE_ROLE!r}, is kept: `npd-sync conflicts --all` shows it")
 
     def start_console(self) -> None:
         heading(
-            "9. Starting the web console (what the sync is doing, failed rows, one row's story)"
+            "11. Starting the web console (what the sync is doing, failed rows, conflicts, one"
+            " row's story)"
         )
         args = ["console", "--port", "0"]
         self.console = Background("console", [*self.npd_sync, *args], self.env, self.workdir)
@@ -516,6 +583,35 @@ class Demo:
 
     # -- helpers
 
+    def npd_sync_run(self, *args: str) -> None:
+        """Run one npd-sync command, as a person would, and show what it printed."""
+        say(f"$ npd-sync {shlex.join(args)}")
+        result = subprocess.run(  # noqa: S603 (no shell; our own arguments)
+            [*self.npd_sync, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+        say((result.stdout + result.stderr).strip(), indent=5)
+        if result.returncode != 0:
+            raise DemoError(f"npd-sync {args[0]} exited with code {result.returncode}")
+
+    def edit_item(self, item_id: str, column_values: dict[str, Any]) -> None:
+        """Change an item as a person on the board would (the emulator's control endpoint)."""
+        self.control(f"items/{item_id}", {"column_values": column_values})
+
+    def control(self, path: str, body: dict[str, Any]) -> None:
+        url = self.emulator_url.removesuffix("/v2") + f"/control/{path}"
+        request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            response.read()
+
     def database(self) -> Database:
         assert self.db is not None, "PostgreSQL is not started"
         return self.db
@@ -573,7 +669,7 @@ class Demo:
 
     def stop(self) -> list[str]:
         """Stop everything started, the listener first; what did not go as it should."""
-        heading("10. Stopping everything the demo started")
+        heading("12. Stopping everything the demo started")
         problems = []
         for process in (self.console, self.listener, self.emulator):
             if process is not None:
@@ -592,6 +688,12 @@ class Demo:
             else:
                 say(f"PostgreSQL stopped, {self.cluster.directory} removed")
         return problems
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def item_cells(item: dict[str, Any]) -> list[str]:
@@ -652,7 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDone in {time.monotonic() - began:.1f} s. Every row to push is SYNCED, the")
-    print("skipped rows have no item, and the deleted row's item is archived.")
+    print("skipped rows have no item, the deleted row's item is archived, the board's edit")
+    print("reached its row, and the conflict was found, kept and resolved.")
     return 0
 
 

@@ -82,6 +82,12 @@ def test_demo_syncs_shows_and_leaves_nothing_behind() -> None:
         table_line(output, "Harbour Bridge Consulting"),
     )
     assert "text: Chief Inventor;" in output  # the update reached the item
+    # Inbound: the board's edit reached the row; the conflict was found, shown and resolved.
+    assert re.search(r"^     phone = \+61255509876$", output, re.M)
+    assert "contacts 1 role_title: open, found " in output
+    assert "npd:    Chief Analyst" in output
+    assert "monday: Countess of Lovelace" in output
+    assert "contacts 1: role_title resolved for monday" in output
     assert re.search(r"^     the console is at http://127\.0\.0\.1:\d+/$", output, re.M)
     assert "console stopped (exit code 0)" in output
     assert "listener stopped (exit code 0)" in output
@@ -97,6 +103,7 @@ def test_demo_syncs_shows_and_leaves_nothing_behind() -> None:
     assert len(pids) == 3, pids  # the emulator's, the listener's and the console's
     for pid in pids:
         assert "npd-sync" not in command_line(int(pid)), pid
-    ports = re.findall(r"127\.0\.0\.1:(\d+)/", output)
-    assert len(set(ports)) == 3, ports  # PostgreSQL's, the emulator's and the console's
+    ports = re.findall(r"127\.0\.0\.1:(\d+)\b", output)
+    # PostgreSQL's, the emulator's, the receiver's and the console's
+    assert len(set(ports)) == 4, ports
     assert not any(listening(int(port)) for port in set(ports))
