@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, drain, latency, limits, memory, pgbench, report, setup
+from bench import bulk, drain, inbound, latency, limits, memory, pgbench, report, setup
 
 FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P1": pgbench.run,
@@ -27,6 +27,9 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P4": limits.run,
     "P5": memory.run,
     "P6": bulk.run,
+    "P7": inbound.run_p7,
+    "P8": inbound.run_p8,
+    "P9": inbound.run_p9,
 }
 
 

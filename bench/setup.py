@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,6 +66,11 @@ class Sizes:
     p5_backfill_rows: int = 100_000
     p6_rows: int = 100_000
     p6_pairs: int = 5
+    p7_edits: int = 1_000
+    p7_warmup: int = 25
+    p7_rate: float = 20.0
+    p8_items: int = 2_000
+    p9_items: int = 10_000
 
 
 FULL = Sizes()
@@ -83,6 +89,10 @@ QUICK = Sizes(
     p5_backfill_rows=5_000,
     p6_rows=20_000,
     p6_pairs=1,
+    p7_edits=60,
+    p7_warmup=5,
+    p8_items=400,
+    p9_items=1_000,
 )
 
 
@@ -436,6 +446,13 @@ class Monday:
         self.arrivals.clear()
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # --- the listener -------------------------------------------------------------------------
 
 
@@ -460,7 +477,11 @@ class Listener:
         name: str = "listener",
         tuning: Mapping[str, object] | None = None,
         log_level: str = "INFO",
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
+        self.env = dict(env or {})
+        self.args = list(args)
         self.dsn = dsn
         self.monday_url = monday_url
         self.workdir = workdir / name
@@ -488,6 +509,7 @@ class Listener:
             MONDAY_CONTACTS_BOARD_ID=CONTACTS_BOARD,
             MONDAY_ORGANIZATIONS_BOARD_ID=ORGANIZATIONS_BOARD,
             NPD_SYNC_CONFIG=str(config),
+            **self.env,
         )
 
     async def start(self, *, timeout: float = 30.0) -> None:
@@ -503,6 +525,7 @@ class Listener:
                 "--log-level",
                 self.log_level,
                 "listen",
+                *self.args,
                 env=self.environment(),
                 cwd=self.workdir,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -3,11 +3,13 @@ than Monday's 30 minutes of retries, a webhook deleted in Monday's UI).
 
 A pass over a board puts in the inbox every item whose board side may differ from what was
 agreed; the worker then reads and merges them as it does for a delivery. It costs little when
-nothing changed: after a first full read, a pass reads the board's activity log since the
-last one (one request when it is empty, whatever the board's size). A full read (the first
-pass, or `npd-sync pull --full`) pages through the board, 500 items a request, and compares
-each item with the agreed values; items linked to a row that it did not see (archived,
-deleted) are looked at too.
+nothing changed: after a full read, a pass reads the board's activity log since the last one
+(one request when it is empty, whatever the board's size) and skips what is known already:
+the creation of an item linked to a row, a column that does not flow back, and a change
+older than the last time both sides agreed on the item (less a margin for the two clocks).
+A full read (the first pass, one a day, or `npd-sync pull --full`) pages through the board,
+500 items a request, and compares each item with the agreed values; items linked to a row
+that it did not see (archived, deleted) are looked at too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from listener import db, links, mapping, sql
 from listener.inbound import merge
 from listener.monday import api, governor
 
-OVERLAP = dt.timedelta(minutes=5)  # an activity log may show an entry a little late
+# An activity log may show an entry a little late: a pass after an incremental one reads this
+# much of what that one read already. (Monday does not document the delay: a guess.)
+OVERLAP = dt.timedelta(seconds=30)
+SKEW = dt.timedelta(seconds=5)  # between Monday's clock and the database's
+FULL_EVERY = dt.timedelta(days=1)  # a full read at least this often, the timer's passes too
 
 
 @dataclass
@@ -58,30 +64,59 @@ async def pull(
     started = await conn.fetchval(sql.query("database_now"))
     state = await conn.fetchrow(sql.query("board_state"), board)
     watermark = state["watermark"] if state else None
-    found = Pass(table.table, board, full or watermark is None)
-    if watermark is None or full:
+    last_full = state["full_read_at"] if state else None
+    full = full or watermark is None or last_full is None or started - last_full > FULL_EVERY
+    found = Pass(table.table, board, full)
+    if full:
         await _read_board(conn, client, meter, table_id, table, found)
     else:
+        assert watermark is not None
         page, entries = 1, []
         while True:
             async with meter.request(None, 1):
-                got = await api.activity(client, board, watermark - OVERLAP, page)
+                got = await api.activity(client, board, watermark, page)
             found.requests += 1
             entries += got
             if len(got) < api.ACTIVITY_PAGE:
                 break
             page += 1
-        for entry in entries:
-            for item in entry.item_ids:
-                if entry.at is not None:
-                    found.when[item] = max(found.when.get(item, entry.at), entry.at)
-        found.changed = list(dict.fromkeys(i for e in entries for i in e.item_ids))
+        await _unknown(conn, table_id, table, entries, found)
     if mark:
         if found.changed:
             when = [found.when.get(i) for i in found.changed]
             await conn.execute(sql.query("mark_items"), board, found.changed, when)
-        await conn.execute(sql.query("board_pulled"), board, started, full)
+        # What this pass saw: everything before a full read's start; before an incremental
+        # pass's, all but entries that may show up late.
+        covered = started if full else started - OVERLAP
+        await conn.execute(sql.query("board_pulled"), board, covered, full)
     return found
+
+
+async def _unknown(
+    conn: db.Conn,
+    table_id: int,
+    table: mapping.TableMapping,
+    entries: Sequence[api.Activity],
+    found: Pass,
+) -> None:
+    """The items of activity entries that may hold something not agreed yet."""
+    flowing = {c.id for c in table.inbound_columns} | {mapping.NAME}
+    ids = list(dict.fromkeys(i for e in entries for i in e.item_ids))
+    known = {r["item_id"]: r for r in await conn.fetch(sql.query("links_of_items"), table_id, ids)}
+    for entry in entries:
+        if entry.column_id is not None and entry.column_id not in flowing:
+            continue  # a column that does not flow back (npd_id, a joined one)
+        for item in entry.item_ids:
+            link = known.get(item)
+            if link is not None and not link["unlinked"]:
+                if entry.event == "create_pulse":
+                    continue  # npd-sync's own item, or one already made a row
+                if entry.at is not None and entry.at < link["agreed_at"] - SKEW:
+                    continue  # both sides agreed on the item after this change
+            if entry.at is not None:
+                found.when[item] = max(found.when.get(item, entry.at), entry.at)
+            found.changed.append(item)
+    found.changed = list(dict.fromkeys(found.changed))
 
 
 async def _read_board(

@@ -529,6 +529,7 @@ class Activity:
     event: str
     item_ids: tuple[str, ...]
     at: dt.datetime | None
+    column_id: str | None = None  # the column a value change was to
 
 
 def parse_activity(entry: Mapping[str, Any]) -> Activity:
@@ -548,7 +549,11 @@ def parse_activity(entry: Mapping[str, Any]) -> Activity:
     raw = str(entry.get("created_at") or "")
     if raw.isdigit():
         at = dt.datetime.fromtimestamp(int(raw) / 10_000_000, dt.UTC)
-    return Activity(str(entry.get("event") or ""), tuple(dict.fromkeys(ids)), at)
+    column = data.get("column_id") if isinstance(data, dict) else None
+    return Activity(
+        str(entry.get("event") or ""), tuple(dict.fromkeys(ids)), at,
+        column if isinstance(column, str) else None,
+    )  # fmt: skip
 
 
 async def activity(

@@ -163,3 +163,9 @@ ON CONFLICT (board_id) DO UPDATE SET
 -- The links of table $1's rows: item, row, agreed values, and whether unlinked.
 SELECT item_id, row_key, agreed::text AS agreed, unlinked_at IS NOT NULL AS unlinked
   FROM npd_sync.links WHERE table_id = $1;
+
+-- name: links_of_items
+-- The links of table $1 to the items $2: when both sides last agreed on each, and whether
+-- it is unlinked.
+SELECT item_id, agreed_at, unlinked_at IS NOT NULL AS unlinked
+  FROM npd_sync.links WHERE table_id = $1 AND item_id = ANY ($2::text[]);
