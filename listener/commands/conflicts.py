@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from listener import db, sql
+from listener import db, mapping, sql
 from listener.capture import install
 from listener.commands.requeue import UsageError, normalize_key
 from listener.commands.status import one_line
@@ -63,23 +63,52 @@ async def resolve(
             )
     conn = await db.connect(settings.require_database(), application_name="npd-sync conflicts")
     try:
-        await install.require_current(conn)
-        table_id = await conn.fetchval(sql.query("table_id"), table)
-        if table_id is None:
-            raise UsageError(f"{table}: capture not installed (run `npd-sync install`)")
-        row_key = await normalize_key(conn, mapped, key)
-        settled = await conflicts.resolve(conn, table_id, row_key, columns, take)
+        settled = await settle(conn, mapped, key, columns, take)
     finally:
         await conn.close()
+    for line in summary(settings, mapped, key, field, settled, take):
+        echo(line)
+    return bool(settled)
+
+
+async def settle(
+    conn: db.Conn,
+    table: mapping.TableMapping,
+    key: str,
+    columns: Sequence[str] | None,
+    take: conflicts.Side,
+) -> list[str]:
+    """The operation behind `conflicts resolve` (and the console's): the columns settled.
+    Raises UsageError for a key that cannot be one, or a table not captured."""
+    await install.require_current(conn)
+    table_id = await conn.fetchval(sql.query("table_id"), table.table)
+    if table_id is None:
+        raise UsageError(f"{table.table}: capture not installed (run `npd-sync install`)")
+    row_key = await normalize_key(conn, table, key)
+    return await conflicts.resolve(conn, table_id, row_key, columns, take)
+
+
+def summary(
+    settings: Settings,
+    table: mapping.TableMapping,
+    key: str,
+    field: str | None,
+    settled: Sequence[str],
+    take: conflicts.Side,
+) -> list[str]:
+    """What `settle` did, in lines for people (`field`: the one asked for, if any)."""
     if not settled:
-        echo(f"{table} {key}: no open conflict" + (f" on {field}" if field else ""))
-        return False
-    fields = ", ".join(conflicts.field_of(mapped, c) for c in settled)
+        return [f"{table.table} {key}: no open conflict" + (f" on {field}" if field else "")]
+    fields = ", ".join(conflicts.field_of(table, c) for c in settled)
     other = "Monday" if take == "npd" else "the database"
-    echo(f"{table} {key}: {fields} resolved for {take}; the next sync writes it to {other}")
+    lines = [
+        f"{table.table} {key}: {fields} resolved for {take}; the next sync writes it to {other}"
+    ]
     if take == "monday" and not settings.inbound:
-        echo("inbound is off (NPD_SYNC_PUBLIC_URL is not set): a listener with it on writes it")
-    return True
+        lines.append(
+            "inbound is off (NPD_SYNC_PUBLIC_URL is not set): a listener with it on writes it"
+        )
+    return lines
 
 
 def _value(value: str | None) -> str:

@@ -2,10 +2,12 @@
 
 Server-rendered pages (`app`, Jinja2 templates and htmx in `templates/` and `static/`, shipped
 as package data): the overview (per table: pending, in flight, failed, synced, the oldest
-pending change; listeners, Monday's pause and budget; the last hour as charts, `charts`), the
-failed rows with retry (the same operation as `npd-sync retry`), and one row's story. It reads
-the database (`data`) and works with or without a listener running; `npd-sync listen
---console-port` serves it from the listener too. `security` guards every request.
+pending change, open conflicts; listeners, Monday's pause and budget, inbound; the last hour
+as charts, `charts`), the failed rows with retry (the same operation as `npd-sync retry`), the
+conflicts with their resolution (the same operation as `npd-sync conflicts resolve`), and one
+row's story. It reads the database (`data`) and works with or without a listener running;
+`npd-sync listen --console-port` serves it from the listener too. `security` guards every
+request.
 """
 
 from listener.console.app import DEFAULT_ITEM_URL, DEFAULT_PORT, Options, Served, run, serve

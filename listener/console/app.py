@@ -30,8 +30,10 @@ from multidict import MultiDictProxy
 
 from listener import __version__, db
 from listener.capture import install
+from listener.commands import conflicts as conflicting
 from listener.commands import requeue, status
 from listener.console import charts, data, security
+from listener.inbound import conflicts
 from listener.redact import redact
 from listener.settings import ConfigError, Settings
 
@@ -42,6 +44,7 @@ DEFAULT_ITEM_URL = "https://monday.com/boards/{board}/pulses/{item}"
 MAX_SELECTION = 500  # rows one retry may name
 MAX_PAGE = 100_000
 MAX_KEY = 200  # characters of a key or an item id in a query
+SIDES: dict[object, conflicts.Side] = {"npd": "npd", "monday": "monday"}
 STATIC = {
     "htmx.min.js": "text/javascript",
     "console.js": "text/javascript",
@@ -188,6 +191,8 @@ class Console:
         app.router.add_get("/", self.overview_page)
         app.router.add_get("/failed", self.failed_page)
         app.router.add_post("/retry", self.retry)
+        app.router.add_get("/conflicts", self.conflicts_page)
+        app.router.add_post("/resolve", self.resolve)
         app.router.add_get("/row", self.row_page)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
@@ -338,6 +343,24 @@ class Console:
             )
         return self._page(request, "failed.html", nav="failed", failed=found, table=table)
 
+    async def conflicts_page(self, request: web.Request) -> web.StreamResponse:
+        table = self._table_param(request)
+        show = request.query.get("show") or "open"
+        if show not in ("open", "resolved"):
+            raise web.HTTPBadRequest(text="show is open or resolved.")
+        page = _int_param(request, "page", 1, MAX_PAGE)
+        pool = await self.pool()
+        async with pool.acquire() as conn, _reading(conn):
+            found = await data.conflict_page(
+                conn,
+                self.settings,
+                self.options.item_url,
+                show="open" if show == "open" else "resolved",
+                table=table,
+                page=page,
+            )
+        return self._page(request, "conflicts.html", nav="conflicts", conflicts=found, table=table)
+
     async def row_page(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         table = self._table_param(request)
@@ -429,6 +452,46 @@ class Console:
             },
         )
         session.flash.extend(lines)
+        raise web.HTTPSeeOther(back)
+
+    async def resolve(self, request: web.Request) -> web.StreamResponse:
+        """Take one side of a row's open conflicts, on one field (`column`) or all of them: the
+        same operation as `npd-sync conflicts resolve`."""
+        form = request[FORM]
+        back = _local_path(form.get("back"), "/conflicts")
+        table, key, column = form.get("table"), form.get("key"), form.get("column")
+        take = SIDES.get(form.get("take"))
+        if not isinstance(table, str) or not isinstance(key, str) or not key or len(key) > MAX_KEY:
+            raise web.HTTPBadRequest(text="A row is named by its table and its key.")
+        if take is None:
+            raise web.HTTPBadRequest(text="Take npd (the database's value) or monday.")
+        if column is not None and (not isinstance(column, str) or not 0 < len(column) <= MAX_KEY):
+            raise web.HTTPBadRequest(text="A field is named by its Monday column id.")
+        try:
+            mapped = self.settings.table(table)
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            try:
+                settled = await conflicting.settle(
+                    conn, mapped, key, None if column is None else [column], take
+                )
+            except requeue.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        field = None if column is None else conflicts.field_of(mapped, column)
+        log.info(
+            "console.resolve",
+            extra={
+                "table": mapped.table,
+                "key": key,
+                "fields": ",".join(settled),
+                "take": take,
+                "remote": request.remote or "-",
+            },
+        )
+        session = request[SESSION]
+        session.flash.extend(conflicting.summary(self.settings, mapped, key, field, settled, take))
         raise web.HTTPSeeOther(back)
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
@@ -523,7 +586,7 @@ class Console:
             live=live,
             polling=poll and request.method == "GET",
             flash=flash,
-            conflicts_enabled=False,  # the conflicts pages come with inbound sync
+            inbound=self.settings.inbound,
             **{"nav": None, "problem": None, "story": None, **context},
         )
         return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")

@@ -1,5 +1,6 @@
 """What the console's pages show, read from the database: the overview (the same report as
-`npd-sync status`, plus the last hour's history), the failed rows, and one row's story.
+`npd-sync status`, plus the last hour's history), the failed rows, the conflicts (through
+`inbound.conflicts`, as `npd-sync conflicts` lists them), and one row's story.
 
 Text that came from outside (Monday's errors, the application's `sync_error`) passes through
 `redact` here; the templates redact every value once more on output.
@@ -12,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -20,11 +21,14 @@ from listener import catalog, db, links, mapping, sql
 from listener.capture import install
 from listener.commands import status
 from listener.console import charts
+from listener.inbound import conflicts
 from listener.outbound import rows
 from listener.redact import redact
 from listener.settings import Settings
 
 PER_PAGE = 50
+CONFLICT_ROWS = 20  # rows with open conflicts on a page
+STORY_RESOLVED = 10  # resolved conflicts shown in a row's story
 SYNC_COLUMNS = (
     mapping.SYNC_ENABLED,
     mapping.SYNC_DIRECTION,
@@ -33,6 +37,7 @@ SYNC_COLUMNS = (
     mapping.SYNC_ERROR,
     mapping.LAST_SYNCED_AT,
 )
+Show = Literal["open", "resolved"]
 _DETAIL = re.compile(r" (code|http|request_id)=(\S+)")
 
 
@@ -44,8 +49,6 @@ class NotAKey(ValueError):
 class Overview:
     report: status.Report
     history: charts.History
-    # Open conflicts per table: None (and the column hidden) until inbound sync keeps them.
-    conflicts: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,37 @@ class Failed:
 
 
 @dataclass(frozen=True, slots=True)
+class ConflictRow:
+    """A row's open conflicts: per field, the value both sides last agreed on and each side's."""
+
+    table: str
+    key: str
+    item_url: str | None
+    fields: tuple[conflicts.Record, ...]
+
+    @property
+    def detected_at(self) -> dt.datetime:
+        return min(f.detected_at for f in self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflicts:
+    """A page of the conflicts page: rows with open conflicts, or resolved conflicts."""
+
+    show: Show
+    rows: tuple[ConflictRow, ...]  # open
+    resolved: tuple[conflicts.Record, ...]  # resolved, latest first
+    total: int  # rows with open conflicts, or resolved conflicts
+    table: str | None
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
 class Agreed:
     """One value of the item: as both sides last agreed, and as the row would send it now."""
 
@@ -126,6 +160,9 @@ class Story:
     values: tuple[Agreed, ...]
     error: MondayError | None  # the queue entry's last error
     notes: tuple[str, ...] = field(default=())
+    open_conflicts: ConflictRow | None = None  # None: it has none
+    resolved: tuple[conflicts.Record, ...] = ()  # its latest resolved conflicts
+    resolved_total: int = 0
 
     @property
     def failed(self) -> bool:
@@ -146,6 +183,47 @@ async def overview(conn: db.Conn, settings: Settings) -> Overview:
     recent = await conn.fetch(sql.query("recent_minutes"), charts.MINUTES)
     this_minute = await conn.fetchval("SELECT date_trunc('minute', now())")
     return Overview(report, charts.history(map(dict, recent), this_minute))
+
+
+async def conflict_page(
+    conn: db.Conn,
+    settings: Settings,
+    item_template: str,
+    *,
+    show: Show,
+    table: str | None,
+    page: int,
+) -> Conflicts:
+    """A page of rows with open conflicts (oldest first), or of resolved conflicts (latest
+    first)."""
+    await install.require_current(conn)
+    per_page = CONFLICT_ROWS if show == "open" else PER_PAGE
+    found = await conflicts.page(
+        conn,
+        settings.tables,
+        state=show,
+        table=table,
+        limit=per_page,
+        offset=(page - 1) * per_page,
+    )
+    rows = _by_row(settings, item_template, found.records) if show == "open" else ()
+    resolved = tuple(found.records) if show == "resolved" else ()
+    return Conflicts(show, rows, resolved, found.total, table, page, per_page)
+
+
+def _by_row(
+    settings: Settings, item_template: str, records: list[conflicts.Record]
+) -> tuple[ConflictRow, ...]:
+    grouped: dict[tuple[str, str], list[conflicts.Record]] = {}
+    for r in records:
+        grouped.setdefault((r.table, r.key), []).append(r)
+    boards = {t.table: t.board_id for t in settings.tables}
+    found = []
+    for (table, key), fields in grouped.items():
+        item = next((f.item_id for f in fields if f.item_id), None)
+        link = item_url(item_template, boards.get(table), item)
+        found.append(ConflictRow(table, key, link, tuple(fields)))
+    return tuple(found)
 
 
 async def failed(
@@ -227,6 +305,12 @@ async def story(
     error = None
     if entry is not None and entry["last_error"]:
         error = split_error(redact(entry["last_error"], secrets))
+    tables, name = settings.tables, config.table
+    opened = await conflicts.page(conn, tables, state="open", table=name, key=key, limit=1)
+    resolved = await conflicts.page(
+        conn, tables, state="resolved", table=name, key=key, limit=STORY_RESOLVED
+    )
+    open_row = next(iter(_by_row(settings, item_template, opened.records)), None)
     return Story(
         table=config.table,
         key=key,
@@ -240,6 +324,9 @@ async def story(
         values=values,
         error=error,
         notes=tuple(notes),
+        open_conflicts=open_row,
+        resolved=tuple(resolved.records),
+        resolved_total=resolved.total,
     )
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import asyncpg
 
 from listener import db, mapping, sql
 from listener.inbound.merge import Conflict
@@ -115,32 +117,59 @@ async def listing(
 ) -> list[Record]:
     """The open conflicts (all of them with `everything`), of one table or all."""
     by_name = {t.table: t for t in tables}
-    found = []
-    for r in await conn.fetch(sql.query("list_conflicts"), everything, table):
-        mapped = by_name.get(r["table_name"])
-        column = next(
-            (c for c in (mapped.columns if mapped else ()) if c.id == r["column_id"]), None
-        )
-        found.append(
-            Record(
-                id=r["id"],
-                table=r["table_name"],
-                key=r["row_key"],
-                field=field_of(mapped, r["column_id"]),
-                column_id=r["column_id"],
-                item_id=r["item_id"],
-                agreed_value=shown(column, r["agreed_value"]),
-                npd_value=shown(column, r["npd_value"]),
-                monday_value=shown(column, r["monday_value"]),
-                state=r["state"],
-                winner=r["winner"],
-                policy=r["policy"],
-                resolved_by=r["resolved_by"],
-                detected_at=r["detected_at"],
-                resolved_at=r["resolved_at"],
-            )
-        )
-    return found
+    found = await conn.fetch(sql.query("list_conflicts"), everything, table)
+    return [_record(r, by_name) for r in found]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of conflicts, and how many there are in all (open: rows; resolved: conflicts)."""
+
+    records: list[Record]
+    total: int
+
+
+async def page(
+    conn: db.Conn,
+    tables: Sequence[mapping.TableMapping],
+    *,
+    state: Literal["open", "resolved"],
+    limit: int,
+    offset: int = 0,
+    table: str | None = None,
+    key: str | None = None,
+) -> Page:
+    """Open conflicts by row (`limit` rows, oldest first, each with all its open conflicts), or
+    resolved ones (`limit` of them, latest first); of one table, one row, or all."""
+    by_name = {t.table: t for t in tables}
+    if state == "open":
+        statement = sql.query("open_conflicts_by_row")
+    else:
+        statement = sql.query("resolved_conflicts")
+    found = await conn.fetch(statement, table, key, limit, offset)
+    return Page([_record(r, by_name) for r in found], found[0]["total"] if found else 0)
+
+
+def _record(r: asyncpg.Record, tables: Mapping[str, mapping.TableMapping]) -> Record:
+    mapped = tables.get(r["table_name"])
+    column = next((c for c in (mapped.columns if mapped else ()) if c.id == r["column_id"]), None)
+    return Record(
+        id=r["id"],
+        table=r["table_name"],
+        key=r["row_key"],
+        field=field_of(mapped, r["column_id"]),
+        column_id=r["column_id"],
+        item_id=r["item_id"],
+        agreed_value=shown(column, r["agreed_value"]),
+        npd_value=shown(column, r["npd_value"]),
+        monday_value=shown(column, r["monday_value"]),
+        state=r["state"],
+        winner=r["winner"],
+        policy=r["policy"],
+        resolved_by=r["resolved_by"],
+        detected_at=r["detected_at"],
+        resolved_at=r["resolved_at"],
+    )
 
 
 async def resolve(

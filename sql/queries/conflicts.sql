@@ -34,6 +34,42 @@ SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id
  WHERE ($1 OR c.state = 'open') AND ($2::text IS NULL OR t.name = $2)
  ORDER BY c.detected_at, c.id;
 
+-- name: open_conflicts_by_row
+-- A page of the rows with open conflicts (of the table named $1, and of row $2, when not
+-- null), the row whose oldest conflict is oldest first: $3 rows from the $4-th on, each with
+-- every open conflict it has, and how many such rows there are in all.
+WITH picked AS (
+    SELECT c.table_id, c.row_key, min(c.detected_at) AS first, count(*) OVER () AS total
+      FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
+     WHERE c.state = 'open' AND ($1::text IS NULL OR t.name = $1)
+       AND ($2::text IS NULL OR c.row_key = $2)
+     GROUP BY c.table_id, c.row_key
+     ORDER BY first, c.table_id, c.row_key
+     LIMIT $3 OFFSET $4
+)
+SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id,
+       c.agreed_value::text AS agreed_value, c.npd_value::text AS npd_value,
+       c.monday_value::text AS monday_value, c.state, c.winner, c.policy, c.resolved_by,
+       c.detected_at, c.resolved_at, p.total
+  FROM picked p
+  JOIN npd_sync.conflicts c
+    ON c.table_id = p.table_id AND c.row_key = p.row_key AND c.state = 'open'
+  JOIN npd_sync.tables t ON t.id = c.table_id
+ ORDER BY p.first, p.table_id, p.row_key, c.id;
+
+-- name: resolved_conflicts
+-- A page of resolved conflicts (of the table named $1, and of row $2, when not null), the
+-- latest resolved first: $3 of them from the $4-th on, with how many there are in all.
+SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id,
+       c.agreed_value::text AS agreed_value, c.npd_value::text AS npd_value,
+       c.monday_value::text AS monday_value, c.state, c.winner, c.policy, c.resolved_by,
+       c.detected_at, c.resolved_at, count(*) OVER () AS total
+  FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
+ WHERE c.state = 'resolved' AND ($1::text IS NULL OR t.name = $1)
+   AND ($2::text IS NULL OR c.row_key = $2)
+ ORDER BY c.resolved_at DESC, c.id DESC
+ LIMIT $3 OFFSET $4;
+
 -- name: resolve_conflicts
 -- Settle the open conflicts of row $2 of table $1 (on the columns $3 only, when not null) in
 -- favour of side $4 ('npd' or 'monday'). The side that wins gets its value written to the

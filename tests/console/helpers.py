@@ -1,5 +1,6 @@
 """The console under test: served for real on a free loopback port, against the test database;
-a client that keeps cookies as a browser does; rows made to fail by the emulator."""
+a client that keeps cookies as a browser does; rows made to fail, or to conflict, by the
+emulator."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from emulator import Emulator
 from listener import console, settings
 from tests.conftest import CONTACTS_BOARD
 from tests.helpers import drain
+from tests.inbound.test_pipeline import synced_ada
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 TOKEN = "a console token of some length"
@@ -82,3 +84,18 @@ async def statuses(conn: asyncpg.Connection) -> dict[int, str]:
 
 async def states(conn: asyncpg.Connection) -> dict[str, str]:
     return dict(await conn.fetch("SELECT row_key, state FROM npd_sync.queue WHERE table_id = 1"))
+
+
+async def make_conflicts(
+    conn: asyncpg.Connection, config: settings.Settings, emulator: Emulator
+) -> str:
+    """Contact 1 (Ada) synced, then its role_title and email changed both in the database and
+    on the board (`config` with inbound on): two open conflicts. Returns the item's id."""
+    item = await synced_ada(conn, config, emulator, "BIDIRECTIONAL")
+    email = "ada@board.example"
+    emulator.edit_item(item, {"text": "Duchess", "email": {"email": email, "text": email}})
+    await conn.execute(
+        "UPDATE contacts SET role_title = 'Admiral', email = 'ada@db.example' WHERE id = 1"
+    )
+    await drain(config)
+    return item

@@ -46,7 +46,8 @@ async def test_overview_shows_each_table_listeners_and_monday(
     assert ">alive<" in page
     assert "not paused" in page
     assert "InvalidColumnIdException" in page  # the latest errors
-    assert "Open conflicts" not in page  # until inbound sync keeps conflicts
+    assert "<dt>Open conflicts</dt><dd>0</dd>" in page
+    assert ">off</span> NPD_SYNC_PUBLIC_URL is not set" in page  # inbound
 
 
 async def test_overview_charts_what_the_listeners_recorded(

@@ -17,9 +17,10 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from emulator import Emulator
 from listener import settings
-from tests.conftest import ROOT, MakeSettings
-from tests.console.helpers import TOKEN, make_failed, served, states
-from tests.helpers import running, write_config
+from tests.conftest import CONTACTS_BOARD, ROOT, MakeSettings
+from tests.console.helpers import TOKEN, make_conflicts, make_failed, served, states
+from tests.helpers import drain, running, write_config
+from tests.inbound.test_pipeline import PUBLIC_URL
 
 CHROMIUM = os.environ.get("NPD_SYNC_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -84,8 +85,9 @@ async def open_page(browser: Browser, *, width: int = 1200, height: int = 900) -
     return page
 
 
-def quick(make_settings: MakeSettings, tmp_path: Path) -> settings.Settings:
-    return make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", poll_interval=0.5)))
+def quick(make_settings: MakeSettings, tmp_path: Path, **env: str) -> settings.Settings:
+    config = write_config(tmp_path / "t.toml", poll_interval=0.5)
+    return make_settings(NPD_SYNC_CONFIG=str(config), **env)
 
 
 async def a_busy_hour(conn: asyncpg.Connection) -> None:
@@ -178,6 +180,68 @@ async def test_retry_a_failed_row_and_see_it_turn_synced(
         await page.get_by_role("button", name="Retry selected").click()
         await expect(page.get_by_role("status")).to_have_text("contacts: 1 row back in the queue")
     assert await states(conn) == {"2": "pending"}
+
+
+async def test_resolve_a_conflict_and_see_the_row_turn_synced(
+    browser: Browser,
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    tmp_path: Path,
+    shots: Path,
+) -> None:
+    config = quick(make_settings, tmp_path, NPD_SYNC_PUBLIC_URL=PUBLIC_URL)
+    await make_conflicts(conn, config, emulator)
+    async with served(config, refresh=1) as console:
+        page = await open_page(browser)
+        await page.goto(console.url)
+        contacts = page.get_by_role("article", name="contacts")
+        await contacts.get_by_role("link", name="2 open conflicts in contacts").click()
+        await expect(page.get_by_role("heading", name="Conflicts", level=1)).to_be_visible()
+        row = page.get_by_role("region", name="contacts 1")
+        fields = row.get_by_role("table", name="Open conflicts of contacts 1")
+        await expect(fields.get_by_role("row")).to_have_count(3)  # the header and two fields
+        await expect(fields.get_by_role("row", name="role_title")).to_contain_text("Admiral")
+        await page.screenshot(path=shots / "console-conflict.png", full_page=True)
+
+        # One field, with the keyboard: the database's value.
+        await page.get_by_role(
+            "button", name="Take the database's role_title of contacts 1"
+        ).focus()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("status")).to_have_text(
+            "contacts 1: role_title resolved for npd; the next sync writes it to Monday"
+        )
+        await expect(fields.get_by_role("row")).to_have_count(2)
+
+        # The other from the row's story: Monday's value.
+        await row.get_by_role("link", name="contacts 1", exact=True).click()
+        await expect(page.locator("#sync-status")).to_have_text("CONFLICT")
+        await page.get_by_role("button", name="Take Monday's email of contacts 1").click()
+        await expect(page.get_by_role("status")).to_contain_text("email resolved for monday")
+        await expect(
+            page.get_by_text("No open conflict; the latest resolved ones follow.")
+        ).to_be_visible()
+        await page.evaluate("window.notReloaded = true")
+        await drain(config)
+        await expect(page.locator("#sync-status")).to_have_text("SYNCED")
+        assert await page.evaluate("window.notReloaded") is True
+        resolved = page.get_by_role("table", name="Resolved, latest first")
+        await expect(resolved.get_by_role("row", name="email")).to_contain_text("lost")
+        assert page.problems == []  # type: ignore[attr-defined]
+
+        # On a phone: nothing wider than the screen.
+        await conn.execute("UPDATE contacts SET role_title = 'Rear Admiral' WHERE id = 1")
+        emulator.edit_item(emulator.items(CONTACTS_BOARD)[0].id, {"text": "Grand Duchess"})
+        await drain(config)
+        phone = await open_page(browser, width=375, height=800)
+        await phone.goto(console.url + "conflicts")
+        await expect(
+            phone.get_by_role("button", name="Take Monday's role_title of contacts 1")
+        ).to_be_visible()
+        assert await phone.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        assert phone.problems == []  # type: ignore[attr-defined]
+    assert await conn.fetchval("SELECT email FROM contacts WHERE id = 1") == "ada@board.example"
 
 
 async def test_token_login(
