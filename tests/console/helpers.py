@@ -16,7 +16,7 @@ from emulator import Emulator
 from listener import console, settings
 from tests.conftest import CONTACTS_BOARD
 from tests.helpers import drain
-from tests.inbound.test_pipeline import synced_ada
+from tests.inbound.helpers import synced_ada
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 TOKEN = "a console token of some length"

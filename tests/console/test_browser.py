@@ -20,7 +20,7 @@ from listener import settings
 from tests.conftest import CONTACTS_BOARD, ROOT, MakeSettings
 from tests.console.helpers import TOKEN, make_conflicts, make_failed, served, states
 from tests.helpers import drain, running, write_config
-from tests.inbound.test_pipeline import PUBLIC_URL
+from tests.inbound.helpers import PUBLIC_URL
 
 CHROMIUM = os.environ.get("NPD_SYNC_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [

@@ -12,7 +12,7 @@ from listener import settings
 from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.console.helpers import TOKEN, Client, make_conflicts, served
 from tests.helpers import drain
-from tests.inbound.test_pipeline import PUBLIC_URL
+from tests.inbound.helpers import PUBLIC_URL
 
 SECRET_KEY = "monday-secret-key-1234567890"
 ROLE = [("table", "contacts"), ("key", "1"), ("column", "text")]  # role_title, on Monday "text"

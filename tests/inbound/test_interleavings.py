@@ -25,7 +25,7 @@ from listener.commands import pull
 from listener.inbound import inbox
 from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.helpers import drain
-from tests.inbound.test_pipeline import PUBLIC_URL, inbound
+from tests.inbound.helpers import PUBLIC_URL, inbound
 
 ROWS = 3
 ROUNDS = 6
