@@ -158,6 +158,7 @@ async def test_terminated_listen_connection_costs_no_change(
         killed = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'npd-sync listen (notify)'"
+            " AND datname = current_database()"
         )
         assert killed == 1
         await conn.execute("INSERT INTO contacts (first_name) VALUES ('after the loss')")
@@ -262,8 +263,9 @@ async def test_rate_limits_are_paced_not_hit(
     # 25,000 points a minute; a create costs 10,000: two requests of one create fit, the third
     # must wait for the next minute, without Monday having to refuse anything.
     limits = AccountLimits(
-        complexity_per_minute=25_000, requests_per_minute=None, concurrency=None, daily_calls=None
-    )
+        complexity_per_minute=25_000, requests_per_minute=None, concurrency=None, daily_calls=None,
+        mutation_cost=9_999,  # and 1 for the id it returns
+    )  # fmt: skip
     async with Emulator(token=TOKEN, limits=limits) as emulator:
         tuning = write_config(
             tmp_path / "t.toml",
