@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -59,9 +60,11 @@ async def open_worker(
     metrics = metrics or Metrics()
     tuning = settings.tuning
     meter = governor.Governor(
-        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
-    )
+        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait,
+        max_operations=tuning.batch_size, metrics=metrics,
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(meter.flush)
         client = None
         if settings.api_key is not None:
             client = api.client(settings, on_reply=meter.observe)
@@ -220,13 +223,19 @@ class Worker:
         retired: list[str] = []
 
         found: dict[str, list[str]] = {}
+        looked: set[str] = set()  # rows whose lookup was answered
         finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
         if finds and table.mapping.npd_id_column:
             try:
-                async with self.governor.request(None, 1):
+                async with self.governor.request(None, [governor.LOOKUP]):
                     found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
                 self.stats.requests += 1
+                looked = set(finds)
+                # What a lookup found is kept even if the push must wait: no second lookup.
+                item.update({key: rules.adopt(items) for key, items in found.items()})
             except errors.MondayError as exc:
+                if exc.budget is not None:
+                    exc = self.governor.refused(exc, [governor.LOOKUP]) or exc
                 await self._note_request_error(exc)
                 for key in finds:
                     failures[key].append(exc)
@@ -237,12 +246,21 @@ class Worker:
         size = self.tuning.batch_size
         while ops:
             granted = 0
+            kinds = [governor.kind_of(op) for op in ops[:size]]
             try:
-                # The governor may grant fewer operations than asked: what the budget holds.
-                async with self.governor.request(board, min(size, len(ops))) as granted:
+                # The governor grants what the budget holds now: maybe fewer than asked.
+                async with self.governor.request(board, kinds) as granted:
                     results = await self.client.mutate(board, ops[:granted])
                 self.stats.requests += 1
             except errors.MondayError as exc:
+                if exc.budget is not None and granted:
+                    # Refused for its complexity: learn from what Monday said, and send the
+                    # same operations again in pieces that fit, unless even those must wait.
+                    again = self.governor.refused(exc, kinds[:granted])
+                    if again is None:
+                        self.metrics.requests.labels(str(exc.status or ""), exc.code or "").inc()
+                        continue
+                    exc = again
                 await self._note_request_error(exc)
                 stop = exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED)
                 # Don't send the rest into the same wall: they wait too.
@@ -258,6 +276,23 @@ class Worker:
             )
             for p in plans
         ]
+        for i, d in enumerate(decisions):
+            c = d.completion
+            if (
+                c.entry.key in looked
+                and c.uncertain
+                and c.outcome is queue.Outcome.WAIT
+                and all(
+                    f.kind is errors.Kind.RATE_LIMITED and f.code != "IDEMPOTENCY_CONFLICT"
+                    for f in failures[c.entry.key]
+                )
+            ):
+                # Looked up, and the push was refused or never sent: Monday holds what the
+                # lookup found (kept as monday_id), so the next attempt need not look again.
+                decisions[i] = dataclasses.replace(
+                    d, completion=dataclasses.replace(c, uncertain=False)
+                )
+        self.governor.synced(sum(1 for d in decisions if d.status == "SYNCED" and not d.unchanged))
         return decisions, retired
 
     @staticmethod
