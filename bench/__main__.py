@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, drain, latency, limits, memory, pgbench, report, setup
+from bench import bulk, changes, drain, latency, limits, memory, pgbench, report, setup
 
 FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P1": pgbench.run,
@@ -27,13 +27,15 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P4": limits.run,
     "P5": memory.run,
     "P6": bulk.run,
+    "P10": changes.run,
+    "P11": limits.run_p11,
 }
 
 
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P6 against their targets.",
+        description="npd-sync's benchmark suite: figures P1-P6, P10, P11 against their targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(

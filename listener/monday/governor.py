@@ -118,19 +118,29 @@ def kind_of(op: api.Op) -> str:
     return "delete"
 
 
-def learn(costs: dict[str, float], kinds: Sequence[str], spent: float) -> None:
-    """Fit the costs of `kinds` to what a request of them cost: exactly, when they are all of
-    one kind; else each scaled by the same factor (the next request of one kind settles it)."""
+def learn(
+    costs: dict[str, float], kinds: Sequence[str], spent: float, known: set[str] | None = None
+) -> None:
+    """Fit the costs of `kinds` to what a request of them cost, and count them as `known`:
+    exactly when they are all of one kind, or when one kind in them was not known yet (it gets
+    the rest); else each scaled by the same factor (the next request of one kind settles it)."""
+    known = set() if known is None else known
     if not kinds or spent <= 0:
         return
     present = set(kinds)
-    if len(present) == 1:
-        costs[kinds[0]] = spent / len(kinds)
-        return
+    new = present - known
+    if len(present) == 1 or len(new) == 1:
+        kind = kinds[0] if len(present) == 1 else next(iter(new))
+        rest = spent - sum(costs[k] for k in kinds if k != kind)
+        if rest > 0:
+            costs[kind] = rest / kinds.count(kind)
+            known.update(present)
+            return
     expected = sum(costs.get(k, FIRST_GUESS.get(k, spent)) for k in kinds)
     factor = spent / expected
     for k in present:
         costs[k] = costs.get(k, FIRST_GUESS.get(k, spent)) * factor
+    known.update(present)
 
 
 @dataclass
@@ -323,8 +333,7 @@ class Governor:
             assert grant is not None
             grant.observed = True
             if spent is not None:
-                learn(self.costs, grant.kinds, spent)
-                self.confirmed.update(grant.kinds)
+                learn(self.costs, grant.kinds, spent, self.confirmed)
             self.cap = min(self.max_operations, self.cap * 2)
         header = errors.complexity_limit(reply.headers)
         minute = _minute_rate(reply.headers)
@@ -351,8 +360,7 @@ class Governor:
         kinds = grant.kinds
         budget = exc.budget or errors.Budget()
         if budget.cost is not None:
-            learn(self.costs, kinds, budget.cost)
-            self.confirmed.update(kinds)
+            learn(self.costs, kinds, budget.cost, self.confirmed)
         elif budget.left is not None and sum(self.estimate(kinds)) <= budget.left:
             # Our estimate fitted what Monday said was left, so it was too low.
             learn(self.costs, kinds, budget.left + len(kinds))

@@ -96,6 +96,11 @@ def test_costs_are_learnt_per_kind() -> None:
     # A mixed request scales the kinds in it alike; the next one of a kind settles it.
     governor.learn(costs, ["create", "update"], 30_002)
     assert (costs["create"], costs["update"]) == (20_002, 10_000)
+    # One kind not known yet in a mixed request: it gets what the known ones leave.
+    known = {"create"}
+    governor.learn(costs, ["create", "archive", "archive"], 20_002 + 2 * 7_000, known)
+    assert (costs["create"], costs["archive"]) == (20_002, 7_000)
+    assert known == {"create", "archive"}
 
 
 async def test_listeners_share_one_budget(pools: list[asyncpg.Pool]) -> None:
