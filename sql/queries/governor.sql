@@ -16,6 +16,7 @@ WITH s AS (
            m.requests_reset_at IS NULL OR m.requests_reset_at <= now() AS requests_new,
            coalesce(m.complexity_limit, $2) AS budget
       FROM npd_sync.monday m
+     WHERE m.id
        FOR UPDATE
 ), b AS (
     SELECT s.*,
@@ -54,7 +55,7 @@ WITH s AS (
             CASE WHEN g.requests_new THEN g.t + interval '60 seconds' ELSE m.requests_reset_at END,
         updated_at = g.t
       FROM g
-     WHERE g.ops >= 1
+     WHERE m.id = g.id AND g.ops >= 1
     RETURNING m.complexity_window_id
 )
 SELECT g.ops AS granted,
@@ -86,6 +87,7 @@ WITH v AS (
            coalesce($7::bigint, greatest(m.complexity_limit, $4::bigint)) AS new_limit,
            coalesce($8::float8, m.complexity_window) AS new_window
       FROM npd_sync.monday m
+     WHERE m.id  -- the one row: without it the planner's guess of the rows makes JIT compile
        FOR UPDATE
 ), e AS (
     SELECT v.*,
@@ -138,6 +140,7 @@ WITH v AS (
         requests_reset_at = coalesce(n.t + make_interval(secs => $10::float8), m.requests_reset_at),
         updated_at = n.t
       FROM n
+     WHERE m.id = n.id
     RETURNING 1
 )
 INSERT INTO npd_sync.monday_minutes AS mm (minute, points, requests, refused, rows_synced)
