@@ -1,6 +1,6 @@
 """`python -m bench`: run the figures, print the table, write the JSON.
 
-python -m bench                      every figure, full sizes (under ten minutes on 2 cores)
+python -m bench                      every figure, full sizes (about ten minutes on 2 cores)
 python -m bench --quick              smaller sizes: a smoke test
 python -m bench --only P1,P3         some figures
 python -m bench --profile --only P3  also py-spy the listener (P2, P3), summary in the JSON
