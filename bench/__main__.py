@@ -1,6 +1,6 @@
 """`python -m bench`: run the figures, print the table, write the JSON.
 
-python -m bench                      every figure, full sizes (under ten minutes on 2 cores)
+python -m bench                      every figure, full sizes (about ten minutes on 2 cores)
 python -m bench --quick              smaller sizes: a smoke test
 python -m bench --only P1,P3         some figures
 python -m bench --profile --only P3  also py-spy the listener (P2, P3), summary in the JSON
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, drain, inbound, latency, limits, memory, pgbench, report, setup
+from bench import bulk, changes, drain, inbound, latency, limits, memory, pgbench, report, setup
 
 FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P1": pgbench.run,
@@ -30,13 +30,15 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P7": inbound.run_p7,
     "P8": inbound.run_p8,
     "P9": inbound.run_p9,
+    "P10": changes.run,
+    "P11": limits.run_p11,
 }
 
 
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P6 against their targets.",
+        description="npd-sync's benchmark suite: figures P1-P6, P10, P11 against their targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(

@@ -124,6 +124,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:,.0f}"
     if unit.endswith("/s"):
         return f"{value:,.0f} {unit}"
+    if unit.endswith("/min") or unit == "values":
+        return f"{value:,.1f} {unit}"
     return f"{value:g} {unit}"
 
 

@@ -23,14 +23,22 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     build_schema,
     execute,
+    get_named_type,
+    get_nullable_type,
     parse,
     specified_rules,
     validate,
@@ -41,7 +49,7 @@ from graphql.validation import ASTValidationContext
 
 from emulator import resolvers
 from emulator.errors import ApiError
-from emulator.limits import AccountLimits
+from emulator.limits import FREE_FIELDS, AccountLimits
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +136,7 @@ class Prepared:
     document: DocumentNode
     operation: OperationDefinitionNode
     root_fields: tuple[str, ...]
+    fragments: dict[str, FragmentDefinitionNode]
 
     @property
     def is_mutation(self) -> bool:
@@ -141,9 +150,20 @@ class Prepared:
             return 0
         return sum(1 for name in self.root_fields if name not in ("complexity", "__typename"))
 
-    def cost(self, limits: AccountLimits) -> int:
-        """The complexity: the sum of the configured cost of each root field."""
-        return sum(limits.cost(name) for name in self.root_fields)
+    def cost(self, limits: AccountLimits, variables: dict[str, Any] | None = None) -> int:
+        """The complexity, computed before running as Monday does (see emulator.limits): each
+        field's weight times how many of it may come back, over the whole selection."""
+        mutation = self.is_mutation
+        root = SCHEMA.mutation_type if mutation else SCHEMA.query_type
+        assert root is not None
+        total = 0
+        for node in _fields(self.operation.selection_set, self.fragments):
+            name = node.name.value
+            weight = limits.cost(name, mutation=mutation, scalar=_is_scalar(root, name))
+            if weight == 0 and name in FREE_FIELDS:
+                continue
+            total += _field_cost(node, root, weight, limits, variables or {}, self.fragments, None)
+        return total
 
 
 class DocumentCache:
@@ -213,7 +233,8 @@ def _prepare(query: str, operation_name: str | None) -> Prepared | tuple[GraphQL
     fragments = {
         d.name.value: d for d in checked.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    return Prepared(checked, operation, tuple(_root_fields(operation.selection_set, fragments)))
+    roots = tuple(_root_fields(operation.selection_set, fragments))
+    return Prepared(checked, operation, roots, fragments)
 
 
 def _root_fields(
@@ -229,6 +250,81 @@ def _root_fields(
             fragment = fragments[selection.name.value]
             names += _root_fields(fragment.selection_set, fragments)
     return names
+
+
+def _fields(
+    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]
+) -> list[FieldNode]:
+    found: list[FieldNode] = []
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            found.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            found += _fields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            found += _fields(fragments[selection.name.value].selection_set, fragments)
+    return found
+
+
+def _is_scalar(parent: GraphQLNamedType, name: str) -> bool:
+    fields = getattr(parent, "fields", {})
+    return name in fields and not hasattr(get_named_type(fields[name].type), "fields")
+
+
+def _field_cost(
+    node: FieldNode,
+    parent: GraphQLNamedType,
+    weight: int,
+    limits: AccountLimits,
+    variables: dict[str, Any],
+    fragments: dict[str, FragmentDefinitionNode],
+    page: int | None,
+) -> int:
+    """A field's weight plus what it selects, times how many of it may come back.
+
+    `page` is the bound a parent's `limit` puts on a list below it (items in an ItemsResponse).
+    """
+    definition = getattr(parent, "fields", {}).get(node.name.value)
+    if definition is None:  # __typename and the like
+        return weight
+    returned = get_nullable_type(definition.type)
+    count = 1
+    if isinstance(returned, GraphQLList):
+        # Monday counts what may come back: the ids asked for, else the limit, else a page.
+        count = _size(node, "ids", variables) or _size(node, "limit", variables) or page or 0
+        count = count or limits.list_default
+    own_limit = _size(node, "limit", variables)
+    inner = 0
+    target = get_named_type(definition.type)
+    if node.selection_set is not None:
+        for child in _fields(node.selection_set, fragments):
+            child_def = getattr(target, "fields", {}).get(child.name.value)
+            scalar = child_def is None or not hasattr(get_named_type(child_def.type), "fields")
+            child_weight = limits.scalar_cost if scalar else limits.object_cost
+            # A limit on a non-list field (items_page(limit:)) bounds the list inside it.
+            below = own_limit if not isinstance(returned, GraphQLList) else None
+            inner += _field_cost(child, target, child_weight, limits, variables, fragments, below)
+    return count * (weight + inner)
+
+
+def _size(node: FieldNode, argument: str, variables: dict[str, Any]) -> int | None:
+    for arg in node.arguments or ():
+        if arg.name.value == argument:
+            return _count(arg.value, variables, argument == "ids")
+    return None
+
+
+def _count(value: ValueNode, variables: dict[str, Any], is_list: bool) -> int | None:
+    if isinstance(value, VariableNode):
+        raw = variables.get(value.name.value)
+        if is_list:
+            return len(raw) if isinstance(raw, list) else (1 if raw is not None else None)
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
+    if isinstance(value, ListValueNode):
+        return len(value.values)
+    if isinstance(value, IntValueNode):
+        return int(value.value) if not is_list else 1
+    return 1 if is_list else None
 
 
 def run(

@@ -1,8 +1,8 @@
 """Monday's rate limits (developer.monday.com, "Rate limits"): plan presets and accounting.
 
-Every limit is optional (None disables it). Windows are fixed 60 s windows that start
-with the first call after the previous one ran out, as Monday describes its "sliding"
-budget. The clock is injected so tests can move time.
+Every limit is optional (None disables it). Windows are fixed windows (60 s; the complexity
+window's length is configurable) that start with the first call after the previous one ran out,
+as Monday describes its "sliding" budget. The clock is injected so tests can move time.
 """
 
 from __future__ import annotations
@@ -19,34 +19,19 @@ MINUTE = 60.0
 DAY = 86_400.0
 INT_MAX = 2**31 - 1  # GraphQL Int is 32-bit: the budget reported when it is disabled
 
-# Complexity points per root field. Monday does not publish per-field costs: the apps
-# docs say a create_item costs 10,000 (older community posts said 30,000 per mutation).
-# With 10,000, one request of 500 aliased mutations is exactly at the 5M per-query cap.
-DEFAULT_COSTS: Mapping[str, int] = MappingProxyType(
-    {
-        "create_item": 10_000,
-        "change_multiple_column_values": 10_000,
-        "change_column_value": 10_000,
-        "change_simple_column_value": 10_000,
-        "archive_item": 10_000,
-        "delete_item": 10_000,
-        "create_column": 10_000,
-        "create_board": 10_000,
-        "create_webhook": 10_000,
-        "delete_webhook": 10_000,
-        "items_page_by_column_values": 5_000,
-        "next_items_page": 5_000,
-        "boards": 1_000,
-        "items": 1_000,
-        "webhooks": 1_000,
-        "me": 10,
-        "complexity": 0,
-        "version": 0,
-        "versions": 0,
-        "__typename": 0,
-    }
-)
-DEFAULT_COST = 1_000
+# What a query costs, as Monday computes it (developer.monday.com "Rate limits" and
+# "Complexity"; community.monday.com "Complexity Field Weights", by Monday's staff): every field
+# has a weight, a scalar 1 and an object 10, multiplied by how many of it the query may return
+# (the number of `ids` when given, else the `limit`, else a default page), and a mutation 30,000
+# (Monday's own error text quotes "query cost 30001": a create_item returning its id). The apps
+# docs of 2025 put a create at 10,000 instead; nothing official lists per-field figures, so every
+# one of them is configurable (`costs` per root field, the weights, the default page).
+MUTATION_COST = 30_000
+OBJECT_COST = 10
+SCALAR_COST = 1
+LIST_DEFAULT = 25  # Monday's default `limit` for lists (items, boards)
+# Root fields that cost nothing, whatever they select: asking for the complexity is free.
+FREE_FIELDS = frozenset({"complexity", "__typename"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +45,15 @@ class AccountLimits:
     daily_calls: int | None = 10_000
     ip_requests: int | None = 5_000
     ip_window_seconds: float = 10.0
-    costs: Mapping[str, int] = field(default_factory=lambda: DEFAULT_COSTS)
-    default_cost: int = DEFAULT_COST
+    # The complexity budget's window: Monday's is a minute; shorter ones let tests and
+    # benchmarks see many windows (reported in RateLimit-Policy `w` and in reset times).
+    complexity_window_seconds: float = 60.0
+    # Weight of a root field by name (per element returned), overriding the defaults below.
+    costs: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    mutation_cost: int = MUTATION_COST
+    object_cost: int = OBJECT_COST
+    scalar_cost: int = SCALAR_COST
+    list_default: int = LIST_DEFAULT
 
     @classmethod
     def standard(cls) -> AccountLimits:
@@ -113,9 +105,15 @@ class AccountLimits:
             raise ValueError(f"unknown plan {name!r} (one of {', '.join(presets)})")
         return presets[name]()
 
-    def cost(self, field_name: str) -> int:
-        """Complexity of one root field."""
-        return self.costs.get(field_name, self.default_cost)
+    def cost(self, field_name: str, *, mutation: bool = True, scalar: bool = False) -> int:
+        """The weight of a root field (of each element, for a list), before what it selects."""
+        if field_name in FREE_FIELDS:
+            return 0
+        if field_name in self.costs:
+            return self.costs[field_name]
+        if mutation:
+            return self.mutation_cost
+        return self.scalar_cost if scalar else self.object_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +137,29 @@ class Charge:
     reset_in_x_seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """One complexity window: when its first call came, and the points charged in it."""
+
+    start: float
+    used: int
+
+
 class _Window:
     """A fixed window that starts at its first use and ends `length` seconds later."""
 
-    __slots__ = ("length", "start", "used")
+    __slots__ = ("closed", "length", "start", "used")
 
-    def __init__(self, length: float) -> None:
+    def __init__(self, length: float, closed: list[Spent] | None = None) -> None:
         self.length = length
         self.start: float | None = None
         self.used = 0
+        self.closed = closed  # where ended windows are kept, if anywhere
 
     def roll(self, now: float) -> None:
         if self.start is not None and now >= self.start + self.length:
+            if self.closed is not None:
+                self.closed.append(Spent(self.start, self.used))
             self.start, self.used = None, 0
 
     def add(self, now: float, amount: int) -> None:
@@ -175,7 +184,8 @@ class RateLimiter:
     def reset(self) -> None:
         """Forget all usage (keeps requests in flight)."""
         self._minute = _Window(MINUTE)
-        self._complexity = _Window(MINUTE)
+        self.spent: list[Spent] = []  # the complexity windows that ended, oldest first
+        self._complexity = _Window(self.limits.complexity_window_seconds, self.spent)
         self._ips: dict[str, _Window] = {}
         self._day = -1
         self.daily_used = 0.0
@@ -244,8 +254,7 @@ class RateLimiter:
                 f"{limits.max_query_complexity}",
                 0,
             )
-        window = self._complexity
-        window.roll(now)
+        window = self._complexity_window(now)
         budget = limits.complexity_per_minute
         remaining = (INT_MAX if budget is None else budget) - window.used
         if budget is not None and cost > remaining:
@@ -281,9 +290,10 @@ class RateLimiter:
             policy.append(f'"concurrency";q={limits.concurrency};qu="concurrent-requests"')
             state.append(f'"concurrency";r={max(0, limits.concurrency - self.in_flight)}')
         if limits.complexity_per_minute is not None:
-            self._complexity.roll(now)
+            self._complexity_window(now)
             budget = limits.complexity_per_minute
-            policy.append(f'"complexityMinute";q={budget};w=60;qu="content-bytes"')
+            w = f"{limits.complexity_window_seconds:g}"
+            policy.append(f'"complexityMinute";q={budget};w={w};qu="content-bytes"')
             state.append(
                 f'"complexityMinute";r={max(0, budget - self._complexity.used)}'
                 + self._t(self._complexity, now)
@@ -296,7 +306,7 @@ class RateLimiter:
         """The current counters, for the control endpoint."""
         now = self._clock()
         self._minute.roll(now)
-        self._complexity.roll(now)
+        self._complexity_window(now)
         self._roll_day(now)
         return {
             "requests_this_minute": self._minute.used,
@@ -304,6 +314,19 @@ class RateLimiter:
             "daily_calls": round(self.daily_used, 1),
             "in_flight": self.in_flight,
         }
+
+    def windows(self) -> list[Spent]:
+        """Every complexity window so far, oldest first, the current one last."""
+        current = self._complexity_window(self._clock())
+        if current.start is None:
+            return list(self.spent)
+        return [*self.spent, Spent(current.start, current.used)]
+
+    def _complexity_window(self, now: float) -> _Window:
+        window = self._complexity
+        window.length = self.limits.complexity_window_seconds
+        window.roll(now)
+        return window
 
     def _roll_day(self, now: float) -> None:
         day = int(now // DAY)  # days reset at midnight UTC
@@ -313,6 +336,14 @@ class RateLimiter:
     @staticmethod
     def _t(window: _Window, now: float) -> str:
         return "" if window.start is None else f";t={window.reset_in(now)}"
+
+
+NULLABLE = frozenset(
+    {
+        "complexity_per_minute", "max_query_complexity", "requests_per_minute", "concurrency",
+        "daily_calls", "ip_requests",
+    }
+)  # fmt: skip
 
 
 def limits_to_json(limits: AccountLimits) -> dict[str, object]:
@@ -325,8 +356,12 @@ def limits_to_json(limits: AccountLimits) -> dict[str, object]:
         "daily_calls": limits.daily_calls,
         "ip_requests": limits.ip_requests,
         "ip_window_seconds": limits.ip_window_seconds,
+        "complexity_window_seconds": limits.complexity_window_seconds,
         "costs": dict(limits.costs),
-        "default_cost": limits.default_cost,
+        "mutation_cost": limits.mutation_cost,
+        "object_cost": limits.object_cost,
+        "scalar_cost": limits.scalar_cost,
+        "list_default": limits.list_default,
     }
 
 
@@ -341,7 +376,7 @@ def limits_from_json(data: Mapping[str, object]) -> AccountLimits:
     for name, value in fields.items():
         if name == "costs":
             continue
-        nullable = name not in ("ip_window_seconds", "default_cost")
+        nullable = name in NULLABLE
         if (value is None and not nullable) or (
             value is not None and (not isinstance(value, int | float) or value < 0)
         ):
@@ -351,4 +386,6 @@ def limits_from_json(data: Mapping[str, object]) -> AccountLimits:
         if not isinstance(costs, Mapping):
             raise ValueError("costs must be an object of field name to cost")
         fields["costs"] = MappingProxyType({**base.costs, **costs})
+    if not fields.get("complexity_window_seconds", 1):
+        raise ValueError("complexity_window_seconds must be positive")
     return dataclasses.replace(base, **fields)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from emulator import control, engine, errors, events, resolvers, values, version
 from emulator.clock import Clock, system_clock
 from emulator.faults import FaultPlan, Faults
 from emulator.idempotency import IdempotencyCache, InFlight
-from emulator.limits import AccountLimits, RateLimiter, Rejection, limits_to_json
+from emulator.limits import AccountLimits, RateLimiter, Rejection, Spent, limits_to_json
 from emulator.model import Board, Column, ColumnType, Item, ItemState, Webhook
 from emulator.records import Counters, RequestRecord
 from emulator.state import StateFileError, Store, board_json, boards_from_mappings
@@ -311,6 +311,10 @@ class Emulator:
         """New rate limits; usage so far is kept."""
         self._limiter.limits = limits
 
+    def complexity_windows(self) -> list[Spent]:
+        """Every complexity window so far (its first call, the points charged), oldest first."""
+        return self._limiter.windows()
+
     def reset(self) -> None:
         """Back to a fresh start: the mapping's empty boards, no usage, the initial faults."""
         self._store = self._fresh_store()
@@ -559,7 +563,7 @@ class Emulator:
             return self._reject(
                 ex, Rejection(429, "RATE_LIMIT_EXCEEDED", "Rate Limit Exceeded", retry)
             )
-        ex.complexity = plan.cost(self.limits)
+        ex.complexity = plan.cost(self.limits, variables)
         only_complexity = all(name in ("complexity", "__typename") for name in plan.root_fields)
         charge = self._limiter.charge(ex.complexity, complexity_only=only_complexity)
         if isinstance(charge, Rejection):

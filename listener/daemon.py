@@ -28,6 +28,7 @@ from listener import __version__, console, db, metrics, sql
 from listener.capture import notify
 from listener.inbound import receiver, reconcile
 from listener.metrics import Metrics
+from listener.monday import governor
 from listener.outbound import queue, rows, worker
 from listener.settings import Settings
 
@@ -349,8 +350,16 @@ class Daemon:
         self.metrics.listen_connected.set(1 if self.waker.connected.is_set() else 0)
         assert self.worker is not None
         names = {t.id: t.name for t in self.worker.tables.values()}
+        await self.worker.governor.flush()
         async with pool.acquire(timeout=10) as conn:
             counts = await conn.fetch(sql.query("depth"))
+            use = await governor.budget_use(conn)
+        for gauge, value in (
+            (self.metrics.budget, use.limit_per_minute),
+            (self.metrics.budget_used, use.points_per_minute),
+            (self.metrics.points_per_row, use.points_per_row),
+        ):
+            gauge.set(float("nan") if value is None else value)  # NaN: not known yet
         for table_name in names.values():
             for state in ("pending", "in_flight", "failed"):
                 self.metrics.queue_depth.labels(table_name, state).set(0)

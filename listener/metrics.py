@@ -105,6 +105,26 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.complexity_points = Counter(
+            "npd_sync_monday_complexity_points_total",
+            "Complexity points Monday charged for this listener's requests.",
+            registry=r,
+        )
+        self.budget = Gauge(
+            "npd_sync_monday_budget_points_per_minute",
+            "Monday's complexity budget a minute, as Monday reports it (all listeners share it).",
+            registry=r,
+        )
+        self.budget_used = Gauge(
+            "npd_sync_monday_budget_used_points_per_minute",
+            "Complexity points all listeners spent a minute: mean of the last five busy minutes.",
+            registry=r,
+        )
+        self.points_per_row = Gauge(
+            "npd_sync_points_per_synced_row",
+            "Complexity points per row synced over the last hour, all listeners.",
+            registry=r,
+        )
         self.listen_connected = Gauge(
             "npd_sync_listen_connected", "1 while the LISTEN connection is up.", registry=r
         )

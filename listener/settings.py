@@ -201,7 +201,8 @@ class Tuning(_Strict):
     poll_interval: Annotated[float, Field(gt=0, le=600)] = 5.0
     request_timeout: Annotated[float, Field(gt=0, le=600)] = 65.0
     write_back_retry_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
-    # Monday's limits for the account's plan; the two figures override the plan's.
+    # Monday's limits for the account's plan, the two figures overriding the plan's: a first
+    # guess only, until Monday's replies report the account's own (the listeners believe those).
     plan: Literal["standard", "pro", "enterprise", "free"] = "pro"
     complexity_per_minute: Annotated[int, Field(ge=1000)] | None = None
     requests_per_minute: Annotated[int, Field(ge=1)] | None = None

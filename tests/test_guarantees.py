@@ -263,8 +263,9 @@ async def test_rate_limits_are_paced_not_hit(
     # 25,000 points a minute; a create costs 10,000: two requests of one create fit, the third
     # must wait for the next minute, without Monday having to refuse anything.
     limits = AccountLimits(
-        complexity_per_minute=25_000, requests_per_minute=None, concurrency=None, daily_calls=None
-    )
+        complexity_per_minute=25_000, requests_per_minute=None, concurrency=None, daily_calls=None,
+        mutation_cost=9_999,  # and 1 for the id it returns
+    )  # fmt: skip
     async with Emulator(token=TOKEN, limits=limits) as emulator:
         tuning = write_config(
             tmp_path / "t.toml",

@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from emulator import Emulator
+from emulator import AccountLimits, Emulator
 from listener import daemon, metrics
 from tests.conftest import MakeSettings
 from tests.helpers import eventually, write_config
@@ -92,3 +92,39 @@ def test_totals_sum_tables_and_give_the_histogram_per_bucket() -> None:
     assert {k: v for k, v in per_bucket.items() if v} == {0.005: 1, 0.025: 2, 2.5: 1, "inf": 1}
     assert gained.latency_sum == pytest.approx(5002.043)
     assert not (m.totals() - m.totals())
+
+
+async def test_metrics_show_the_budget_and_what_it_is_spent_on(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.set_limits(AccountLimits(complexity_per_minute=1_000_000))
+    # Minutes already past, as the listeners recorded them: 600,000 points, 20 rows each.
+    await conn.execute(
+        "INSERT INTO npd_sync.monday_minutes (minute, points, requests, rows_synced)"
+        " SELECT date_trunc('minute', now()) - make_interval(mins => g), 600000, 20, 20"
+        " FROM generate_series(1, 2) g"
+    )
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", poll_interval=1)))
+    port = free_port()
+    listener = daemon.Daemon(config, metrics_port=port, metrics_host="127.0.0.1")
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        await conn.execute("INSERT INTO contacts (first_name) VALUES ('a'), ('b')")
+        _, text = await eventually(
+            lambda: get(f"http://127.0.0.1:{port}/metrics"),
+            lambda r: (
+                "npd_sync_monday_complexity_points_total 60002.0" in r[1]  # two creates
+                and "npd_sync_monday_budget_points_per_minute 1e+06" in r[1]
+            ),
+            timeout=15,
+        )
+        values = dict(line.split(" ") for line in text.splitlines() if line.startswith("npd_sync_"))
+        # 600,000 a minute and 30,000 a row; if a minute ended meanwhile, the listener's own
+        # (60,002 points, its 2 rows maybe counted in the next one) counts too.
+        used = float(values["npd_sync_monday_budget_used_points_per_minute"])
+        assert 420_000 <= used <= 600_000
+        assert 30_000 <= float(values["npd_sync_points_per_synced_row"]) <= 31_501
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)

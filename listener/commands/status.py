@@ -24,6 +24,7 @@ from typing import Any
 
 from listener import catalog, db, mapping, sql
 from listener.capture import install
+from listener.monday import governor
 from listener.redact import redact
 from listener.settings import Settings
 
@@ -41,7 +42,11 @@ JSON_KEYS = """\b
   errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
   listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive
   monday:      api_key_set, paused, paused_until, pause_reason,
-               complexity_remaining, complexity_reset_at, updated_at
+               complexity_remaining, complexity_reset_at, updated_at,
+               complexity_limit, complexity_window_seconds (the budget a window, as
+               Monday reports it), budget_per_minute, budget_used_per_minute,
+               budget_used_share (mean of the last 5 busy minutes of the past hour,
+               all listeners), points_per_synced_row (past hour)
   inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
                pending, oldest_pending_age_seconds, open_conflicts
 Counts are rows. pending includes rows waiting for a retry and changes no listener
@@ -95,6 +100,7 @@ class MondayStatus:
     complexity_remaining: int | None
     complexity_reset_at: datetime | None
     updated_at: datetime | None
+    budget: governor.BudgetUse | None = None  # what all listeners spent lately
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +201,7 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         complexity_remaining=m["complexity_remaining"] if m else None,
         complexity_reset_at=m["complexity_reset_at"] if m else None,
         updated_at=m["updated_at"] if m else None,
+        budget=await governor.budget_use(conn),
     )
     i = await conn.fetchrow(sql.query("status_inbound"))
     assert i is not None
@@ -253,6 +260,7 @@ async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> Tab
 
 def to_json(report: Report) -> dict[str, Any]:
     """The report as `status --json` prints it (see JSON_KEYS)."""
+    use = report.monday.budget or governor.BudgetUse(None, None, None, 0, 0, None)
     return {
         "now": _iso(report.now),
         "schema_version": report.schema_version,
@@ -304,6 +312,12 @@ def to_json(report: Report) -> dict[str, Any]:
             "complexity_remaining": report.monday.complexity_remaining,
             "complexity_reset_at": _iso(report.monday.complexity_reset_at),
             "updated_at": _iso(report.monday.updated_at),
+            "complexity_limit": use.limit,
+            "complexity_window_seconds": use.window,
+            "budget_per_minute": _round(use.limit_per_minute),
+            "budget_used_per_minute": _round(use.points_per_minute),
+            "budget_used_share": None if use.share is None else round(use.share, 4),
+            "points_per_synced_row": _round(use.points_per_row),
         },
         "inbound": {
             "enabled": report.inbound.enabled,
@@ -405,9 +419,35 @@ def _monday_lines(m: MondayStatus) -> list[str]:
         if m.updated_at is not None:
             budget += f" (as of {_time(m.updated_at)})"
     out = [f"monday: {state}; {budget}"]
+    if m.budget is not None:
+        out.append("  " + _budget_line(m.budget))
     if not m.api_key_set:
         out.append("  MONDAY_API_KEY is not set: changes are recorded and left pending")
     return out
+
+
+def _budget_line(use: governor.BudgetUse) -> str:
+    per_minute = use.limit_per_minute
+    if per_minute is None:
+        line = "budget: not reported by Monday yet"
+    else:
+        line = f"budget: {per_minute:,.0f} points a minute"
+    if use.points_per_minute is None:
+        return line + "; nothing spent in the past hour"
+    line += f"; spent {use.points_per_minute:,.0f} a minute"
+    if use.share is not None:
+        line += f" ({use.share:.1%})"
+    busy = f"{use.minutes} busy minute{'' if use.minutes == 1 else 's'}"
+    line += f" over the last {busy}"
+    if use.refused:
+        line += f", {use.refused} request{'' if use.refused == 1 else 's'} refused"
+    if use.points_per_row is not None:
+        line += f"; {use.points_per_row:,.0f} points per synced row"
+    return line
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:

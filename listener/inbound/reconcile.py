@@ -73,7 +73,7 @@ async def pull(
         assert watermark is not None
         page, entries = 1, []
         while True:
-            async with meter.request(None, 1):
+            async with meter.request(None, [governor.ACTIVITY]):
                 got = await api.activity(client, board, watermark, page)
             found.requests += 1
             entries += got
@@ -134,8 +134,10 @@ async def _read_board(
     seen: set[str] = set()
     cursor: str | None = None
     while True:
-        async with meter.request(None, 1):
-            page, cursor = await api.board_page(client, table.board_id or "", columns, cursor)
+        async with meter.request(None, [governor.READ] * api.BOARD_PAGE) as granted:
+            page, cursor = await api.board_page(
+                client, table.board_id or "", columns, cursor, limit=granted
+            )
         found.requests += 1
         for item in page.values():
             seen.add(item.id)

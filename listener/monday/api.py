@@ -206,12 +206,14 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
     if body.extensions and isinstance(body.extensions.get("request_id"), str):
         request_id = body.extensions["request_id"]
     if body.error_code or (body.error_message and body.data is None):
+        message = body.error_message or body.error_code or "error"
         raise errors.make(
-            body.error_message or body.error_code or "error",
+            message,
             code=body.error_code,
             status=body.status_code or (status if status != 200 else None),
             request_id=request_id,
             retry_after=errors.retry_after(None, headers),
+            budget=_budget(body.error_code, message, None, headers),
         )
     field_errors: dict[str, GraphQLError] = {}
     for error in body.errors or []:
@@ -227,6 +229,7 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
             status=_status(ext, status),
             request_id=request_id,
             retry_after=errors.retry_after(ext, headers),
+            budget=_budget(code, error.message, ext, headers),
         )
     if status != 200 or body.data is None:
         raise errors.make(
@@ -240,6 +243,17 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
         except ValidationError:
             complexity = None
     return Reply(body.data, field_errors, request_id, complexity, headers)
+
+
+def _budget(
+    code: object, message: str, extensions: Mapping[str, Any] | None, headers: Mapping[str, str]
+) -> errors.Budget | None:
+    """What a refusal for complexity says of the budget (None: not such a refusal)."""
+    if code in errors.BUDGET_CODES:
+        return errors.budget(message, extensions, headers)
+    if code is None or code == errors.TOO_COMPLEX:
+        return errors.too_complex(message)
+    return None
 
 
 def _status(extensions: Mapping[str, Any], http_status: int) -> int | None:
@@ -501,12 +515,18 @@ ACTIVITY_PAGE = 500
 
 
 async def board_page(
-    client: Client, board_id: str, column_ids: Sequence[str], cursor: str | None = None
+    client: Client,
+    board_id: str,
+    column_ids: Sequence[str],
+    cursor: str | None = None,
+    *,
+    limit: int = BOARD_PAGE,
 ) -> tuple[dict[str, Item], str | None]:
     """One page of a board's active items (the first without a cursor), and the next page's
     cursor (None after the last)."""
+    limit = max(1, min(limit, BOARD_PAGE))
     if cursor is None:
-        variables: dict[str, Any] = {"b": [board_id], "l": BOARD_PAGE, "c": list(column_ids)}
+        variables: dict[str, Any] = {"b": [board_id], "l": limit, "c": list(column_ids)}
         reply = await client.post(BOARD_ITEMS_QUERY, variables)
         boards = reply.data.get("boards") or []
         if not boards or not isinstance(boards[0], dict):
@@ -515,7 +535,7 @@ async def board_page(
             )
         page = boards[0].get("items_page") or {}
     else:
-        variables = {"cursor": cursor, "l": BOARD_PAGE, "c": list(column_ids)}
+        variables = {"cursor": cursor, "l": limit, "c": list(column_ids)}
         reply = await client.post(NEXT_BOARD_ITEMS_QUERY, variables)
         page = reply.data.get("next_items_page") or {}
     following = page.get("cursor")

@@ -13,8 +13,9 @@ Five kinds, each with its own handling in the worker:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from listener.redact import redact
 
@@ -93,6 +94,23 @@ PERMANENT_CODES = frozenset(
     }
 )
 TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "ResourceLocked"})
+BUDGET_CODES = frozenset({"COMPLEXITY_BUDGET_EXHAUSTED", "ComplexityException"})
+# One request over Monday's cap on a single query (5M points): "Query has complexity of N,
+# which exceeds max complexity of M", with this code or none.
+TOO_COMPLEX = "maxComplexityExceeded"
+_TOO_COMPLEX = re.compile(r"complexity of (\d+),? which exceeds max complexity of (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The complexity budget as a refusal reports it (any figure may be missing)."""
+
+    left: float | None = None  # points left in the window
+    limit: float | None = None  # points a window
+    reset: float | None = None  # seconds until the window starts again
+    window: float | None = None  # the window's length in seconds
+    cost: float | None = None  # what the refused request would have cost
+    max_query: float | None = None  # set when the request was over the cap on one query
 
 
 class MondayError(Exception):
@@ -108,6 +126,7 @@ class MondayError(Exception):
         status: int | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        budget: Budget | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -115,12 +134,13 @@ class MondayError(Exception):
         self.status = status
         self.request_id = request_id
         self.retry_after = retry_after
+        self.budget = budget  # set on a complexity refusal: what Monday said of the budget
 
     def redacted(self, secrets: Iterable[str]) -> MondayError:
         """The same error, with every secret removed from its message."""
         return type(self)(
             redact(self.message, secrets), code=self.code, status=self.status,
-            request_id=self.request_id, retry_after=self.retry_after,
+            request_id=self.request_id, retry_after=self.retry_after, budget=self.budget,
         )  # fmt: skip
 
     def __str__(self) -> str:
@@ -199,10 +219,14 @@ def make(
     status: int | None = None,
     request_id: str | None = None,
     retry_after: float | None = None,
+    budget: Budget | None = None,
 ) -> MondayError:
     """Build the typed exception for an error."""
     cls = _TYPES[classify(code, status)]
-    return cls(message, code=code, status=status, request_id=request_id, retry_after=retry_after)
+    return cls(
+        message, code=code, status=status, request_id=request_id, retry_after=retry_after,
+        budget=budget,
+    )  # fmt: skip
 
 
 def retry_after(
@@ -228,10 +252,13 @@ class Limit:
     name: str
     remaining: float | None
     reset: float | None
+    quota: float | None = None  # RateLimit-Policy's q
+    window: float | None = None  # RateLimit-Policy's w
 
 
 def parse_ratelimit(header: str) -> list[Limit]:
-    """Parse `RateLimit: "minuteRate";r=4999, "complexityMinute";r=4950000;t=45`."""
+    """Parse `RateLimit: "minuteRate";r=4999, "complexityMinute";r=4950000;t=45`, or the
+    `RateLimit-Policy` header (`"complexityMinute";q=5000000;w=60`)."""
     limits = []
     for item in header.split(","):
         parts = [p.strip() for p in item.split(";")]
@@ -244,5 +271,85 @@ def parse_ratelimit(header: str) -> list[Limit]:
                 params[key.strip()] = float(value)
             except ValueError:
                 continue
-        limits.append(Limit(parts[0].strip('"'), params.get("r"), params.get("t")))
+        limits.append(
+            Limit(
+                parts[0].strip('"'), params.get("r"), params.get("t"), params.get("q"),
+                params.get("w"),
+            )
+        )  # fmt: skip
     return limits
+
+
+COMPLEXITY_LIMIT = "complexityMinute"  # the complexity budget's name in the RateLimit headers
+# The legacy refusal's text: "... query cost 30001 budget remaining 19986 out of 1000000 reset
+# in 3 seconds".
+_LEGACY = re.compile(
+    r"query cost (\d+).*?remaining (\d+) out of (\d+).*?reset in (\d+) seconds?", re.IGNORECASE
+)
+
+
+def complexity_limit(headers: Mapping[str, str]) -> Limit | None:
+    """The complexity budget from a response's RateLimit and RateLimit-Policy headers: points
+    left and seconds to the reset (RateLimit), points a window and its length (the policy)."""
+    state = _named(headers.get("RateLimit", ""))
+    policy = _named(headers.get("RateLimit-Policy", ""))
+    if state is None and policy is None:
+        return None
+    return Limit(
+        COMPLEXITY_LIMIT,
+        state.remaining if state else None,
+        state.reset if state else None,
+        policy.quota if policy else None,
+        policy.window if policy else None,
+    )
+
+
+def _named(header: str) -> Limit | None:
+    return next((x for x in parse_ratelimit(header) if x.name == COMPLEXITY_LIMIT), None)
+
+
+def too_complex(message: str) -> Budget | None:
+    """What a refusal for going over the cap on one query says: its cost and the cap."""
+    found = _TOO_COMPLEX.search(message)
+    if found is None:
+        return None
+    return Budget(cost=float(found[1]), max_query=float(found[2]))
+
+
+def budget(
+    message: str, extensions: Mapping[str, object] | None, headers: Mapping[str, str]
+) -> Budget:
+    """What a complexity refusal says of the budget: its extensions (2025-01 to 2025-04), the
+    legacy message, and the RateLimit headers, the first one that has a figure winning."""
+    ext = extensions or {}
+
+    def number(key: str) -> float | None:
+        value = ext.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    found = Budget(
+        left=number("complexity_budget_left"),
+        limit=number("complexity_budget_limit"),
+        reset=number("retry_in_seconds"),
+        cost=number("complexity"),
+    )
+    legacy = _LEGACY.search(message)
+    if legacy:
+        cost, left, limit, reset = (float(g) for g in legacy.groups())
+        found = replace(
+            found,
+            cost=found.cost if found.cost is not None else cost,
+            left=found.left if found.left is not None else left,
+            limit=found.limit if found.limit is not None else limit,
+            reset=found.reset if found.reset is not None else reset,
+        )
+    header = complexity_limit(headers)
+    if header is not None:
+        found = replace(
+            found,
+            left=found.left if found.left is not None else header.remaining,
+            limit=found.limit if found.limit is not None else header.quota,
+            reset=found.reset if found.reset is not None else header.reset,
+            window=header.window,
+        )
+    return found

@@ -66,9 +66,11 @@ async def open_worker(
     metrics = metrics or Metrics()
     tuning = settings.tuning
     meter = governor.Governor(
-        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
-    )
+        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait,
+        max_operations=tuning.batch_size, metrics=metrics,
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(meter.flush)
         client = None
         if settings.api_key is not None:
             client = api.client(settings, on_reply=meter.observe)
@@ -206,8 +208,12 @@ class Worker:
             columns = [c.id for c in table.mapping.inbound_columns]
             if table.mapping.npd_id_column:
                 columns.append(table.mapping.npd_id_column)
+            later: list[inbox.Entry] = []
             try:
-                async with self.governor.request(None, 1):
+                reads = [governor.READ] * len(group)
+                async with self.governor.request(None, reads) as granted:
+                    # As many as the budget holds now; the others are due again at once.
+                    group, later = group[:granted], group[granted:]
                     items = await api.read_items(self.client, [e.item_id for e in group], columns)
                 self.stats.requests += 1
             except errors.MondayError as exc:
@@ -216,9 +222,10 @@ class Worker:
                 outcome: inbox.Outcome = (
                     "wait" if exc.kind is not errors.Kind.TRANSIENT else "retry"
                 )
-                done = [inbox.Completion(e, outcome, str(exc), wait) for e in group]
+                done = [inbox.Completion(e, outcome, str(exc), wait) for e in group + later]
             else:
                 done = await self._insert_rows(table, group, items)
+                done += [inbox.Completion(e, "wait") for e in later]
             async with self.pool.acquire() as conn:
                 await inbox.complete(conn, self.listener_id, done)
 
@@ -318,13 +325,19 @@ class Worker:
         retired: list[str] = []
 
         found: dict[str, list[str]] = {}
+        looked: set[str] = set()  # rows whose lookup was answered
         finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
         if finds and table.mapping.npd_id_column:
             try:
-                async with self.governor.request(None, 1):
+                async with self.governor.request(None, [governor.LOOKUP]):
                     found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
                 self.stats.requests += 1
+                looked = set(finds)
+                # What a lookup found is kept even if the push must wait: no second lookup.
+                item.update({key: rules.adopt(items) for key, items in found.items()})
             except errors.MondayError as exc:
+                if exc.budget is not None:
+                    exc = self.governor.refused(exc, [governor.LOOKUP]) or exc
                 await self._note_request_error(exc)
                 for key in finds:
                     failures[key].append(exc)
@@ -341,12 +354,21 @@ class Worker:
         size = self.tuning.batch_size
         while ops:
             granted = 0
+            kinds = [governor.kind_of(op) for op in ops[:size]]
             try:
-                # The governor may grant fewer operations than asked: what the budget holds.
-                async with self.governor.request(board, min(size, len(ops))) as granted:
+                # The governor grants what the budget holds now: maybe fewer than asked.
+                async with self.governor.request(board, kinds) as granted:
                     results = await self.client.mutate(board, ops[:granted])
                 self.stats.requests += 1
             except errors.MondayError as exc:
+                if exc.budget is not None and granted:
+                    # Refused for its complexity: learn from what Monday said, and send the
+                    # same operations again in pieces that fit, unless even those must wait.
+                    again = self.governor.refused(exc, kinds[:granted])
+                    if again is None:
+                        self.metrics.requests.labels(str(exc.status or ""), exc.code or "").inc()
+                        continue
+                    exc = again
                 await self._note_request_error(exc)
                 stop = exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED)
                 # Don't send the rest into the same wall: they wait too.
@@ -361,6 +383,23 @@ class Worker:
             rules.decide(p, item[p.entry.key], rules.worst(failures[p.entry.key]), policy, self.rng)
             for p in plans
         ]
+        for i, d in enumerate(decisions):
+            c = d.completion
+            if (
+                c.entry.key in looked
+                and c.uncertain
+                and c.outcome is queue.Outcome.WAIT
+                and all(
+                    f.kind is errors.Kind.RATE_LIMITED and f.code != "IDEMPOTENCY_CONFLICT"
+                    for f in failures[c.entry.key]
+                )
+            ):
+                # Looked up, and the push was refused or never sent: Monday holds what the
+                # lookup found (kept as monday_id), so the next attempt need not look again.
+                decisions[i] = dataclasses.replace(
+                    d, completion=dataclasses.replace(c, uncertain=False)
+                )
+        self.governor.synced(sum(1 for d in decisions if d.status == "SYNCED" and not d.unchanged))
         return decisions, retired
 
     async def _read(
@@ -375,17 +414,22 @@ class Worker:
         columns = [c.id for c in table.mapping.inbound_columns]
         ids = list(dict.fromkeys(p.item_id for p in plans if p.item_id is not None))
         items: dict[str, api.Item] = {}
-        for start in range(0, len(ids), api.ITEMS_PAGE):
-            page = ids[start : start + api.ITEMS_PAGE]
+        while ids:
+            page = ids[: api.ITEMS_PAGE]
             try:
-                async with self.governor.request(None, 1):
+                # As many as the budget holds now: the rest in the next request.
+                async with self.governor.request(None, [governor.READ] * len(page)) as granted:
+                    page = page[:granted]
                     items.update(await api.read_items(self.client, page, columns))
                 self.stats.requests += 1
             except errors.MondayError as exc:
                 await self._note_request_error(exc)
+                page = ids[: api.ITEMS_PAGE]  # these wait, and so do the rest
                 for p in plans:
-                    if p.item_id in page:
+                    if p.item_id in ids:
                         failures[p.entry.key].append(exc)
+                break
+            ids = ids[len(page) :]
         result: dict[str, rules.Work] = {}
         for p in plans:
             if failures[p.entry.key] or p.item_id is None or p.row is None:

@@ -128,7 +128,10 @@ WITH r AS (
             WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0
             WHEN m.outcome IN ('retry', 'failed') THEN q.attempts + 1
             ELSE q.attempts END,
+        -- A wait is an outcome but not an attempt: its claim is not counted, or the entry
+        -- would look interrupted next time and be looked up on Monday again for nothing.
         claims = CASE WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN 0
+                      WHEN m.outcome = 'wait' THEN greatest(q.claims - 1, 0)
                       ELSE q.claims END,
         next_attempt_at = CASE
             WHEN NOT m.current AND m.outcome IN ('done', 'failed') THEN now()

@@ -164,6 +164,36 @@ async def test_monday_state_and_missing_key(
     assert "MONDAY_API_KEY is not set" in text
 
 
+async def test_the_budget_spent_and_the_points_per_synced_row(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    r = await report(make_settings())
+    assert "  budget: not reported by Monday yet; nothing spent in the past hour" in status.render(
+        r
+    )
+    # Monday reported a budget of 10M a minute; the listeners spent 9M in each of three
+    # minutes, syncing 300 rows in each, and one request was refused.
+    await conn.execute(
+        "UPDATE npd_sync.monday SET complexity_limit = 10000000, complexity_window = 60"
+    )
+    await conn.execute(
+        "INSERT INTO npd_sync.monday_minutes (minute, points, requests, refused, rows_synced)"
+        " SELECT date_trunc('minute', now()) - make_interval(mins => g), 9000000, 30,"
+        " (g = 1)::int, 300 FROM generate_series(1, 3) g"
+    )
+    r = await report(make_settings())
+    assert (
+        "  budget: 10,000,000 points a minute; spent 9,000,000 a minute (90.0%) over the last"
+        " 3 busy minutes, 1 request refused; 30,000 points per synced row"
+    ) in status.render(r)
+    monday = status.to_json(r)["monday"]
+    assert (monday["complexity_limit"], monday["complexity_window_seconds"]) == (10_000_000, 60)
+    assert monday["budget_per_minute"] == 10_000_000
+    assert monday["budget_used_per_minute"] == 9_000_000
+    assert monday["budget_used_share"] == 0.9
+    assert monday["points_per_synced_row"] == 30_000
+
+
 async def test_a_table_without_a_board_says_so(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
@@ -256,7 +286,9 @@ def test_json_keys_are_stable() -> None:
     ]  # fmt: skip
     assert list(data["monday"]) == [
         "api_key_set", "paused", "paused_until", "pause_reason", "complexity_remaining",
-        "complexity_reset_at", "updated_at",
+        "complexity_reset_at", "updated_at", "complexity_limit", "complexity_window_seconds",
+        "budget_per_minute", "budget_used_per_minute", "budget_used_share",
+        "points_per_synced_row",
     ]  # fmt: skip
     # Every key is documented in the --help epilog.
     documented = set(re.findall(r"\w+", status.JSON_KEYS))

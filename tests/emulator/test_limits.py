@@ -11,7 +11,7 @@ import pytest
 from emulator import AccountLimits, Emulator, ManualClock
 from emulator.limits import DAY, RateLimiter, Rejection
 
-from .helpers import CONTACTS, Api
+from .helpers import CONTACTS, LOOKUP, Api
 
 CREATE = 'mutation ($b: ID!) { create_item(board_id: $b, item_name: "x") { id } }'
 ME = "query { me { id } }"
@@ -53,11 +53,11 @@ async def test_every_response_carries_rate_limit_headers(api: Api) -> None:
         '"complexityMinute";q=10000000;w=60;qu="content-bytes"'
     )
     assert reply.headers["RateLimit"] == (
-        '"minuteRate";r=2499;t=60, "concurrency";r=99, "complexityMinute";r=9999990;t=60'
+        '"minuteRate";r=2499;t=60, "concurrency";r=99, "complexityMinute";r=9999989;t=60'
     )
     reply = await api.post(CREATE, {"b": CONTACTS})
     assert reply.headers["RateLimit"] == (
-        '"minuteRate";r=2498;t=60, "concurrency";r=99, "complexityMinute";r=9989990;t=60'
+        '"minuteRate";r=2498;t=60, "concurrency";r=99, "complexityMinute";r=9969988;t=60'
     )
     assert (await api.post(ME, token="wrong")).headers["RateLimit-Policy"]
 
@@ -66,8 +66,8 @@ async def test_complexity_field_reports_the_real_accounting(api: Api, clock: Man
     first = (await api.post(COMPLEXITY)).data["complexity"]
     assert first == {
         "before": 10_000_000,
-        "query": 10,
-        "after": 9_999_990,
+        "query": 11,  # me: an object (10) and its id (1); the complexity field is free
+        "after": 9_999_989,
         "reset_in_x_seconds": 60,
     }
     clock.advance(15)
@@ -77,9 +77,9 @@ async def test_complexity_field_reports_the_real_accounting(api: Api, clock: Man
         {"b": CONTACTS},
     )
     assert reply.data["complexity"] == {
-        "before": 9_999_990,
-        "query": 10_000,
-        "after": 9_989_990,
+        "before": 9_999_989,
+        "query": 30_001,  # a mutation 30,000, its id 1: Monday's own figure
+        "after": 9_969_988,
         "reset_in_x_seconds": 45,
     }
     clock.advance(45)  # the window ends 60 s after its first call
@@ -87,7 +87,7 @@ async def test_complexity_field_reports_the_real_accounting(api: Api, clock: Man
 
 
 async def test_complexity_budget_exhausted(api: Api, emu: Emulator, clock: ManualClock) -> None:
-    emu.set_limits(AccountLimits(complexity_per_minute=25_000))
+    emu.set_limits(AccountLimits(complexity_per_minute=75_000))
     for _ in range(2):
         assert (await api.post(CREATE, {"b": CONTACTS})).errors == []
     clock.advance(20)
@@ -115,7 +115,7 @@ async def test_complexity_error_of_2025_04_has_the_old_extras(api: Api, emu: Emu
         "code": "COMPLEXITY_BUDGET_EXHAUSTED",
         "retry_in_seconds": 60,
         "status_code": 429,
-        "complexity": 10_000,
+        "complexity": 30_001,
         "complexity_budget_left": 5_000,
         "complexity_budget_limit": 5_000,
     }
@@ -124,6 +124,7 @@ async def test_complexity_error_of_2025_04_has_the_old_extras(api: Api, emu: Emu
 async def test_500_aliased_mutations_fit_the_per_query_cap_501_do_not(
     api: Api, emu: Emulator
 ) -> None:
+    emu.set_limits(dataclasses.replace(emu.limits, mutation_cost=9_999))  # 10,000 with the id
     reply = await api.post(batch(500), {"b": CONTACTS})
     assert reply.errors == []
     assert len(emu.items()) == 500
@@ -221,7 +222,7 @@ async def test_limits_can_be_switched_off(api: Api, emu: Emulator) -> None:
     reply = await api.post(COMPLEXITY)
     assert "RateLimit" not in reply.headers
     assert "RateLimit-Policy" not in reply.headers
-    assert reply.data["complexity"]["query"] == 10
+    assert reply.data["complexity"]["query"] == 11
     assert (await api.post(batch(600), {"b": CONTACTS})).errors == []
 
 
@@ -233,7 +234,7 @@ async def test_costs_are_configurable(api: Api, emu: Emulator) -> None:
         ' b: create_item(board_id: $b, item_name: "y") { id } complexity { query } }',
         {"b": CONTACTS},
     )
-    assert reply.data["complexity"] == {"query": 14}
+    assert reply.data["complexity"] == {"query": 16}  # (7 + 1 for the id) twice
 
 
 async def test_limits_over_the_control_endpoint(api: Api, emu: Emulator) -> None:
@@ -244,7 +245,7 @@ async def test_limits_over_the_control_endpoint(api: Api, emu: Emulator) -> None
     assert body["limits"]["concurrency"] == 5
     assert body["limits"]["requests_per_minute"] == 1_000
     assert emu.limits.cost("me") == 3
-    assert emu.limits.cost("create_item") == 10_000
+    assert emu.limits.cost("create_item") == 30_000
     for bad in ({"plan": "gold"}, {"concurrency": "many"}, {"speed": 1}):
         status, body = await api.control("POST", "limits", bad)
         assert status == 400
@@ -257,3 +258,49 @@ async def test_failed_calls_count_for_the_minute(api: Api, emu: Emulator) -> Non
     await api.post("query { nope }")
     await api.post(CREATE, {"b": "42"})
     assert (await api.post(ME)).status == 429
+
+
+async def test_a_query_costs_what_it_may_return(api: Api, emu: Emulator) -> None:
+    # Monday weighs each field (an object 10, a scalar 1) by how many may come back: the ids
+    # asked for, else the limit, else a page of 25.
+    items = "query ($ids: [ID!]) { items(ids: $ids) { id name column_values { id text } } }"
+    reply = await api.post(items, {"ids": [str(i) for i in range(100)]})
+    assert emu.requests[-1].complexity == 100 * (10 + 1 + 1 + 25 * (10 + 1 + 1))
+    assert reply.errors == []
+    picked = 'query { items(ids: [1, 2]) { id column_values(ids: ["text", "email"]) { text } } }'
+    await api.post(picked)
+    assert emu.requests[-1].complexity == 2 * (10 + 1 + 2 * (10 + 1))
+    # The listener's npd_id lookup: a page of 500 items, one column each.
+    await api.post(LOOKUP, {"b": CONTACTS, "c": "npd_id", "v": ["1", "2"]})
+    assert emu.requests[-1].complexity == 10 + 1 + 500 * (10 + 1 + 1 + 1 * (10 + 1 + 1))
+
+
+async def test_weights_are_configurable(api: Api, emu: Emulator) -> None:
+    status, _ = await api.control(
+        "POST",
+        "limits",
+        {"mutation_cost": 999, "object_cost": 2, "scalar_cost": 0, "list_default": 3},
+    )
+    assert status == 200
+    await api.post(CREATE, {"b": CONTACTS})
+    assert emu.requests[-1].complexity == 999
+    await api.post("query { items(ids: [1]) { id column_values { text } } }")
+    assert emu.requests[-1].complexity == 1 * (2 + 0 + 3 * 2)
+
+
+async def test_a_shorter_window_is_reported_and_kept(
+    api: Api, emu: Emulator, clock: ManualClock
+) -> None:
+    emu.set_limits(AccountLimits(complexity_per_minute=100_000, complexity_window_seconds=6))
+    reply = await api.post(CREATE, {"b": CONTACTS})
+    assert '"complexityMinute";q=100000;w=6;' in reply.headers["RateLimit-Policy"]
+    assert '"complexityMinute";r=69999;t=6' in reply.headers["RateLimit"]
+    clock.advance(2)
+    await api.post(CREATE, {"b": CONTACTS})
+    clock.advance(4)  # 6 s after the window's first call: a new window
+    reply = await api.post(COMPLEXITY)
+    assert reply.data["complexity"]["before"] == 100_000
+    assert [(w.start - clock.now, w.used) for w in emu.complexity_windows()] == [
+        (-6, 60_002),
+        (0, 11),
+    ]

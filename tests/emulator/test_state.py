@@ -120,12 +120,12 @@ async def test_requests_and_counters_are_recorded(api: Api, emu: Emulator) -> No
         0,
         200,
     )
-    assert first.complexity == 10
+    assert first.complexity == 11  # an object (10) and a scalar (1)
     assert second.idempotency_key == "k"
     assert second.root_fields == ("create_item", "create_item", "complexity")
     assert (second.mutations, second.complexity, second.error_codes) == (
         2,
-        20_000,
+        60_002,
         ("ColumnValueException",),
     )
     assert second.seconds > 0

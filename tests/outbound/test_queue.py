@@ -71,6 +71,15 @@ async def test_expired_lease_is_taken_over(conn: asyncpg.Connection) -> None:
     assert await entries(conn) == {}
 
 
+async def test_a_wait_does_not_look_like_an_interruption(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await queue.ingest(conn)
+    for _ in range(3):  # Monday's budget was spent, three times
+        (entry,) = await claim(conn, who="a")
+        assert not entry.interrupted  # so no lookup of an item that cannot exist
+        await queue.complete(conn, "a", [Completion(entry, Outcome.WAIT, "budget spent")])
+
+
 async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) SELECT 'x' FROM generate_series(1, 5)")
     await queue.ingest(conn)

@@ -1,0 +1,131 @@
+"""Monday's complexity budget as the real ceiling, against the emulator charging like Monday:
+a budget too tight for a batch never livelocks, with two listeners sharing it; the whole budget
+of a window is used, not the cap on one query; Monday's figures beat the plan's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from emulator import AccountLimits, Emulator
+from emulator.records import RequestRecord
+from listener import db
+from listener.outbound import queue, rows
+from tests.conftest import MakeSettings
+from tests.helpers import assert_mirrored, eventually, running, write_config
+
+EXHAUSTED = "COMPLEXITY_BUDGET_EXHAUSTED"
+FAST = {"poll_interval": 0.5, "backoff_base": 0.05, "backoff_cap": 0.3, "lease_seconds": 5}
+
+
+def charged(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [r for r in records if r.status == 200 and not r.error_codes and r.complexity]
+
+
+async def all_synced(conn: asyncpg.Connection) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT bool_and(sync_status = 'SYNCED') AND NOT EXISTS (SELECT FROM npd_sync.queue)"
+            " FROM contacts"
+        )
+    )
+
+
+@pytest.mark.parametrize("backfilled", [5, 0], ids=["with lookups", "creates only"])
+async def test_a_budget_tighter_than_a_batch_never_livelocks(
+    dsn: str,
+    conn: asyncpg.Connection,
+    emulator: Emulator,
+    make_settings: MakeSettings,
+    tmp_path: Path,
+    backfilled: int,
+) -> None:
+    # The issue's account: 30,000 points a window, 10,000 a create, lookups of 11,011 (a page
+    # of 500 items). The listeners think they have a Pro plan's 10M: Monday says otherwise.
+    window = 2.0
+    emulator.set_limits(
+        AccountLimits(
+            complexity_per_minute=30_000, complexity_window_seconds=window,
+            mutation_cost=9_999, requests_per_minute=None, concurrency=None, daily_calls=None,
+        )
+    )  # fmt: skip
+    # Rows that were there before the triggers, queued by a backfill (each looked up first),
+    # and rows the application writes now.
+    quiet = await db.connect(dsn)  # npd-sync's own connections are not captured
+    try:
+        await quiet.execute(
+            "INSERT INTO contacts (first_name) SELECT 'old ' || g FROM generate_series(1, $1) g",
+            backfilled,
+        )
+    finally:
+        await quiet.close()
+    await conn.execute(
+        "INSERT INTO contacts (first_name) SELECT 'new ' || g FROM generate_series(1, 8) g"
+    )
+    config = make_settings(
+        NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", max_rate_wait=0.5, **FAST))
+    )
+    pool = await db.create_pool(dsn)
+    try:
+        async with pool.acquire() as c:
+            (table,) = [t for t in await rows.load_tables(c, config) if t.name == "contacts"]
+            old = await c.fetch("SELECT id::text FROM contacts WHERE first_name LIKE 'old%'")
+            await queue.enqueue(c, table.id, [r["id"] for r in old])
+    finally:
+        await pool.close()
+    async with running(config), running(config):
+        await eventually(lambda: all_synced(conn), timeout=90, interval=0.1)
+    await assert_mirrored(conn, emulator, config)
+    records = emulator.requests
+    first = min(r.at - r.seconds for r in charged(records))
+    refused = [r for r in records if EXHAUSTED in r.error_codes]
+    # Learning what Monday allows may cost a refusal or two at the start, never later.
+    assert all(r.at < first + window for r in refused), [r.at - first for r in refused]
+    lookups = [r for r in charged(records) if "items_page_by_column_values" in r.root_fields]
+    assert len(lookups) == (1 if backfilled else 0)  # found nothing: no need to look again
+
+
+async def test_a_window_holds_more_than_the_cap_on_one_query(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # Monday's figures: 10M points a minute, 5M at most in one request; 100,000 a create. A
+    # hundred creates fit in one minute, fifty in one request. Reading the cap on one request as
+    # the budget of a minute would leave fifty rows for the next minute.
+    emulator.set_limits(
+        AccountLimits(
+            mutation_cost=99_999, requests_per_minute=None, concurrency=None, daily_calls=None
+        )
+    )
+    await conn.execute(
+        "INSERT INTO contacts (first_name) SELECT 'row ' || g FROM generate_series(1, 100) g"
+    )
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    async with running(config):
+        # Well within the minute: no wait for a second window.
+        await eventually(lambda: all_synced(conn), timeout=20, interval=0.1)
+    assert [w.used for w in emulator.complexity_windows()] == [10_000_000]
+    assert max(r.mutations for r in charged(emulator.requests)) <= 50
+    await assert_mirrored(conn, emulator, config)
+
+
+async def test_mondays_figures_beat_the_plans(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # The plan says 10M a minute; Monday reports about 2 * 10^9 left (no limit here): it is
+    # right, and 30M of creates go through in the first minute, without a pause.
+    emulator.set_limits(
+        AccountLimits(
+            complexity_per_minute=None, max_query_complexity=None, requests_per_minute=None,
+            concurrency=None, daily_calls=None, ip_requests=None, mutation_cost=99_999,
+        )
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO contacts (first_name) SELECT 'row ' || g FROM generate_series(1, 300) g"
+    )
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    async with running(config):
+        await eventually(lambda: all_synced(conn), timeout=30, interval=0.1)
+    assert await conn.fetchval("SELECT paused_until FROM npd_sync.monday") is None
+    assert sum(r.complexity for r in charged(emulator.requests)) == 300 * 100_000
