@@ -1,6 +1,7 @@
 -- Capture for one application table. A template: `install` fills {table}, {key}, {key_literal},
--- {data_columns}, {id}, {wake_lock} and {channel} with quoted identifiers, literals and integers, and runs
--- it in one transaction. Running it again replaces everything it created.
+-- {data_columns}, {id}, {wake_lock}, {channel} and {mark} with quoted identifiers, literals and
+-- integers, and {fn} with a dollar-quote tag that the key's name does not contain; it runs it
+-- in one transaction. Running it again replaces everything it created.
 --
 -- Row-level triggers, each appending one narrow row to npd_sync.changes: measured on a 2-core
 -- machine this costs a single-row write about as much as any capture can (statement-level
@@ -13,7 +14,14 @@
 --   at install time; run `npd-sync install` again after adding columns (`check` says when);
 -- - an UPDATE of the key as a delete of the old key and an insert of the new one;
 -- - TRUNCATE, reading the rows that have items before they go.
--- The listener's own connections set npd_sync.origin = 'listener' and are never captured.
+-- npd-sync's own sessions are never captured: each sets the setting npd_sync.origin to the
+-- secret kept in the table npd_sync.origin (listener/db.py), and the WHEN clauses compare its
+-- SHA-256 with the digest install writes into them. Other sessions leave the setting unset,
+-- which costs them nothing: every function in the WHEN clause returns NULL on NULL.
+--
+-- The functions run as the role that installed them (SECURITY DEFINER, with a search_path
+-- that no caller can change) and nobody else may call them: the application's roles need no
+-- right on npd_sync at all, and a TRUNCATE by a role that may not SELECT the table works.
 --
 -- The wake-up: a NOTIFY makes every notifying commit take a global lock, so it is sent only
 -- while a listener is idle and waiting: npd_sync.waiting > 0 (one cheap read for every writer)
@@ -31,7 +39,8 @@ DROP TRIGGER IF EXISTS npd_sync_rekey ON {table};
 DROP TRIGGER IF EXISTS npd_sync_delete ON {table};
 DROP TRIGGER IF EXISTS npd_sync_truncate ON {table};
 
-CREATE OR REPLACE FUNCTION npd_sync.changed_{id}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION npd_sync.changed_{id}() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {fn}
 BEGIN
     INSERT INTO npd_sync.changes (table_id, row_key) VALUES ({id}, NEW.{key}::text);
     IF pg_catalog.pg_sequence_last_value('npd_sync.waiting') > 0
@@ -41,9 +50,10 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$fn$;
+{fn};
 
-CREATE OR REPLACE FUNCTION npd_sync.rekeyed_{id}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION npd_sync.rekeyed_{id}() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {fn}
 BEGIN
     IF NEW.{key} IS DISTINCT FROM OLD.{key} THEN
         INSERT INTO npd_sync.changes (table_id, row_key, archive_id)
@@ -56,9 +66,10 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$fn$;
+{fn};
 
-CREATE OR REPLACE FUNCTION npd_sync.deleted_{id}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION npd_sync.deleted_{id}() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {fn}
 BEGIN
     INSERT INTO npd_sync.changes (table_id, row_key, archive_id)
     VALUES ({id}, OLD.{key}::text, OLD.monday_id::text);
@@ -69,10 +80,11 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$fn$;
+{fn};
 
 -- By TG_RELID, so that renaming the table does not break the application's TRUNCATE.
-CREATE OR REPLACE FUNCTION npd_sync.truncated_{id}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION npd_sync.truncated_{id}() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {fn}
 BEGIN
     EXECUTE pg_catalog.format(
         'INSERT INTO npd_sync.changes (table_id, row_key, archive_id)'
@@ -85,20 +97,28 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$fn$;
+{fn};
+
+REVOKE ALL ON FUNCTION npd_sync.changed_{id}(), npd_sync.rekeyed_{id}(), npd_sync.deleted_{id}(),
+    npd_sync.truncated_{id}() FROM PUBLIC;
 
 CREATE TRIGGER npd_sync_insert AFTER INSERT ON {table} FOR EACH ROW
-    WHEN (pg_catalog.current_setting('npd_sync.origin', true) IS DISTINCT FROM 'listener')
+    WHEN (pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.current_setting('npd_sync.origin', true), 'UTF8')) IS DISTINCT FROM {mark})
     EXECUTE FUNCTION npd_sync.changed_{id}();
 CREATE TRIGGER npd_sync_update AFTER UPDATE OF {data_columns} ON {table} FOR EACH ROW
-    WHEN (pg_catalog.current_setting('npd_sync.origin', true) IS DISTINCT FROM 'listener')
+    WHEN (pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.current_setting('npd_sync.origin', true), 'UTF8')) IS DISTINCT FROM {mark})
     EXECUTE FUNCTION npd_sync.changed_{id}();
 CREATE TRIGGER npd_sync_rekey AFTER UPDATE OF {key} ON {table} FOR EACH ROW
-    WHEN (pg_catalog.current_setting('npd_sync.origin', true) IS DISTINCT FROM 'listener')
+    WHEN (pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.current_setting('npd_sync.origin', true), 'UTF8')) IS DISTINCT FROM {mark})
     EXECUTE FUNCTION npd_sync.rekeyed_{id}();
 CREATE TRIGGER npd_sync_delete AFTER DELETE ON {table} FOR EACH ROW
-    WHEN (pg_catalog.current_setting('npd_sync.origin', true) IS DISTINCT FROM 'listener')
+    WHEN (pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.current_setting('npd_sync.origin', true), 'UTF8')) IS DISTINCT FROM {mark})
     EXECUTE FUNCTION npd_sync.deleted_{id}();
 CREATE TRIGGER npd_sync_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT
-    WHEN (pg_catalog.current_setting('npd_sync.origin', true) IS DISTINCT FROM 'listener')
+    WHEN (pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.current_setting('npd_sync.origin', true), 'UTF8')) IS DISTINCT FROM {mark})
     EXECUTE FUNCTION npd_sync.truncated_{id}();
