@@ -25,3 +25,7 @@ ON CONFLICT (table_id, row_key) DO UPDATE SET
 -- name: unlink_items
 -- Forget the links to the items $1 (archived or deleted).
 DELETE FROM npd_sync.links WHERE item_id = ANY ($1::text[]);
+
+-- name: linked_rows
+-- The rows the items $1 are linked to (an item is linked to one row at most).
+SELECT item_id, table_id, row_key FROM npd_sync.links WHERE item_id = ANY ($1::text[]);

@@ -46,3 +46,14 @@ SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paus
 -- name: count_synced
 -- Template: how many rows of the table are in sync.
 SELECT count(*) FROM {table} WHERE {status}::text = 'SYNCED';
+
+-- name: status_rejected
+-- The latest $1 change records set aside at ingest, newest first, with their table's name.
+SELECT coalesce(t.name, '#' || r.table_id) AS table_name, r.row_key, r.reason, r.rejected_at
+  FROM npd_sync.rejected r LEFT JOIN npd_sync.tables t ON t.id = r.table_id
+ ORDER BY r.rejected_at DESC, r.table_id, r.row_key
+ LIMIT $1;
+
+-- name: count_rejected
+-- How many change records were set aside at ingest.
+SELECT count(*) FROM npd_sync.rejected;
