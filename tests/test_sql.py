@@ -298,7 +298,7 @@ def test_a_hostile_key_column_stays_one_identifier() -> None:
     ddl = install.capture_ddl(
         1, catalog.TableInfo("contacts", info.relation, columns), table, "secret"
     )
-    assert 'NEW."k""; DROP"::text' in ddl
+    assert 'NEW."k""; DROP"::pg_catalog.text' in ddl
     assert "'k\"; DROP'" in ddl  # the literal given to format('%I')
 
 

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from listener import db, settings
+from listener import db, settings, sql
 from listener.capture import install, notify
 from tests.helpers import ENUM_UUID_SCHEMA, eventually
 
@@ -126,6 +126,45 @@ async def test_a_role_without_rights_on_npd_sync_cannot_write_the_change_log(
         """
     )
     assert public == []
+
+
+async def test_a_callers_search_path_cannot_run_its_own_code_in_the_capture(
+    dsn: str, conn: asyncpg.Connection, app_role: str
+) -> None:
+    # The capture runs as the role that installed it: an operator or type of the caller's,
+    # found through its search_path, would run with those rights.
+    await conn.execute(f"CREATE SCHEMA trap AUTHORIZATION {app_role}")
+    app = await asyncpg.connect(dsn, user=app_role)
+    waiter = await db.connect(dsn)
+    try:
+        await app.execute(
+            """
+            CREATE FUNCTION trap.caught(bigint, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE FUNCTION trap.caught(double precision, numeric) RETURNS boolean
+                LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE FUNCTION trap.caught(integer, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE OPERATOR trap.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = trap.caught);
+            CREATE OPERATOR trap.< (
+                LEFTARG = double precision, RIGHTARG = numeric, FUNCTION = trap.caught);
+            CREATE OPERATOR trap.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = trap.caught);
+            SET search_path = trap, public, pg_catalog;
+            """
+        )
+        # A listener waits (so that writers evaluate every condition of the wake check), and
+        # another session holds its lock.
+        await waiter.execute("SELECT pg_advisory_lock($1, $2)", *notify.WAKE_LOCK)
+        await waiter.execute(sql.query("arm"))
+        await app.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('a', '1')")
+        await app.execute("UPDATE contacts SET id = 2, notes = 'n'")
+        await app.execute("DELETE FROM contacts")
+        await app.execute("TRUNCATE contacts")
+    finally:
+        await waiter.close()
+        await app.close()
+    assert len(await changes(conn)) == 5
 
 
 async def test_only_npd_syncs_own_sessions_are_left_out_of_the_capture(
