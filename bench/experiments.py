@@ -20,7 +20,8 @@ from pathlib import Path
 import asyncpg
 
 from bench import pgbench, setup
-from listener import sql
+from listener import db, sql
+from listener.outbound import queue
 
 # --- the claim's plan ---------------------------------------------------------------------
 
@@ -30,12 +31,10 @@ async def claim(server: setup.Server, pending: int) -> None:
     claim before and after an ANALYZE of npd_sync.queue."""
     dbname = await server.create_database("exp_claim", setup.INSTALLED_TEMPLATE)
     await setup.insert_contacts(server.dsn(dbname), pending, captured=True)
-    conn = await asyncpg.connect(
-        server.dsn(dbname), server_settings={"npd_sync.origin": "listener"}
-    )
+    conn = await db.connect(server.dsn(dbname))
     try:
         while await conn.fetchval("SELECT EXISTS (SELECT FROM npd_sync.changes)"):
-            await conn.fetchval(sql.query("ingest"), 5_000)
+            await queue.ingest(conn, 5_000)
         query = sql.query("claim")
         for label in ("statistics from install time (queue analysed empty)", "after ANALYZE"):
             if label == "after ANALYZE":

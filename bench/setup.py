@@ -32,6 +32,7 @@ from aiohttp.typedefs import Handler
 
 from devtools import pgcluster
 from emulator import AccountLimits, Emulator, Faults
+from listener import db
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SCHEMA = (ROOT / "devtools" / "sample_schema.sql").read_text()
@@ -302,9 +303,8 @@ async def insert_contacts(
     dsn: str, count: int, *, captured: bool = True, chunk: int = 50_000, tag: str = "bench"
 ) -> None:
     """Insert `count` contacts in transactions of `chunk` rows. `captured=False` writes them as
-    the listener would (npd_sync.origin = listener), so that the triggers record nothing."""
-    settings = {} if captured else {"npd_sync.origin": "listener"}
-    conn = await asyncpg.connect(dsn, server_settings=settings)
+    the listener would (a session marked as npd-sync's), so that the triggers record nothing."""
+    conn = await (asyncpg.connect(dsn) if captured else db.connect(dsn))
     try:
         done = 0
         while done < count:

@@ -26,9 +26,13 @@ class ColumnInfo:
     base: str  # the base type's name (through domains), e.g. "integer", "uuid"
     labels: tuple[str, ...] | None  # enum labels, when an enum
     generated: bool = False  # GENERATED ALWAYS AS (...) STORED
+    not_null: bool = False
+    unique: bool = False  # a primary key or unique index on this column alone
 
 
-ProblemKind = Literal["missing_required", "missing_mapped", "wrong_type", "enum_lacks"]
+ProblemKind = Literal[
+    "missing_required", "missing_mapped", "wrong_type", "enum_lacks", "key_not_unique"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ async def describe(conn: db.Conn, name: str) -> TableInfo | None:
             base=r["base"],
             labels=tuple(r["labels"]) if r["labels"] is not None else None,
             generated=r["generated"],
+            not_null=r["not_null"],
+            unique=r["unique"],
         )
         for r in rows
         if r["name"] is not None
@@ -98,6 +104,10 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
 
     key = col(table.key_column)
     expect(table.key_column, key is not None and key.base in KEY_TYPES, "an integer, uuid or text")
+    if key is not None and not (key.unique and key.not_null):
+        # Else a NULL key fails the application's INSERT, and rows sharing a key share an item.
+        text = f"key column {key.name} must be the primary key, or unique and NOT NULL"
+        found.append(Problem("key_not_unique", (key.name,), text))
     enabled = col(mapping.SYNC_ENABLED)
     expect(mapping.SYNC_ENABLED, enabled is not None and enabled.base == "boolean", "boolean")
     for column, values in ((mapping.SYNC_DIRECTION, DIRECTIONS), (mapping.SYNC_STATUS, STATUSES)):

@@ -3,11 +3,17 @@
 The listener process puts the layers together: the capture's wake-up (`capture.notify`), the
 outbound pipeline (`outbound.worker`, with its governor and Monday client), metrics and health.
 One stop event ends everything. Side tasks (the LISTEN connection, heartbeat, gauges, log
-summaries, the per-minute history the console charts, vacuum) run beside the drain loop and
-are supervised: an error in one round of a side task is logged and the task goes on; a side
-task that ends is a bug, logged, and it stops the listener with exit code 1 so that its
-supervisor (systemd, the container runtime) starts a fresh one. On stop, the batch in flight
-gets `shutdown_grace` seconds to finish; whatever is still held is released.
+summaries, the per-minute history the console charts, reconciliation, vacuum) run beside the
+drain loop and are supervised: an error in one round of a side task is logged and the task
+goes on; a side task that ends is a bug, logged, and it stops the listener with exit code 1 so
+that its supervisor (systemd, the container runtime) starts a fresh one. On stop, the batch in
+flight gets `shutdown_grace` seconds to finish; whatever is still held is released.
+
+Health (/healthz, `npd_sync_stalled`, and the `problem` each listener writes with its heartbeat
+for `npd-sync status`): the LISTEN connection is up, the drain loop goes round, and the queue
+moves: the oldest change still to be synced is not older than `stall_after` while no listener
+finished an entry (synced or failed) for as long, whatever the cause (Monday's pause or outage,
+a database error, a row retried again and again).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from aiohttp import web
 
 from listener import __version__, console, db, metrics, sql
 from listener.capture import notify
@@ -30,7 +37,8 @@ from listener.inbound import receiver, reconcile
 from listener.metrics import Metrics
 from listener.monday import governor
 from listener.outbound import queue, rows, worker
-from listener.settings import Settings
+from listener.redact import redact
+from listener.settings import Settings, plain_http_elsewhere, shown_url
 
 log = logging.getLogger("npd_sync.daemon")
 
@@ -39,6 +47,9 @@ log = logging.getLogger("npd_sync.daemon")
 DB_ERRORS = (*db.ERRORS, asyncpg.PostgresError)
 SUMMARY = 10.0  # seconds between summary log lines (only when there was work)
 EVENTS_KEPT = 3 * 86400.0  # seconds webhook deliveries are kept (Monday retries for 30 min)
+HEARTBEAT = 10.0  # seconds between heartbeats (status: alive, and its problem)
+GAUGES = 5.0  # seconds between reads of the queue's depth and of the oldest pending change
+ALIVE = 30.0  # a listener whose heartbeat is older is gone
 
 
 class SideTaskFailed(Exception):
@@ -83,6 +94,7 @@ class Daemon:
         webhook_port: int | None = None,
         webhook_host: str = "127.0.0.1",
         console_options: console.Options | None = None,
+        stall_after: float | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -94,12 +106,23 @@ class Daemon:
         self.webhook_port = webhook_port
         self.webhook_host = webhook_host
         self.last_cycle = time.monotonic()  # when the drain loop last went round (health)
+        tuning = settings.tuning
+        # Idle, the loop goes round at least every poll interval; a batch is bounded by the
+        # request timeout (and Monday's pauses by max_rate_wait).
+        self.allowed = tuning.poll_interval + 2 * tuning.request_timeout + tuning.max_rate_wait + 30
+        self.stall_after = self.allowed if stall_after is None else stall_after
+        self.oldest_pending: float | None = None  # seconds; from the gauges task
+        self.paused: str | None = None  # why Monday paused every listener, while it does
+        self.last_error: str | None = None  # why the last drain failed, until one succeeds
+        self.pending_error: str | None = None  # the latest error of a pending entry
+        self.others_finished: float | None = None  # monotonic: another listener, by heartbeats
         self.dsn = settings.require_database()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop = asyncio.Event()
         self.shutdown_grace = shutdown_grace
         self.waker = notify.Waker(self.dsn)
         self.worker: worker.Worker | None = None
+        self.metrics_runner: web.AppRunner | None = None
         self.ready = asyncio.Event()  # set once the first drain is done (tests wait on it)
         self._db_failures = 0
         self._db_logged = 0.0
@@ -124,10 +147,10 @@ class Daemon:
             ) as w, contextlib.AsyncExitStack() as stack:  # fmt: skip
                 self.worker = w
                 if self.metrics_port is not None:
-                    runner = await metrics.serve(
+                    self.metrics_runner = await metrics.serve(
                         self.metrics, self.healthy, self.metrics_host, self.metrics_port
                     )
-                    stack.push_async_callback(runner.cleanup)
+                    stack.push_async_callback(self.metrics_runner.cleanup)
                 if self.webhook_port is not None and self.settings.public_url is not None:
                     signing = self.settings.signing_secret
                     hooks = receiver.Receiver(
@@ -146,8 +169,10 @@ class Daemon:
                 self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
-                    asyncio.create_task(self._every(10.0, self._heartbeat, pool), name="heartbeat"),
-                    asyncio.create_task(self._every(5.0, self._gauge, pool), name="gauges"),
+                    asyncio.create_task(
+                        self._every(HEARTBEAT, self._heartbeat, pool), name="heartbeat"
+                    ),
+                    asyncio.create_task(self._every(GAUGES, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
                     asyncio.create_task(self._every(60.0, self._history, pool), name="history"),
@@ -217,14 +242,24 @@ class Daemon:
                         "detail": f"{table.mapping.board_env} is not set: changes stay pending",
                     },
                 )
+        url = self.settings.api_url
         log.info(
             "listener.started",
             extra={
                 "listener": self.id,
                 "tables": ",".join(t.name for t in tables) or "-",
+                "api_url": shown_url(url),
                 "api_version": self.settings.api_version,
             },
         )
+        if plain_http_elsewhere(url):
+            log.warning(
+                "listener.insecure_api_url",
+                extra={
+                    "api_url": shown_url(url),
+                    "detail": "plain http to another host: the API key travels unencrypted",
+                },
+            )
 
     async def _loop(self) -> None:
         """Drain, then sleep until woken; the protocol is described in listener.capture.notify."""
@@ -296,13 +331,16 @@ class Daemon:
         try:
             await self.worker.drain(self.stop)
         except DB_ERRORS as exc:
+            self.last_error = f"database error: {str(exc) or type(exc).__name__}"
             self._database_failed(exc)
             return False
-        except Exception:
+        except Exception as exc:
             # A bug must cost one batch (given back to the queue), not the daemon.
+            self.last_error = f"a batch failed: {exc!r}"
             log.exception("listener.batch_crashed")
             await asyncio.sleep(1.0)
             return False
+        self.last_error = None
         if self._db_failures:
             log.info("listener.database_back", extra={"failures": self._db_failures})
             self._db_failures = 0
@@ -334,16 +372,25 @@ class Daemon:
             await asyncio.sleep(seconds)
 
     def healthy(self) -> tuple[bool, str]:
-        """For /healthz: the LISTEN connection is up and the drain loop goes round."""
+        """For /healthz: the LISTEN connection is up, the drain loop goes round, and the queue
+        moves (see the module's docstring)."""
         if not self.waker.connected.is_set():
             return False, "LISTEN connection down"
-        # Idle, the loop goes round at least every poll interval; a batch is bounded by the
-        # request timeout (and Monday's pauses by max_rate_wait).
-        tuning = self.settings.tuning
-        allowed = tuning.poll_interval + 2 * tuning.request_timeout + tuning.max_rate_wait + 30
-        stalled = time.monotonic() - self.last_cycle
-        if stalled > allowed:
+        now = time.monotonic()
+        stalled = now - self.last_cycle
+        if stalled > self.allowed:
             return False, f"queue not moving for {stalled:.0f}s"
+        finished = max(self.worker.finished if self.worker else 0.0, self.others_finished or 0.0)
+        idle = now - (finished or self.last_cycle)
+        if self.oldest_pending is not None and min(self.oldest_pending, idle) > self.stall_after:
+            if self.paused:
+                why = f"Monday asked every listener to pause ({self.paused})"
+            else:
+                why = self.last_error or self.pending_error or "no error: see the log"
+            return False, (
+                f"queue stalled: the oldest change waits for {self.oldest_pending:.0f}s and "
+                f"nothing was synced for {idle:.0f}s: {why}"
+            )
         return True, "ok"
 
     async def _gauge(self, pool: asyncpg.Pool) -> None:
@@ -354,12 +401,22 @@ class Daemon:
         async with pool.acquire(timeout=10) as conn:
             counts = await conn.fetch(sql.query("depth"))
             use = await governor.budget_use(conn)
+            active = self.worker.active_tables
+            oldest = await conn.fetchrow(sql.query("oldest_pending"), active, ALIVE)
+            assert oldest is not None
+            self.oldest_pending, self.paused = oldest["seconds"], oldest["paused"]
+            ago = oldest["finished_ago"]
+            self.others_finished = None if ago is None else time.monotonic() - ago
+            if (self.oldest_pending or 0) > self.stall_after:
+                self.pending_error = await conn.fetchval(sql.query("latest_pending_error"), active)
         for gauge, value in (
             (self.metrics.budget, use.limit_per_minute),
             (self.metrics.budget_used, use.points_per_minute),
             (self.metrics.points_per_row, use.points_per_row),
         ):
             gauge.set(float("nan") if value is None else value)  # NaN: not known yet
+        self.metrics.oldest_pending.set(self.oldest_pending or 0.0)
+        self.metrics.stalled.set(0 if self.healthy()[0] else 1)
         for table_name in names.values():
             for state in ("pending", "in_flight", "failed"):
                 self.metrics.queue_depth.labels(table_name, state).set(0)
@@ -436,7 +493,12 @@ class Daemon:
         self._recorded = totals
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
+        ok, why = self.healthy()
+        problem = None if ok else redact(why, self.settings.secrets())
+        assert self.worker is not None
+        finished = time.monotonic() - self.worker.finished
         async with pool.acquire(timeout=10) as conn:
             await conn.execute(
-                sql.query("heartbeat"), self.id, socket.gethostname(), os.getpid(), __version__
-            )
+                sql.query("heartbeat"),
+                self.id, socket.gethostname(), os.getpid(), __version__, problem, finished,
+            )  # fmt: skip

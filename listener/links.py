@@ -55,3 +55,9 @@ async def unlink(conn: db.Conn, item_ids: Sequence[str]) -> None:
     """Forget the links to these items (archived or deleted on Monday)."""
     if item_ids:
         await conn.execute(sql.query("unlink_items"), list(item_ids))
+
+
+async def linked(conn: db.Conn, item_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The rows these items are linked to: item id -> (table id, key)."""
+    records = await conn.fetch(sql.query("linked_rows"), list(item_ids))
+    return {r["item_id"]: (r["table_id"], r["row_key"]) for r in records}

@@ -128,6 +128,16 @@ class Metrics:
         self.listen_connected = Gauge(
             "npd_sync_listen_connected", "1 while the LISTEN connection is up.", registry=r
         )
+        self.oldest_pending = Gauge(
+            "npd_sync_oldest_pending_seconds",
+            "Age of the oldest change still to be synced (0 when none).",
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "npd_sync_stalled",
+            "1 while /healthz says 503: the queue does not move, or the listener is cut off.",
+            registry=r,
+        )
 
     def totals(self) -> Totals:
         """The counters as they are now (read from the registry: the worker's code is not

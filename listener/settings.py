@@ -8,13 +8,14 @@ variable or the file field to fix. Secrets are `SecretStr`s and never printed.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -100,6 +101,7 @@ class Env(BaseModel):
             return None  # empty is unset, as for every other variable
         if not re.match(r"^postgres(ql)?://", value):
             raise ValueError("must be a postgresql:// URL")
+        _hosts_and_ports(value)
         return value
 
     @field_validator("monday_api_key")
@@ -107,7 +109,11 @@ class Env(BaseModel):
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        return SecretStr(value.get_secret_value().strip())
+        key = value.get_secret_value().strip()
+        if any(ord(c) < 32 or ord(c) == 127 for c in key):
+            # It goes into an HTTP header, where a line break would end it.
+            raise ValueError("contains a line break or another control character")
+        return SecretStr(key)
 
     @field_validator("monday_api_version")
     @classmethod
@@ -121,12 +127,51 @@ class Env(BaseModel):
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL")
+        parts = _hosts_and_ports(value)
+        if "@" in parts.netloc:
+            raise ValueError("must not hold credentials: the API token goes in MONDAY_API_KEY")
         return value
 
     @field_validator("monday_contacts_board_id", "monday_organizations_board_id")
     @classmethod
     def _board(cls, value: str | None) -> str | None:
         return _board_id(value)
+
+
+def _hosts_and_ports(url: str) -> SplitResult:
+    """The URL split, once each host and port in it is known to be readable (several hosts,
+    comma-separated, as libpq allows); raises ValueError naming what is wrong, never the URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        port = port.partition(":")[2] if ":" in port else ""
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError("has a port that is not a number from 1 to 65535")
+    return parts
+
+
+def shown_url(url: str) -> str:
+    """The URL as logged: scheme, host, port and path, never credentials or a query."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def plain_http_elsewhere(url: str) -> bool:
+    """Whether the URL sends what it carries unencrypted to another machine."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 # --- the mapping file ---------------------------------------------------------------------
@@ -176,17 +221,16 @@ class TableFile(_Strict):
     @classmethod
     def _template(cls, value: str) -> str:
         try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+            parsed = list(string.Formatter().parse(value))
         except ValueError as exc:
             raise ValueError(f"not a valid template: {exc}") from None
+        fields = [f for _, f, _, _ in parsed if f is not None]
         bad = [f for f in fields if not _IDENT.match(f) or "." in f]
         if bad:
             raise ValueError(f"template fields must be column names, not {bad}")
-        try:
-            # What item_name does with text values: a bad conversion or format spec fails now.
-            value.format_map(dict.fromkeys(fields, ""))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise ValueError(f"not a valid template: {exc}") from None
+        # Plain {column} only: a format spec can ask for a gigabyte ({first:>999999999}).
+        if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
+            raise ValueError("template fields are plain {column}: no format spec or conversion")
         return value
 
 
@@ -204,8 +248,8 @@ class Tuning(_Strict):
     # Monday's limits for the account's plan, the two figures overriding the plan's: a first
     # guess only, until Monday's replies report the account's own (the listeners believe those).
     plan: Literal["standard", "pro", "enterprise", "free"] = "pro"
-    complexity_per_minute: Annotated[int, Field(ge=1000)] | None = None
-    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    complexity_per_minute: Annotated[int, Field(ge=1000, le=1_000_000_000)] | None = None
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     # Longer waits for the budget or a board give the batch back to the queue instead.
     max_rate_wait: Annotated[float, Field(gt=0, le=600)] = 10.0
     # Inbound: how often the listener compares the boards with what was agreed (the safety

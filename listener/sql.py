@@ -101,3 +101,13 @@ def quote_literal(value: str) -> str:
     if "\x00" in value:
         raise ValueError("NUL in literal")
     return "'" + value.replace("'", "''") + "'"
+
+
+def dollar_tag(*texts: str) -> str:
+    """A dollar-quote tag ($fn$, $fn1$, ...) that none of `texts` contains, so that a body
+    quoted with it and holding them cannot end early."""
+    tag, n = "$fn$", 0
+    while any(tag in text for text in texts):
+        n += 1
+        tag = f"$fn{n}$"
+    return tag

@@ -111,6 +111,40 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
+async def app_role(conn: asyncpg.Connection) -> AsyncIterator[str]:
+    """A login role with the grants an application has: its tables and their sequences,
+    nothing on npd_sync. Roles are cluster-wide and other test runs share the server: the name
+    is unique, and the role is dropped after the test."""
+    role = f"npd_app_{os.getpid()}_{next(_counter)}"
+    await conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        await conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON contacts, organizations TO {role}"
+        )
+        await conn.execute(
+            f"GRANT USAGE ON SEQUENCE contacts_id_seq, organizations_id_seq TO {role}"
+        )
+        yield role
+    finally:
+        # Its sessions first (of this database only), then its grants, then the role.
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = $1 AND datname = current_database()",
+            role,
+        )
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.fixture
+async def app(dsn: str, app_role: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the application's role (`app_role`)."""
+    connection = await asyncpg.connect(dsn, user=app_role)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     """The Monday emulator over real HTTP, limits off."""
     async with Emulator(token=TOKEN, limits=AccountLimits.unlimited()) as emu:

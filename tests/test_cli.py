@@ -215,6 +215,27 @@ async def test_check_bad_setting_exits_2(env: dict[str, str], tmp_path: Path) ->
     assert ran.stderr == "npd-sync: MONDAY_API_VERSION: must look like 2026-10\n"
 
 
+@pytest.mark.parametrize(
+    ("command", "name", "value"),
+    [
+        ("status", "DATABASE_URL", "postgresql://u:pa55w0rd@127.0.0.1:notaport/db"),
+        ("status", "DATABASE_URL", "postgresql://u:pa55w0rd@[::1/db"),
+        ("check", "MONDAY_API_URL", "http://u:pa55w0rd@127.0.0.1:9/v2"),
+        ("check", "MONDAY_API_KEY", "pa55w0rd\r\nX-Injected: 1"),
+        # listen used to crash-loop on listener.batch_crashed, then exit 0.
+        ("listen", "MONDAY_API_URL", "http://u:pa55w0rd@127.0.0.1:9/v2"),
+    ],
+)
+async def test_unusable_urls_and_keys_exit_2_in_one_line_at_start(
+    env: dict[str, str], tmp_path: Path, command: str, name: str, value: str
+) -> None:
+    ran = await npd_sync(command, env={**env, name: value}, cwd=tmp_path)
+    assert (ran.code, ran.stdout) == (2, "")
+    assert ran.stderr.startswith(f"npd-sync: {name}: ")
+    assert ran.stderr.count("\n") == 1
+    assert "pa55w0rd" not in ran.stderr
+
+
 # --- help --------------------------------------------------------------------------------------
 
 

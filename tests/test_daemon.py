@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,3 +172,25 @@ async def test_a_side_task_that_ends_stops_the_listener_visibly(
     crashed = [r for r in caplog.records if r.getMessage() == "listener.side_task_crashed"]
     assert [r.__dict__["task"] for r in crashed] == ["heartbeat"]
     assert "heartbeat bug" in crashed[0].__dict__["error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("https://api.monday.com/v2", False),
+        ("http://127.0.0.1:8080/v2", False),
+        ("http://monday-proxy.internal/v2", True),
+    ],
+)
+def test_the_listener_says_which_api_it_talks_to_and_warns_on_plain_http(
+    caplog: pytest.LogCaptureFixture, url: str, warned: bool
+) -> None:
+    config = settings.load(
+        environ={"DATABASE_URL": "postgresql://h/db", "MONDAY_API_KEY": "k", "MONDAY_API_URL": url}
+    )
+    with caplog.at_level(logging.INFO, logger="npd_sync.daemon"):
+        daemon.Daemon(config)._announce([], has_client=True)
+    (started,) = [r for r in caplog.records if r.getMessage() == "listener.started"]
+    assert started.api_url == url  # type: ignore[attr-defined]
+    insecure = [r for r in caplog.records if r.getMessage() == "listener.insecure_api_url"]
+    assert bool(insecure) == warned

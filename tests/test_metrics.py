@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from emulator import AccountLimits, Emulator
-from listener import daemon, metrics
+from listener import cli, daemon, metrics
+from listener.commands import status
 from tests.conftest import MakeSettings
 from tests.helpers import eventually, write_config
 
@@ -128,3 +129,70 @@ async def test_metrics_show_the_budget_and_what_it_is_spent_on(
     finally:
         listener.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def test_a_queue_that_stops_moving_says_so_in_health_metrics_and_status(
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(daemon, "GAUGES", 0.1)
+    monkeypatch.setattr(daemon, "HEARTBEAT", 0.2)
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", poll_interval=1)))
+    port = free_port()
+    listener = daemon.Daemon(config, metrics_port=port, stall_after=1.0)
+    task = asyncio.create_task(listener.run())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        # Monday asks every listener to pause; changes keep coming, and wait.
+        await conn.execute(
+            "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour',"
+            " pause_reason = 'DAILY_LIMIT_EXCEEDED'"
+        )
+        await conn.execute("INSERT INTO contacts (first_name) VALUES ('waits')")
+        # The loop goes round and the LISTEN connection is up: health said 200.
+        _, body = await eventually(lambda: get(base + "/healthz"), lambda r: r[0] == 503)
+        assert body.startswith("queue stalled: the oldest change waits for ")
+        assert "Monday asked every listener to pause (" in body
+        _, text = await eventually(
+            lambda: get(base + "/metrics"), lambda r: "npd_sync_stalled 1.0" in r[1]
+        )
+        assert "npd_sync_oldest_pending_seconds" in text
+        report = await eventually(
+            lambda: status.collect(conn, config, 4), lambda r: bool(r.listeners[0].problem)
+        )
+        text = "\n".join(status.render(report))
+        assert "listeners: 1 alive, 1 of them unhealthy" in text
+        assert "unhealthy: queue stalled: the oldest change waits for" in text
+
+        # The pause ends (the entry was put off until then).
+        await conn.execute("UPDATE npd_sync.monday SET paused_until = NULL")
+        await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
+        await eventually(lambda: get(base + "/healthz"), lambda r: r == (200, "ok\n"))
+        assert await conn.fetchval("SELECT sync_status FROM contacts") == "SYNCED"
+        await eventually(
+            lambda: status.collect(conn, config, 4), lambda r: r.listeners[0].problem is None
+        )
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_metrics_are_served_on_loopback_unless_told_otherwise(
+    make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    port = free_port()
+    listener = daemon.Daemon(make_settings(), metrics_port=port)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        assert listener.metrics_runner is not None
+        assert [a[:2] for a in listener.metrics_runner.addresses] == [("127.0.0.1", port)]
+    finally:
+        listener.request_stop()
+        await asyncio.wait_for(task, 20)
+    (option,) = [p for p in cli.listen.params if p.name == "metrics_host"]
+    assert option.default == "127.0.0.1"

@@ -180,6 +180,53 @@ def test_a_malformed_variable_is_named_and_the_key_never_shown(name: str, value:
     assert message.startswith(f"{name}: ")
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        # Each was a traceback (asyncpg or aiohttp parsing it) instead of one line.
+        ("DATABASE_URL", "postgresql://u:pw@127.0.0.1:notaport/db", "port"),
+        ("DATABASE_URL", "postgresql://u:pw@127.0.0.1:99999/db", "port"),
+        ("DATABASE_URL", "postgresql://u:pw@[::1/db", "not a valid URL"),
+        ("DATABASE_URL", "postgresql://u:pw@h1:5432,h2:x/db", "port"),
+        ("MONDAY_API_URL", "http://u:pw@monday.example/v2", "must not hold credentials"),
+        ("MONDAY_API_URL", "https://[::1/v2", "not a valid URL"),
+        ("MONDAY_API_KEY", "abc\r\nX-Injected: 1", "line break"),
+        ("MONDAY_API_KEY", "abc\ndef", "line break"),
+    ],
+)
+def test_urls_and_keys_that_cannot_be_used_are_one_line(name: str, value: str, why: str) -> None:
+    message = config_error({name: value})
+    assert message.startswith(f"{name}: ")
+    assert why in message
+    assert "pw" not in message
+    assert "abc" not in message
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:p%40ss@127.0.0.1:5432/db",
+        "postgresql://u@[::1]:5432/db",
+        "postgresql://u@[::1]/db",
+        "postgresql://u@h1:5432,h2:5433/db?target_session_attrs=read-write",
+        "postgresql:///db?host=/var/run/postgresql",
+    ],
+)
+def test_database_urls_libpq_accepts_load(dsn: str) -> None:
+    assert settings.load(environ={"DATABASE_URL": dsn}).database_url == dsn
+
+
+def test_the_api_url_as_logged_and_plain_http() -> None:
+    assert settings.shown_url("https://api.monday.com/v2?x=1") == "https://api.monday.com/v2"
+    assert settings.shown_url("http://u:pw@h:8080/v2") == "http://h:8080/v2"
+    assert not settings.plain_http_elsewhere("https://api.monday.com/v2")
+    assert not settings.plain_http_elsewhere("http://127.0.0.1:8080/v2")
+    assert not settings.plain_http_elsewhere("http://[::1]:8080/v2")
+    assert not settings.plain_http_elsewhere("http://localhost:8080/v2")
+    assert settings.plain_http_elsewhere("http://monday.internal/v2")
+    assert settings.plain_http_elsewhere("http://10.0.0.5/v2")
+
+
 def test_a_missing_config_file_names_npd_sync_config(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
     assert config_error({"NPD_SYNC_CONFIG": str(missing)}) == (
@@ -388,6 +435,19 @@ TABLE = '[tables.contacts]\nname = "{first_name}"\n'
             "String should match pattern",
         ),
         ("[tuning]\nbatch_size = 0\n", "tuning.batch_size", "greater than or equal to 1"),
+        # Accepted once, then every batch failed: "value out of int32 range".
+        (
+            "[tuning]\nrequests_per_minute = 99999999999\n",
+            "tuning.requests_per_minute",
+            "less than or equal to 1000000",
+        ),
+        (
+            "[tuning]\ncomplexity_per_minute = 99999999999999999\n",
+            "tuning.complexity_per_minute",
+            "less than or equal to 1000000000",
+        ),
+        ("[tuning]\nbackoff_cap = inf\n", "tuning.backoff_cap", "less than or equal to 86400"),
+        ("[tuning]\nmax_rate_wait = nan\n", "tuning.max_rate_wait", "Input should be"),
         ("[tuning]\nlease_seconds = 1\n", "tuning.lease_seconds", "greater than or equal to 2"),
         ('[tuning]\npoll_interval = "often"\n', "tuning.poll_interval", "valid number"),
     ],
@@ -410,9 +470,12 @@ def test_mapping_file_errors_name_the_file_and_the_field(
         ("{first_name", "not a valid template"),
         # These passed validation and then failed every row at run time.
         ("{} {last_name}", "template fields must be column names, not ['']"),
-        ("{first_name:d}", "not a valid template: Unknown format code 'd'"),
-        ("{first_name!z}", "not a valid template: Unknown conversion specifier z"),
-        ("{first_name:>{width}}", "not a valid template"),
+        ("{first_name:d}", "template fields are plain {column}"),
+        ("{first_name!z}", "template fields are plain {column}"),
+        ("{first_name:>{width}}", "template fields are plain {column}"),
+        # A format spec may ask for a gigabyte per row; a conversion shows repr().
+        ("{first_name:>999999999}", "template fields are plain {column}"),
+        ("{first_name!r}", "template fields are plain {column}"),
     ],
 )
 def test_a_name_template_that_cannot_be_filled_is_rejected(

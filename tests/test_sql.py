@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from listener import catalog, mapping, sql
+from listener import catalog, db, mapping, sql
 from listener.capture import install
 from listener.outbound import rows
 
@@ -245,10 +245,12 @@ def test_every_placeholder_of_capture_sql_is_filled_by_install(
         "id",
         "wake_lock",
         "channel",
+        "mark",
+        "fn",
     }
     recording = _Recording(template)
     monkeypatch.setattr(sql, "capture_template", lambda: recording)
-    ddl = install.capture_ddl(3, _info(), mapping.default_mappings()[0])
+    ddl = install.capture_ddl(3, _info(), mapping.default_mappings()[0], "secret")
     assert recording.filled is not None
     assert set(recording.filled) == _placeholders(template)
     assert "npd_sync.changed_3()" in ddl
@@ -304,6 +306,27 @@ def test_a_hostile_key_column_stays_one_identifier() -> None:
     info = _info()
     columns = {**info.columns, 'k"; DROP': catalog.ColumnInfo('k"; DROP', "text", "text", None)}
     table = mapping.TableMapping("contacts", key_column='k"; DROP')
-    ddl = install.capture_ddl(1, catalog.TableInfo("contacts", info.relation, columns), table)
-    assert 'NEW."k""; DROP"::text' in ddl
+    ddl = install.capture_ddl(
+        1, catalog.TableInfo("contacts", info.relation, columns), table, "secret"
+    )
+    assert 'NEW."k""; DROP"::pg_catalog.text' in ddl
     assert "'k\"; DROP'" in ddl  # the literal given to format('%I')
+
+
+def test_a_key_column_holding_the_dollar_quote_tag_cannot_end_the_function_body() -> None:
+    info = _info()
+    name = "id$fn$x"
+    columns = {**info.columns, name: catalog.ColumnInfo(name, "integer", "integer", None)}
+    table = mapping.TableMapping("contacts", key_column=name)
+    ddl = install.capture_ddl(
+        1, catalog.TableInfo("contacts", info.relation, columns), table, "secret"
+    )
+    assert "$fn$" not in ddl.replace(name, "")  # the tag used is another one
+    assert sql.dollar_tag("a$fn$b", "$fn1$") == "$fn2$"
+    assert sql.dollar_tag("id") == "$fn$"
+
+
+def test_the_mark_in_the_triggers_is_the_digest_never_the_secret() -> None:
+    ddl = install.capture_ddl(1, _info(), mapping.default_mappings()[0], "s3cr3t-value")
+    assert "s3cr3t-value" not in ddl
+    assert f"'\\x{db.origin_digest('s3cr3t-value').hex()}'::bytea" in ddl

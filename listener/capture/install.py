@@ -9,6 +9,7 @@ generated DDL differs from what is installed: running it twice is a no-op.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +30,17 @@ CREATE TABLE IF NOT EXISTS npd_sync.migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );"""
 
+# The mark of npd-sync's own sessions (listener/db.py): each sets npd_sync.origin to this
+# secret, and the triggers skip the sessions whose setting hashes to its digest. Anyone may set
+# the setting; only roles that can read this table know the value that hides their writes.
+# Created here rather than by a migration: the capture DDL holds its digest.
+ORIGIN = """\
+CREATE TABLE IF NOT EXISTS npd_sync.origin (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret text NOT NULL
+);
+INSERT INTO npd_sync.origin (secret) VALUES ({secret});"""
+
 DETACH = """\
 DROP TRIGGER IF EXISTS npd_sync_insert ON {table};
 DROP TRIGGER IF EXISTS npd_sync_update ON {table};
@@ -46,7 +58,7 @@ class NotInstalled(Exception):
     capture; the message says to run `npd-sync install`."""
 
 
-StepKind = Literal["schema", "migration", "attach", "update", "restore", "detach"]
+StepKind = Literal["schema", "migration", "origin", "attach", "update", "restore", "detach"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,12 @@ class Step:
     sql: str
     table: str | None = None
     version: int | None = None
+    secret: str | None = None  # in `sql`, and never to be shown (`--dry-run` hides it)
+
+    @property
+    def shown(self) -> str:
+        """The SQL as `--dry-run` prints it: any secret in it replaced by a placeholder."""
+        return self.sql if self.secret is None else self.sql.replace(self.secret, "<secret>")
 
 
 @dataclass
@@ -73,16 +91,24 @@ def data_columns(info: catalog.TableInfo, table: mapping.TableMapping) -> list[s
     return [c.name for c in info.columns.values() if c.name not in skip and not c.generated]
 
 
-def capture_ddl(table_id: int, info: catalog.TableInfo, table: mapping.TableMapping) -> str:
-    """The capture DDL for one table, from the template, with every name quoted."""
+def capture_ddl(
+    table_id: int, info: catalog.TableInfo, table: mapping.TableMapping, secret: str
+) -> str:
+    """The capture DDL for one table, from the template, with every name quoted; `secret` is
+    the one npd-sync's own sessions are marked with (only its digest goes into the DDL)."""
+    key = sql.quote_ident(table.key_column)
+    key_literal = sql.quote_literal(table.key_column)
     return sql.capture_template().format(
         table=info.relation,
-        key=sql.quote_ident(table.key_column),
-        key_literal=sql.quote_literal(table.key_column),
+        key=key,
+        key_literal=key_literal,
         data_columns=", ".join(sql.quote_ident(c) for c in data_columns(info, table)),
         id=int(table_id),
         wake_lock=f"{notify.WAKE_LOCK[0]}, {notify.WAKE_LOCK[1]}",
         channel=notify.CHANNEL,
+        mark=f"'\\x{db.origin_digest(secret).hex()}'::bytea",
+        # The function bodies hold the key's name: their quotes must not end inside it.
+        fn=sql.dollar_tag(key, key_literal),
     )
 
 
@@ -116,6 +142,17 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
             )
     if applied:
         attached = {r["relation"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    secret = await db.origin_secret(conn)
+    if secret is None:
+        secret = secrets.token_hex(32)
+        result.steps.append(
+            Step(
+                "origin",
+                "create the secret that keeps npd-sync's own writes out of the capture",
+                ORIGIN.format(secret=sql.quote_literal(secret)),
+                secret=secret,
+            )
+        )
     next_id = max((r["id"] for r in attached.values()), default=0) + 1
     wanted: set[str] = set()
     for table in tables:
@@ -135,7 +172,7 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
         table_id = known["id"] if known else next_id
         if not known:
             next_id += 1
-        ddl = capture_ddl(table_id, info, table)
+        ddl = capture_ddl(table_id, info, table, secret)
         whole = known is not None and (
             await conn.fetchval(sql.query("enabled_triggers"), info.relation) == TRIGGERS
         )
@@ -193,6 +230,8 @@ async def install(
         if not dry_run:
             for step in result.steps:
                 await conn.execute(step.sql)
+    if not dry_run:
+        await db.mark(conn)  # this session is npd-sync's too, from now on
     return result
 
 

@@ -20,7 +20,7 @@ async def install(settings: Settings, *, dry_run: bool, echo: Echo) -> None:
         await conn.close()
     if dry_run:
         for step in plan.steps:
-            echo(f"-- {step.description}\n{step.sql}\n")
+            echo(f"-- {step.description}\n{step.shown}\n")
         if not plan.steps:
             echo("-- nothing to do: npd-sync is installed and up to date")
         return

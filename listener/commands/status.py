@@ -10,6 +10,10 @@ counts are of rows, each row with work outstanding counted once:
 - pending: everything else with work outstanding, including rows waiting for a retry and rows
   whose change records no listener has taken in yet (`npd_sync.changes`);
 - synced: rows whose `sync_status` is SYNCED, read from the application's table.
+
+Change records that can never be synced (set aside by a listener at ingest) are counted apart,
+and each alive listener's own view of its health (what /healthz says when it is not ok) is
+shown with it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ JSON_KEYS = """\b
   tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
                synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[]
   errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
-  listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive
+  rejected:    count, latest[]: table, id, at, reason
+  listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive,
+               problem (why its /healthz says 503; null while healthy)
   monday:      api_key_set, paused, paused_until, pause_reason,
                complexity_remaining, complexity_reset_at, updated_at,
                complexity_limit, complexity_window_seconds (the budget a window, as
@@ -80,6 +86,16 @@ class ErrorStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedStatus:
+    """A change record set aside at ingest: it can never be synced."""
+
+    table: str
+    id: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListenerStatus:
     id: str
     host: str
@@ -89,6 +105,7 @@ class ListenerStatus:
     seen_at: datetime
     seen_ago: float
     alive: bool
+    problem: str | None = None  # what the listener finds wrong with itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,8 @@ class Report:
     listeners: tuple[ListenerStatus, ...]
     monday: MondayStatus
     inbound: InboundStatus
+    rejected: tuple[RejectedStatus, ...] = ()  # the latest few
+    rejected_count: int = 0
 
     @property
     def alive(self) -> list[ListenerStatus]:
@@ -189,9 +208,15 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
             seen_at=r["seen_at"],
             seen_ago=r["seen_ago"],
             alive=r["alive"],
+            problem=r["problem"],
         )
         for r in await conn.fetch(sql.query("status_listeners"), ALIVE_SECONDS)
     )
+    rejected = tuple(
+        RejectedStatus(r["table_name"], r["row_key"], r["rejected_at"], r["reason"])
+        for r in await conn.fetch(sql.query("status_rejected"), ERRORS_SHOWN)
+    )
+    rejected_count = int(await conn.fetchval(sql.query("count_rejected")))
     m = await conn.fetchrow(sql.query("status_monday"))
     monday = MondayStatus(
         api_key_set=settings.api_key is not None,
@@ -217,7 +242,10 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         oldest_pending_age=_age(now, i["oldest_pending"]),
         open_conflicts=sum(per_table.values()),
     )
-    return Report(now, schema_version, tuple(tables), errors, listeners, monday, inbound)
+    return Report(
+        now, schema_version, tuple(tables), errors, listeners, monday, inbound, rejected,
+        rejected_count,
+    )  # fmt: skip
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
@@ -291,6 +319,13 @@ def to_json(report: Report) -> dict[str, Any]:
             }
             for e in report.errors
         ],
+        "rejected": {
+            "count": report.rejected_count,
+            "latest": [
+                {"table": r.table, "id": r.id, "at": _iso(r.at), "reason": r.reason}
+                for r in report.rejected
+            ],
+        },
         "listeners": [
             {
                 "id": li.id,
@@ -301,6 +336,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "seen_at": _iso(li.seen_at),
                 "seen_ago_seconds": _seconds(li.seen_ago),
                 "alive": li.alive,
+                "problem": li.problem,
             }
             for li in report.listeners
         ],
@@ -340,6 +376,8 @@ def render(report: Report) -> list[str]:
     lines += ["", *_monday_lines(report.monday)]
     lines += ["", *_inbound_lines(report.inbound)]
     lines += ["", *_error_lines(report.errors)]
+    if report.rejected_count:
+        lines += ["", *_rejected_lines(report)]
     return lines
 
 
@@ -377,7 +415,10 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
 
 def _listener_lines(report: Report) -> list[str]:
     alive = report.alive
-    if alive:
+    unhealthy = [li for li in alive if li.problem]
+    if unhealthy:
+        head = f"listeners: {len(alive)} alive, {len(unhealthy)} of them unhealthy"
+    elif alive:
         head = f"listeners: {len(alive)} alive"
     else:
         head = "listeners: none alive (changes are recorded and wait for `npd-sync listen`)"
@@ -385,6 +426,8 @@ def _listener_lines(report: Report) -> list[str]:
     for li in report.listeners:
         seen = f"seen {age(li.seen_ago)} ago"
         state = f"alive ({seen})" if li.alive else f"gone (last {seen})"
+        if li.alive and li.problem:
+            state += f", unhealthy: {one_line(li.problem)}"
         out.append(f"  {li.host} pid {li.pid} v{li.version}, since {_time(li.started_at)}: {state}")
     return out
 
@@ -402,6 +445,13 @@ def _inbound_lines(i: InboundStatus) -> list[str]:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")
     if i.open_conflicts:
         out.append("  see them with `npd-sync conflicts`")
+    return out
+
+
+def _rejected_lines(report: Report) -> list[str]:
+    out = [f"rejected change records (never valid, not retried): {report.rejected_count:,}"]
+    for r in report.rejected:
+        out.append(f"  {_time(r.at)}  {r.table} {one_line(r.id, 40)}: {one_line(r.reason)}")
     return out
 
 

@@ -173,6 +173,12 @@ NEXT_PAGE_QUERY = (
 )
 
 
+ITEMS_QUERY = (
+    "query ($ids: [ID!], $l: Int) { items(ids: $ids, limit: $l) { id board { id } } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+ITEMS_PAGE = 100  # Monday's maximum for items(ids:), whose limit defaults to 25
+
 _LABELS = {False: "", True: ", create_labels_if_missing: true"}
 
 
@@ -395,6 +401,19 @@ class Client:
         key = idempotency_key(query, variables, [op.change for op in ops])
         reply = await self.post(query, variables, idempotency_key=key)
         return results(ops, reply)
+
+    async def item_boards(self, ids: Sequence[str]) -> dict[str, str]:
+        """The board of each item among `ids` (at most ITEMS_PAGE) that Monday knows, by id."""
+        reply = await self.post(ITEMS_QUERY, {"ids": list(ids), "l": ITEMS_PAGE})
+        error = field_error(reply, "items")
+        if error is not None:
+            raise error
+        found = {}
+        for item in reply.data.get("items") or []:
+            board = item.get("board") if isinstance(item, dict) else None
+            if isinstance(board, dict) and board.get("id") is not None:
+                found[str(item["id"])] = str(board["id"])
+        return found
 
     async def find_items(
         self, board_id: str, column_id: str, values: Sequence[str]

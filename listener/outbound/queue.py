@@ -9,11 +9,15 @@ claim so that a listener whose lease was taken over cannot overwrite its success
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from listener import db, sql
+
+# A longer key can never be synced: the queue's primary key index holds about 2,700 bytes.
+KEY_MAX_BYTES = 1024
 
 
 class Outcome(enum.Enum):
@@ -73,9 +77,30 @@ async def queue_rows(conn: db.Conn, table_id: int, keys: Sequence[str]) -> None:
     await conn.execute(sql.query("queue_rows"), table_id, list(keys))
 
 
-async def ingest(conn: db.Conn, limit: int = 1000) -> int:
-    """Fold up to `limit` change records into the queue; returns how many records were taken."""
-    return int(await conn.fetchval(sql.query("ingest"), limit))
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A change record that can never be synced, set aside in `npd_sync.rejected`."""
+
+    table_id: int
+    key: str  # cut short
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    records: int  # change records taken from the log, rejected ones included
+    rejected: tuple[Rejected, ...] = ()
+
+
+async def ingest(conn: db.Conn, limit: int = 1000) -> Ingested:
+    """Fold up to `limit` change records into the queue, setting aside those that can never
+    be synced."""
+    row = await conn.fetchrow(sql.query("ingest"), limit, KEY_MAX_BYTES)
+    assert row is not None
+    rejected = tuple(
+        Rejected(r["table_id"], r["key"], r["reason"]) for r in json.loads(row["rejected"] or "[]")
+    )
+    return Ingested(int(row["records"]), rejected)
 
 
 async def enqueue(conn: db.Conn, table_id: int, keys: Sequence[str]) -> None:
@@ -127,7 +152,7 @@ async def complete(conn: db.Conn, listener_id: str, completions: Sequence[Comple
         [x.entry.claims for x in c],
         [x.entry.version for x in c],
         [x.outcome.value for x in c],
-        [x.error for x in c],
+        [None if x.error is None else x.error.replace("\x00", "") for x in c],
         [x.delay for x in c],
         [x.monday_id for x in c],
         [x.uncertain for x in c],

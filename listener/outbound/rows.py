@@ -185,7 +185,8 @@ async def write_back(conn: db.Conn, table: Table, writes: Sequence[WriteBack]) -
         [w.key for w in writes],
         [w.monday_id for w in writes],
         [w.status for w in writes],
-        [w.error for w in writes],
+        # PostgreSQL text cannot hold NUL, and Monday's messages are not ours to trust.
+        [None if w.error is None else w.error.replace("\x00", "") for w in writes],
     )
     return {r[0] for r in rows}
 

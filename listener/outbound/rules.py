@@ -1,6 +1,7 @@
 """The rules of a row's sync, as pure functions of a queue entry, its row as it is now and
 Monday's answers: what an entry needs (`plan`), what reading its item changes (`merged`,
-`gone`), in which requests (`operations`), and what to record afterwards (`decide`), with the
+`gone`), which items it may archive (`vet_archives`), in which requests (`operations`), and
+what to record afterwards (`decide`, `refused`), with the
 retry policy (`backoff`).
 """
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from listener import links, mapping
@@ -22,6 +24,7 @@ Push = Literal["create", "update", "find"]
 # What becomes of the row itself: kept; unlinked from an item gone on Monday; deleted with
 # it; linked again to an item restored on Monday.
 Fate = Literal["keep", "unlink", "delete", "relink"]
+ITEM_ID = re.compile(r"^[0-9]{1,20}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,70 @@ def gone(work: Work, table: mapping.TableMapping) -> Work:
     return dataclasses.replace(work, push=None, changes=None, fate=fate)
 
 
+def unreadable(entry: Entry, reason: str) -> Work:
+    """An entry whose row cannot be read (its key does not fit the key column): it fails, and
+    nothing is sent or archived for it."""
+    return Work(entry, None, error=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An item an entry asked to archive that npd-sync did not link to that row: never sent."""
+
+    key: str
+    item_id: str
+    reason: str
+
+
+def unlinked_items(plans: Sequence[Work], linked: Mapping[str, tuple[int, str]]) -> list[str]:
+    """The items to archive that have no link: Monday must say which board they are on."""
+    items = {i for p in plans for i in p.archive if ITEM_ID.match(i) and i not in linked}
+    return sorted(items)
+
+
+def vet_archives(
+    plans: Sequence[Work],
+    table_id: int,
+    board_id: str,
+    linked: Mapping[str, tuple[int, str]],
+    boards: Mapping[str, str],
+) -> tuple[list[Work], list[Refusal]]:
+    """Keep, of the items each plan would archive, only those npd-sync linked to that very row:
+    its link says so or, for an item without a link (synced before links were kept), Monday
+    has it on the table's board. `linked` maps items to the (table id, key) of their link,
+    `boards` items without one to their board as Monday says."""
+    kept: list[Work] = []
+    refusals: list[Refusal] = []
+    for p in plans:
+        allowed = []
+        for item in p.archive:
+            reason = _archive_refusal(item, (table_id, p.entry.key), board_id, linked, boards)
+            if reason is None:
+                allowed.append(item)
+            else:
+                refusals.append(Refusal(p.entry.key, item, reason))
+        kept.append(p if len(allowed) == len(p.archive) else replace(p, archive=tuple(allowed)))
+    return kept, refusals
+
+
+def _archive_refusal(
+    item: str,
+    row: tuple[int, str],
+    board_id: str,
+    linked: Mapping[str, tuple[int, str]],
+    boards: Mapping[str, str],
+) -> str | None:
+    if not ITEM_ID.match(item):
+        return "not a Monday item id"
+    link = linked.get(item)
+    if link is not None:
+        return None if link == row else f"linked to row {link[1]} of table id {link[0]}"
+    board = boards.get(item)
+    if board is None:
+        return "not found on Monday"
+    return None if board == board_id else f"on board {board}, not on the table's board"
+
+
 def adopt(found: Sequence[str]) -> str | None:
     """Of the items already carrying a row's npd_id, the one to keep: the oldest."""
     return min(found, key=lambda item: (len(item), item)) if found else None
@@ -205,7 +272,7 @@ def decide(
     entry = p.entry
     if p.error is not None:
         done = Completion(entry, Outcome.FAILED, p.error, monday_id=p.item_id)
-        return Decision(done, "FAILED", p.error)
+        return Decision(done, "FAILED" if p.row is not None else None, p.error)
     if failure is None:
         completion = Completion(entry, Outcome.DONE, monday_id=item_id)
         link = None
@@ -263,6 +330,25 @@ def _inbound(p: Work, done: Completion, link: links.Link | None, policy: Policy)
         why = f"conflict on {', '.join(open_)}: changed on both sides; see `npd-sync conflicts`"
         return Decision(done, policy.conflict_status, why, link, work=p)
     return Decision(done, "SYNCED", None, link, work=p)
+
+
+def refused(
+    completion: Completion, reason: str, policy: Policy, rng: random.Random | None = None
+) -> Completion:
+    """What to record for an entry whose write-back the database refused (a constraint or a
+    trigger of the application): that entry alone pays, with its own attempts, and what was
+    learnt from Monday (the item id) is kept."""
+    message = f"write-back refused: {reason}"
+    entry = completion.entry
+    if completion.outcome is Outcome.DONE:
+        if entry.attempts + 1 >= policy.max_attempts:
+            message = f"gave up after {entry.attempts + 1} attempts: {message}"
+            return replace(completion, outcome=Outcome.FAILED, error=message)
+        delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
+        return replace(completion, outcome=Outcome.RETRY, error=message, delay=delay)
+    # Failed or coming back anyway: keep why, and say why the row does not show it.
+    error = f"{completion.error}; {message}" if completion.error else message
+    return replace(completion, error=error)
 
 
 def worst(failures: Sequence[errors.MondayError]) -> errors.MondayError | None:

@@ -4,6 +4,12 @@ A batch is handled in four steps, each one round trip per table rather than per 
 (one statement), load (one query per table), push (a few requests per board, many mutations
 each), then write-back and completion together in one transaction. `drain` works batches until
 nothing is due; the listener (`listener.daemon`) and `npd-sync backfill` both use it.
+
+A record or row that cannot be handled costs itself only. Change records that can never be
+synced are set aside at ingest; when a batch statement fails because of its rows (a key that
+does not fit the key column, a write-back the application refuses), the batch is split in
+halves until the rows at fault are found, and those alone fail. An item is archived only if
+npd-sync linked it to that row (see `rules.vet_archives`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -48,6 +54,7 @@ class Stats:
     pulled: int = 0  # rows the board's edits were written into
     inserted: int = 0  # rows made for items created on the board
     conflicts: int = 0  # conflicts found (settled by policy or left open)
+    rejected: int = 0  # change records set aside at ingest: they can never be synced
 
 
 @contextlib.asynccontextmanager
@@ -114,6 +121,7 @@ class Worker:
         self.stats = Stats()
         self.metrics = metrics or Metrics()
         self.inbound = inbound
+        self.finished = time.monotonic()  # when an entry was last synced or failed for good
         self._analyzed = 0
 
     @property
@@ -157,7 +165,9 @@ class Worker:
         """Ingest change records, then claim and handle one batch; returns entries handled."""
         tuning = self.tuning
         async with self.pool.acquire() as conn:
-            self.stats.ingested += await queue.ingest(conn, max(1000, tuning.batch_size))
+            ingested = await queue.ingest(conn, max(1000, tuning.batch_size))
+            self.stats.ingested += ingested.records
+            self._rejected(ingested.rejected)
             if self.stats.ingested - self._analyzed >= ANALYZE_EVERY:
                 # A backlog grew since the queue's statistics were taken: without fresh ones
                 # the claim query sorts the whole queue (measured: 40 ms a claim instead of 1
@@ -289,40 +299,84 @@ class Worker:
         by_table: dict[int, list[queue.Entry]] = defaultdict(list)
         for entry in entries:
             by_table[entry.table_id].append(entry)
+        plans: dict[int, list[rules.Work]] = {}
         async with self.pool.acquire() as conn:
-            loaded = {
-                table_id: await rows.load(conn, self.tables[table_id], [e.key for e in group])
-                for table_id, group in by_table.items()
-            }
-        plans = {
-            table_id: [
-                rules.plan(
-                    e, loaded[table_id].get(e.key), self.tables[table_id].mapping,
-                    inbound=self.inbound,
-                )
-                for e in group
-            ]
-            for table_id, group in by_table.items()
-        }  # fmt: skip
+            for table_id, group in by_table.items():
+                table = self.tables[table_id]
+                loaded, unreadable = await self._load(conn, table, [e.key for e in group])
+                plans[table_id] = [
+                    rules.unreadable(e, unreadable[e.key])
+                    if e.key in unreadable
+                    else self._plan(e, loaded.get(e.key), table)
+                    for e in group
+                ]
+            items = [i for ps in plans.values() for p in ps for i in p.archive]
+            linked = await links.linked(conn, items) if items else {}
         pushed = await asyncio.gather(
-            *(self._push(self.tables[table_id], ps) for table_id, ps in plans.items())
+            *(self._push(self.tables[table_id], ps, linked) for table_id, ps in plans.items())
         )
         decisions = [d for table_decisions, _ in pushed for d in table_decisions]
         retired = [item for _, table_retired in pushed for item in table_retired]
-        await self._record(decisions, retired)
-        self._count(decisions, time.perf_counter() - started)
+        completions = await self._record(decisions, retired)
+        self._count(decisions, completions, time.perf_counter() - started)
+
+    async def _load(
+        self, conn: db.Conn, table: rows.Table, keys: Sequence[str]
+    ) -> tuple[dict[str, rows.Row], dict[str, str]]:
+        """The rows that still exist among `keys`, and the keys that cannot be read, with why.
+
+        One query; only when it fails on a value (a key that does not cast to the key column's
+        type) is it split in halves until the keys at fault are found."""
+        try:
+            return await rows.load(conn, table, keys), {}
+        except asyncpg.DataError as exc:
+            if len(keys) == 1:
+                return {}, {keys[0]: f"the key does not fit the table's key column: {exc}"}
+        half = len(keys) // 2
+        first, first_bad = await self._load(conn, table, keys[:half])
+        second, second_bad = await self._load(conn, table, keys[half:])
+        return {**first, **second}, {**first_bad, **second_bad}
+
+    def _plan(self, entry: queue.Entry, row: rows.Row | None, table: rows.Table) -> rules.Work:
+        try:
+            return rules.plan(entry, row, table.mapping, inbound=self.inbound)
+        except Exception as exc:
+            # A bug must cost its row (FAILED, with why), not the batch again and again.
+            log.exception("sync.plan_failed", extra={"table": table.name, "key": entry.key})
+            return rules.Work(entry, row, error=f"npd-sync could not handle the row: {exc!r}")
 
     async def _push(
-        self, table: rows.Table, plans: Sequence[rules.Work]
+        self,
+        table: rows.Table,
+        plans: Sequence[rules.Work],
+        linked: Mapping[str, tuple[int, str]],
     ) -> tuple[list[rules.Decision], list[str]]:
         """Do the Monday work of one board's plans: one decision per plan, and the items
-        archived or deleted (or found gone already)."""
+        archived or deleted (or found gone already). `linked`: the links of the items to
+        archive (item -> table id, key)."""
         assert self.client is not None
         assert table.mapping.board_id is not None
         board = table.mapping.board_id
         item: dict[str, str | None] = {p.entry.key: p.item_id for p in plans}
         failures: dict[str, list[errors.MondayError]] = defaultdict(list)
         retired: list[str] = []
+
+        unknown = rules.unlinked_items(plans, linked)
+        boards: dict[str, str] = {}
+        for start in range(0, len(unknown), api.ITEMS_PAGE):
+            page = unknown[start : start + api.ITEMS_PAGE]
+            try:
+                async with self.governor.request(None, 1):
+                    boards.update(await self.client.item_boards(page))
+                self.stats.requests += 1
+            except errors.MondayError as exc:
+                await self._note_request_error(exc)
+                for p in plans:
+                    if any(i in page for i in p.archive):
+                        failures[p.entry.key].append(exc)
+        plans, refusals = rules.vet_archives(plans, table.id, board, linked, boards)
+        # (An entry whose lookup failed sends nothing now and is vetted again next time.)
+        self._refused(table, [r for r in refusals if not failures[r.key]])
 
         found: dict[str, list[str]] = {}
         looked: set[str] = set()  # rows whose lookup was answered
@@ -360,15 +414,22 @@ class Worker:
                 async with self.governor.request(board, kinds) as granted:
                     results = await self.client.mutate(board, ops[:granted])
                 self.stats.requests += 1
+                size = min(self.tuning.batch_size, size * 2)
             except errors.MondayError as exc:
                 if exc.budget is not None and granted:
                     # Refused for its complexity: learn from what Monday said, and send the
                     # same operations again in pieces that fit, unless even those must wait.
                     again = self.governor.refused(exc, kinds[:granted])
                     if again is None:
-                        self.metrics.requests.labels(str(exc.status or ""), exc.code or "").inc()
+                        self._count_request(exc)
                         continue
                     exc = again
+                if exc.kind is errors.Kind.PERMANENT and granted > 1:
+                    # One operation may make the whole request invalid: send halves until
+                    # it is alone, so that it fails alone (and is logged once, then).
+                    self._count_request(exc)
+                    size = granted // 2
+                    continue
                 await self._note_request_error(exc)
                 stop = exc.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED)
                 # Don't send the rest into the same wall: they wait too.
@@ -474,31 +535,30 @@ class Worker:
         if error.kind is errors.Kind.ITEM_GONE:
             item[op.key] = None
 
-    async def _note_request_error(self, exc: errors.MondayError) -> None:
+    def _count_request(self, exc: errors.MondayError) -> None:
         self.metrics.requests.labels(str(exc.status or ""), exc.code or exc.kind.value).inc()
+
+    async def _note_request_error(self, exc: errors.MondayError) -> None:
+        self._count_request(exc)
         with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
             await self.governor.pause(exc)
         level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
         log.log(level, "monday.request_failed", extra={"kind": exc.kind.value, "error": str(exc)})
 
-    async def _record(self, decisions: Sequence[rules.Decision], retired: Sequence[str]) -> None:
-        """Write back to the rows, the links and the queue entries, in one transaction."""
-        writes: dict[int, list[rows.WriteBack]] = defaultdict(list)
-        for d in decisions:
-            if d.status is not None:
-                c = d.completion
-                writes[c.entry.table_id].append(
-                    rows.WriteBack(c.entry.key, c.monday_id, d.status, d.error)
-                )
+    async def _record(
+        self, decisions: Sequence[rules.Decision], retired: Sequence[str]
+    ) -> list[queue.Completion]:
+        """Write back to the rows, the links and the queue entries, in one transaction; returns
+        what was recorded for each entry."""
         # The write-back must land even if we are being cancelled, or a create is redone; and
         # it is worth waiting for a database that restarts (a few seconds) rather than leaving
         # the batch to be redone after its lease runs out.
         deadline = time.monotonic() + self.tuning.lease_seconds / 2
         delay = 0.2
+        careful = False
         while True:
             try:
-                await asyncio.shield(self._commit(decisions, writes, retired))
-                return
+                return await asyncio.shield(self._commit(decisions, retired, careful=careful))
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 pass  # cannot happen by design (key order, SKIP LOCKED); cheap insurance
             except (*db.ERRORS, asyncpg.CannotConnectNowError) as exc:
@@ -507,40 +567,57 @@ class Worker:
                 log.warning(
                     "sync.write_back_retry", extra={"error": str(exc) or type(exc).__name__}
                 )
+            except asyncpg.PostgresError as exc:
+                if careful or not db.about_the_rows(exc):
+                    raise
+                # A row the application refuses (a constraint, a trigger): find it and let it
+                # fail alone, the others written as usual.
+                careful = True
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
     async def _commit(
-        self,
-        decisions: Sequence[rules.Decision],
-        writes: dict[int, list[rows.WriteBack]],
-        retired: Sequence[str],
-    ) -> None:
-        linked: dict[int, list[links.Link]] = defaultdict(list)
+        self, decisions: Sequence[rules.Decision], retired: Sequence[str], *, careful: bool
+    ) -> list[queue.Completion]:
+        by_table: dict[int, list[rules.Decision]] = defaultdict(list)
         for d in decisions:
-            if d.link is not None:
-                linked[d.completion.entry.table_id].append(d.link)
+            by_table[d.completion.entry.table_id].append(d)
         async with self.pool.acquire() as conn, conn.transaction():
             written: set[tuple[int, str]] = set()
-            for table_id, table_writes in writes.items():
-                keys = await rows.write_back(conn, self.tables[table_id], table_writes)
-                written.update((table_id, key) for key in keys)
+            refusals: dict[tuple[int, str], str] = {}
             await links.unlink(conn, retired)
-            for table_id, table_links in linked.items():
+            for table_id, group in by_table.items():
+                table = self.tables[table_id]
+                writes = [
+                    rows.WriteBack(
+                        d.completion.entry.key, d.completion.monday_id, d.status, d.error
+                    )
+                    for d in group
+                    if d.status is not None
+                ]
+                if careful:
+                    keys, refused = await self._write_carefully(conn, table, writes)
+                    refusals.update(((table_id, key), why) for key, why in refused.items())
+                else:
+                    keys = await rows.write_back(conn, table, writes)
+                written.update((table_id, key) for key in keys)
                 # What Monday holds now, whether or not the row could be written.
-                await links.link(conn, table_id, table_links)
+                await links.link(conn, table_id, [d.link for d in group if d.link is not None])
             completions = []
             for d in decisions:
                 c = d.completion
-                where = (c.entry.table_id, c.entry.key)
-                if d.work is not None and c.outcome is queue.Outcome.DONE:
+                row = (c.entry.table_id, c.entry.key)
+                if row not in refusals and d.work is not None and c.outcome is queue.Outcome.DONE:
                     # What reading the item decided for the row: only with the row in hand.
-                    landed = await self._land(conn, d.work, where in written)
-                    if landed:
-                        written.add(where)
+                    refusal = await self._land(conn, d.work, row, written, careful=careful)
+                    if refusal is not None:
+                        refusals[row] = refusal
                 deleting = d.work is not None and d.work.fate == "delete"
                 touches_row = d.status is not None or deleting
-                if touches_row and c.outcome is queue.Outcome.DONE and where not in written:
+                if row in refusals:
+                    c = rules.refused(c, refusals[row], self.policy, self.rng)
+                elif touches_row and c.outcome is queue.Outcome.DONE and row not in written:
                     # The row is locked by the application or was just deleted: keep the
                     # entry (and the item id we learnt) and come back to it.
                     c = queue.Completion(
@@ -549,11 +626,39 @@ class Worker:
                     )  # fmt: skip
                 completions.append(c)
             await queue.complete(conn, self.listener_id, completions)
+        if any(c.outcome in (queue.Outcome.DONE, queue.Outcome.FAILED) for c in completions):
+            self.finished = time.monotonic()
+        return completions
 
-    async def _land(self, conn: db.Conn, work: rules.Work, locked: bool) -> bool:
-        """Write into the row and the records what reading its item decided: the board's
-        values, the agreed ones, conflicts, an unlink or a delete. `locked`: the write-back
-        holds the row. Returns whether it landed (False: the row is busy, retry later)."""
+    async def _land(
+        self,
+        conn: db.Conn,
+        work: rules.Work,
+        row: tuple[int, str],
+        written: set[tuple[int, str]],
+        *,
+        careful: bool,
+    ) -> str | None:
+        """Write into the row, and the records, what reading its item decided: the board's
+        values, the agreed ones, conflicts, an unlink or a delete; the row counts as written
+        once it landed (a row the write-back could not lock is busy: it comes back). When
+        `careful`, a row the database refuses (a constraint, a trigger of the application) is
+        refused alone: returns why."""
+        if not careful:
+            if await self._landed(conn, work, row in written):
+                written.add(row)
+            return None
+        try:
+            async with conn.transaction():
+                if await self._landed(conn, work, row in written):
+                    written.add(row)
+        except asyncpg.PostgresError as exc:
+            if not db.about_the_rows(exc):
+                raise
+            return str(exc)
+        return None
+
+    async def _landed(self, conn: db.Conn, work: rules.Work, locked: bool) -> bool:
         entry, table = work.entry, self.tables[work.entry.table_id]
         if work.fate == "delete":
             if not await conn.fetchval(table.pull_delete_sql, entry.key):
@@ -588,13 +693,56 @@ class Worker:
         await conflicts.settle(conn, entry.table_id, entry.key, work.settled)
         return True
 
-    def _count(self, decisions: Sequence[rules.Decision], seconds: float) -> None:
+    async def _write_carefully(
+        self, conn: db.Conn, table: rows.Table, writes: Sequence[rows.WriteBack]
+    ) -> tuple[set[str], dict[str, str]]:
+        """The write-back in halves, each under a savepoint, down to the rows the database
+        refuses: the keys written, and those refused with why."""
+        if not writes:
+            return set(), {}
+        try:
+            async with conn.transaction():
+                return await rows.write_back(conn, table, writes), {}
+        except asyncpg.PostgresError as exc:
+            if not db.about_the_rows(exc):
+                raise
+            if len(writes) == 1:
+                return set(), {writes[0].key: str(exc)}
+        half = len(writes) // 2
+        first, first_refused = await self._write_carefully(conn, table, writes[:half])
+        second, second_refused = await self._write_carefully(conn, table, writes[half:])
+        return first | second, {**first_refused, **second_refused}
+
+    def _rejected(self, rejected: Sequence[queue.Rejected]) -> None:
+        self.stats.rejected += len(rejected)
+        for r in rejected[:3]:
+            log.error(
+                "sync.change_rejected",
+                extra={"table_id": r.table_id, "key": r.key, "reason": r.reason},
+            )
+        if len(rejected) > 3:
+            log.error("sync.changes_rejected", extra={"more": len(rejected) - 3})
+
+    def _refused(self, table: rows.Table, refusals: Sequence[rules.Refusal]) -> None:
+        for r in refusals[:3]:
+            log.warning(
+                "sync.archive_refused",
+                extra={"table": table.name, "key": r.key, "item": r.item_id, "reason": r.reason},
+            )
+        if len(refusals) > 3:
+            log.warning("sync.archives_refused", extra={"more": len(refusals) - 3})
+
+    def _count(
+        self,
+        decisions: Sequence[rules.Decision],
+        completions: Sequence[queue.Completion],
+        seconds: float,
+    ) -> None:
         stats = self.stats
         counts: dict[str, int] = defaultdict(int)
         now = dt.datetime.now(dt.UTC)
         failed = []
-        for d in decisions:
-            c = d.completion
+        for d, c in zip(decisions, completions, strict=True):
             outcome = OUTCOME_NAMES[c.outcome]
             if c.outcome is queue.Outcome.DONE and d.status != "SYNCED":
                 outcome = "unchanged" if d.unchanged else "skipped"

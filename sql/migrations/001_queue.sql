@@ -65,8 +65,8 @@ CREATE TABLE npd_sync.listeners (
     seen_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The triggers run as whoever writes the application's tables; that role needs to append to
--- the change log and nothing else. A forged change record only causes a harmless re-push.
+-- The triggers ran as whoever wrote the application's tables, so that role needed to append
+-- to the change log. Taken back by a later migration: a forged record could archive any item.
 GRANT USAGE ON SCHEMA npd_sync TO PUBLIC;
 GRANT INSERT ON npd_sync.changes TO PUBLIC;
 GRANT SELECT ON SEQUENCE npd_sync.waiting TO PUBLIC;

@@ -57,3 +57,21 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
 -- name: wake
 -- Wake an idle listener now rather than at its next poll (channel $1; NOTIFY only wakes).
 SELECT pg_catalog.pg_notify($1, '');
+
+-- name: mark_session
+-- Mark this session as npd-sync's own: the capture triggers skip it (see listener/db.py). The
+-- secret is read and set here, server-side. Nothing to do before npd-sync is installed; a
+-- role that may not read the secret stays unmarked, its writes captured like any other.
+DO $mark$
+BEGIN
+    IF pg_catalog.to_regclass('npd_sync.origin') IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('npd_sync.origin', secret, false) FROM npd_sync.origin;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    NULL;
+END
+$mark$;
+
+-- name: origin_secret
+-- The secret that marks npd-sync's own sessions (install puts its digest into the triggers).
+SELECT secret FROM npd_sync.origin;

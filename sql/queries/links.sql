@@ -35,3 +35,7 @@ UPDATE npd_sync.links SET unlinked_at = now() WHERE table_id = $1 AND row_key = 
 -- name: drop_link
 -- Forget row $2 of table $1's link (the row is gone).
 DELETE FROM npd_sync.links WHERE table_id = $1 AND row_key = $2;
+
+-- name: linked_rows
+-- The rows the items $1 are linked to (an item is linked to one row at most).
+SELECT item_id, table_id, row_key FROM npd_sync.links WHERE item_id = ANY ($1::text[]);

@@ -4,15 +4,31 @@
 -- name: ingest
 -- Move up to $1 change records into the queue, folding all changes of one row into one entry.
 -- SKIP LOCKED lets several listeners ingest at once; application inserts never wait on it.
+-- A record that can never be synced (its table is not captured, its key is longer than $2
+-- bytes, more than a queue entry holds) goes to npd_sync.rejected instead, with the reason;
+-- those are returned, as a JSON array of {table_id, key (cut short), reason}, for the log.
 WITH taken AS (
     DELETE FROM npd_sync.changes
      WHERE ctid = ANY (ARRAY(SELECT ctid FROM npd_sync.changes LIMIT $1 FOR UPDATE SKIP LOCKED))
     RETURNING table_id, row_key, archive_id, changed_at
+), judged AS (
+    SELECT t.*,
+           CASE WHEN NOT EXISTS (SELECT FROM npd_sync.tables c WHERE c.id = t.table_id)
+                    THEN 'no captured table has id ' || t.table_id
+                WHEN octet_length(t.row_key) > $2::int
+                    THEN 'key of ' || octet_length(t.row_key) || ' bytes (at most ' || $2::int || ')'
+           END AS reason
+      FROM taken t
+), rejected AS (
+    INSERT INTO npd_sync.rejected (table_id, row_key, archive_id, changed_at, reason)
+    SELECT table_id, left(row_key, 200), archive_id, changed_at, reason
+      FROM judged WHERE reason IS NOT NULL
+    RETURNING table_id, row_key, reason
 ), folded AS (
     SELECT table_id, row_key, min(changed_at) AS changed_at, max(changed_at) AS last_changed_at,
            coalesce(array_agg(DISTINCT archive_id) FILTER (WHERE archive_id IS NOT NULL), '{}')
                AS archive_ids
-      FROM taken GROUP BY table_id, row_key
+      FROM judged WHERE reason IS NULL GROUP BY table_id, row_key
 ), stored AS (
     INSERT INTO npd_sync.queue AS q
            (table_id, row_key, changed_at, last_changed_at, archive_ids, next_attempt_at)
@@ -32,7 +48,10 @@ WITH taken AS (
         changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM taken) AS records, (SELECT count(*) FROM stored) AS entries;
+SELECT (SELECT count(*) FROM taken) AS records, (SELECT count(*) FROM stored) AS entries,
+       (SELECT json_agg(json_build_object('table_id', table_id, 'key', left(row_key, 40),
+                                          'reason', reason))
+          FROM rejected)::text AS rejected;
 
 -- name: enqueue
 -- Queue the rows $2 of table $1 (a backfill), marked uncertain so that the worker looks for an
@@ -176,3 +195,23 @@ SELECT table_id, state, sum(n)::bigint AS n FROM (
     UNION ALL
     SELECT table_id, 'pending', count(*) FROM npd_sync.changes GROUP BY 1
 ) counts GROUP BY 1, 2;
+
+-- name: oldest_pending
+-- For health: the age in seconds of the oldest change of the tables $1 still to be synced
+-- (pending queue entries, in flight or not, and change records not taken in yet; NULL: none);
+-- how long ago a listener alive in the last $2 seconds last synced or failed an entry for
+-- good, as their heartbeats say (NULL: none says); why Monday asked every listener to pause.
+SELECT extract(epoch FROM now() - least(
+           (SELECT min(q.changed_at) FROM npd_sync.queue q
+             WHERE q.state = 'pending' AND q.table_id = ANY ($1::int2[])),
+           (SELECT min(c.changed_at) FROM npd_sync.changes c)))::float8 AS seconds,
+       (SELECT extract(epoch FROM now() - max(l.finished_at))::float8 FROM npd_sync.listeners l
+         WHERE l.seen_at > now() - make_interval(secs => $2)) AS finished_ago,
+       (SELECT m.pause_reason FROM npd_sync.monday m WHERE m.paused_until > now()) AS paused;
+
+-- name: latest_pending_error
+-- The latest error of a pending entry of the tables $1 (why the oldest changes wait, likely).
+SELECT last_error FROM npd_sync.queue
+ WHERE state = 'pending' AND table_id = ANY ($1::int2[]) AND last_error IS NOT NULL
+ ORDER BY last_error_at DESC NULLS LAST
+ LIMIT 1;

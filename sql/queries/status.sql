@@ -62,3 +62,14 @@ SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
                   JOIN npd_sync.tables t ON t.id = c.table_id
                  WHERE c.state = 'open' GROUP BY t.name) AS o) AS open_conflicts,
        (SELECT count(*) FROM npd_sync.webhooks) AS webhooks;
+
+-- name: status_rejected
+-- The latest $1 change records set aside at ingest, newest first, with their table's name.
+SELECT coalesce(t.name, '#' || r.table_id) AS table_name, r.row_key, r.reason, r.rejected_at
+  FROM npd_sync.rejected r LEFT JOIN npd_sync.tables t ON t.id = r.table_id
+ ORDER BY r.rejected_at DESC, r.table_id, r.row_key
+ LIMIT $1;
+
+-- name: count_rejected
+-- How many change records were set aside at ingest.
+SELECT count(*) FROM npd_sync.rejected;

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from listener import db, settings
+from listener import db, settings, sql
 from listener.capture import install, notify
 from tests.helpers import ENUM_UUID_SCHEMA, eventually
 
@@ -73,6 +73,119 @@ async def test_truncate_records_rows_that_have_items(conn: asyncpg.Connection) -
     await conn.execute("ALTER TABLE contacts RENAME TO people")  # survives a rename
     await conn.execute("TRUNCATE people")
     assert await changes(conn) == [(1, "1", "11"), (1, "3", "13")]
+
+
+async def test_a_role_that_may_truncate_but_not_read_can_truncate(
+    dsn: str, conn: asyncpg.Connection, app_role: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO contacts (first_name, monday_id) VALUES ('a', '11'), ('b', NULL)"
+    )
+    await conn.execute("DELETE FROM npd_sync.changes")
+    await conn.execute(f"REVOKE SELECT ON contacts FROM {app_role}")
+    app = await asyncpg.connect(dsn, user=app_role)
+    try:
+        # The capture read the table as the application's role, and failed its TRUNCATE.
+        await app.execute("TRUNCATE contacts")
+    finally:
+        await app.close()
+    assert await changes(conn) == [(1, "1", "11")]
+
+
+async def test_a_role_without_rights_on_npd_sync_cannot_write_the_change_log(
+    conn: asyncpg.Connection, app: asyncpg.Connection
+) -> None:
+    # The change log took any record from anyone: a forged archive_id archived any item.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app.execute(
+            "INSERT INTO npd_sync.changes (table_id, row_key, archive_id)"
+            " VALUES (1, '424242', '2000000002')"
+        )
+    for statement in (
+        "SELECT last_value FROM npd_sync.waiting",
+        "SELECT * FROM npd_sync.queue",
+        "SELECT * FROM npd_sync.origin",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app.fetch(statement)
+    # Its writes to the synced tables are recorded as ever.
+    await app.execute("INSERT INTO contacts (first_name) VALUES ('from the app role')")
+    assert await changes(conn) == [(1, "1", None)]
+    # Nothing of npd-sync's grants anything to PUBLIC (grantee 0).
+    public = await conn.fetch(
+        """
+        SELECT 'schema' FROM pg_namespace n, aclexplode(n.nspacl) a
+         WHERE n.nspname = 'npd_sync' AND a.grantee = 0
+        UNION ALL
+        SELECT c.relname::text FROM pg_class c, aclexplode(c.relacl) a
+         WHERE c.relnamespace = 'npd_sync'::regnamespace AND a.grantee = 0
+        UNION ALL
+        SELECT p.proname::text FROM pg_proc p,
+               aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+         WHERE p.pronamespace = 'npd_sync'::regnamespace AND a.grantee = 0
+        """
+    )
+    assert public == []
+
+
+async def test_a_callers_search_path_cannot_run_its_own_code_in_the_capture(
+    dsn: str, conn: asyncpg.Connection, app_role: str
+) -> None:
+    # The capture runs as the role that installed it: an operator or type of the caller's,
+    # found through its search_path, would run with those rights.
+    await conn.execute(f"CREATE SCHEMA trap AUTHORIZATION {app_role}")
+    app = await asyncpg.connect(dsn, user=app_role)
+    waiter = await db.connect(dsn)
+    try:
+        await app.execute(
+            """
+            CREATE FUNCTION trap.caught(bigint, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE FUNCTION trap.caught(double precision, numeric) RETURNS boolean
+                LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE FUNCTION trap.caught(integer, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'trap ran as %', current_user; END $$;
+            CREATE OPERATOR trap.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = trap.caught);
+            CREATE OPERATOR trap.< (
+                LEFTARG = double precision, RIGHTARG = numeric, FUNCTION = trap.caught);
+            CREATE OPERATOR trap.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = trap.caught);
+            SET search_path = trap, public, pg_catalog;
+            """
+        )
+        # A listener waits (so that writers evaluate every condition of the wake check), and
+        # another session holds its lock.
+        await waiter.execute("SELECT pg_advisory_lock($1, $2)", *notify.WAKE_LOCK)
+        await waiter.execute(sql.query("arm"))
+        await app.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('a', '1')")
+        await app.execute("UPDATE contacts SET id = 2, notes = 'n'")
+        await app.execute("DELETE FROM contacts")
+        await app.execute("TRUNCATE contacts")
+    finally:
+        await waiter.close()
+        await app.close()
+    assert len(await changes(conn)) == 5
+
+
+async def test_only_npd_syncs_own_sessions_are_left_out_of_the_capture(
+    dsn: str, conn: asyncpg.Connection, app: asyncpg.Connection
+) -> None:
+    # Any session could set the marker npd-sync used and hide its writes from the capture.
+    for guess in ("listener", "npd-sync", ""):
+        await app.execute("SELECT set_config('npd_sync.origin', $1, false)", guess)
+        await app.execute("INSERT INTO contacts (first_name) VALUES ($1)", guess)
+    assert len(await changes(conn)) == 3
+    await conn.execute("DELETE FROM npd_sync.changes")
+    own = await db.connect(dsn)
+    pool = await db.create_pool(dsn, size=2)
+    try:
+        await own.execute("INSERT INTO contacts (first_name) VALUES ('npd-sync')")
+        async with pool.acquire() as pooled:
+            await pooled.execute("DELETE FROM contacts")
+    finally:
+        await pool.close()
+        await own.close()
+    assert await changes(conn) == []
 
 
 async def test_rolled_back_writes_record_nothing(conn: asyncpg.Connection) -> None:

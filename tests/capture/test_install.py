@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import subprocess
 import sys
 
@@ -31,7 +33,8 @@ async def schema_objects(conn: asyncpg.Connection) -> list[str]:
         ORDER BY 1
         """
     )
-    return [r[0] for r in rows]
+    # Each install has its own secret, and the triggers its digest.
+    return [re.sub(r"'\\+x[0-9a-f]{64}'", "'<mark>'", r[0]) for r in rows]
 
 
 async def test_install_then_again_is_a_no_op(empty_dsn: str) -> None:
@@ -42,6 +45,7 @@ async def test_install_then_again_is_a_no_op(empty_dsn: str) -> None:
         assert [s.description for s in first.steps] == [
             "create schema npd_sync",
             *(f"apply migration {m.version:03d} {m.name}" for m in sql.migrations()),
+            "create the secret that keeps npd-sync's own writes out of the capture",
             "attach capture to contacts (table id 1)",
             "attach capture to organizations (table id 2)",
         ]
@@ -130,6 +134,71 @@ async def test_wrong_column_types_are_named(empty_dsn: str) -> None:
         await conn.close()
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey",  # no key at all
+        # unique but NULL allowed: a NULL key failed the application's INSERT
+        "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey, ADD UNIQUE (id),"
+        " ALTER COLUMN id DROP NOT NULL",
+        # NOT NULL, unique only in part
+        "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey;"
+        " CREATE UNIQUE INDEX contacts_some ON contacts (id) WHERE id > 10",
+        # unique only with another column: two rows of one id became one item
+        "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey, ADD UNIQUE (id, email)",
+    ],
+)
+async def test_a_key_that_is_not_a_primary_key_or_unique_and_not_null_is_refused(
+    empty_dsn: str, change: str
+) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute(change)
+        with pytest.raises(install.InstallError) as caught:
+            await install.install(conn, DEFAULT_TABLES)
+        assert str(caught.value) == (
+            "contacts: key column id must be the primary key, or unique and NOT NULL"
+        )
+        assert await conn.fetchval("SELECT to_regnamespace('npd_sync')") is None
+    finally:
+        await conn.close()
+
+
+async def test_a_key_unique_and_not_null_is_enough(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute(
+            "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey, ADD UNIQUE (id);"
+            " ALTER TABLE organizations DROP CONSTRAINT organizations_pkey;"
+            " CREATE UNIQUE INDEX organizations_id ON organizations (id) INCLUDE (name)"
+        )
+        await install.install(conn, DEFAULT_TABLES)
+    finally:
+        await conn.close()
+
+
+async def test_a_key_column_named_with_the_dollar_quote_tag_installs_and_captures(
+    empty_dsn: str,
+) -> None:
+    # "$fn$" in the key's name ended the trigger functions' dollar quote.
+    conn = await db.connect(empty_dsn)
+    app = await asyncpg.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute('ALTER TABLE contacts RENAME COLUMN id TO "id$fn$"')
+        tables = (dataclasses.replace(DEFAULT_TABLES[0], key_column="id$fn$"), DEFAULT_TABLES[1])
+        await install.install(conn, tables)
+        await app.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('Ada', '7')")
+        await app.execute("TRUNCATE contacts")
+        rows = await app.fetch("SELECT row_key, archive_id FROM npd_sync.changes ORDER BY 2")
+        assert [tuple(r) for r in rows] == [("1", "7"), ("1", None)]
+    finally:
+        await app.close()
+        await conn.close()
+
+
 async def test_missing_table_is_skipped_unless_it_has_a_board(empty_dsn: str) -> None:
     conn = await db.connect(empty_dsn)
     try:
@@ -179,8 +248,8 @@ async def test_concurrent_installs_do_the_work_once(empty_dsn: str) -> None:
     conns = [await db.connect(empty_dsn) for _ in range(3)]
     try:
         plans = await asyncio.gather(*(install.install(c, DEFAULT_TABLES) for c in conns))
-        # create schema, every migration, two tables attached: once
-        work = 1 + len(sql.migrations()) + 2
+        # create schema, every migration, the origin secret, two tables attached: once
+        work = 1 + len(sql.migrations()) + 1 + 2
         assert sorted(len(p.steps) for p in plans) == [0, 0, work]
     finally:
         for c in conns:

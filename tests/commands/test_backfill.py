@@ -22,7 +22,8 @@ from tests.helpers import (
 )
 
 PRE_EXISTING = """
-SET npd_sync.origin = 'listener';  -- rows written before npd-sync: no change recorded
+-- Rows written before npd-sync: as a session marked as npd-sync's own, nothing is recorded.
+SELECT set_config('npd_sync.origin', secret, false) FROM npd_sync.origin;
 INSERT INTO contacts (first_name, last_name, email, sync_enabled, sync_direction)
 SELECT 'First' || g, 'Last' || g, 'p' || g || '@example.com', g % 10 <> 0,
        CASE WHEN g % 7 = 0 THEN 'MONDAY_TO_NPD' ELSE 'BIDIRECTIONAL' END

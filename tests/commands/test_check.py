@@ -82,6 +82,18 @@ async def test_a_wrongly_typed_column_in_the_table(
     assert failures(results) == [("organizations", "sync_enabled is text; expected boolean")]
 
 
+async def test_a_key_that_is_not_unique_and_not_null(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    await conn.execute("ALTER TABLE contacts DROP CONSTRAINT contacts_pkey")
+    ok, results = await run(make_settings())
+    assert not ok
+    assert failures(results) == [
+        ("contacts", "key column id must be the primary key, or unique and NOT NULL")
+    ]
+    assert 'ALTER TABLE ... ADD PRIMARY KEY ("id")' in text(results)
+
+
 async def test_a_mapped_column_missing_on_the_board(
     make_settings: MakeSettings, emulator: Emulator
 ) -> None:

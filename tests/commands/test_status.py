@@ -250,10 +250,13 @@ def test_json_keys_are_stable() -> None:
         ),
         monday=status.MondayStatus(True, False, None, None, 5, None, now),
         inbound=status.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
+        rejected=(status.RejectedStatus("#7", "424242", now, "no captured table has id 7"),),
+        rejected_count=3,
     )
     data = status.to_json(r)
     assert list(data) == [
-        "now", "schema_version", "tables", "errors", "listeners", "monday", "inbound",
+        "now", "schema_version", "tables", "errors", "rejected", "listeners", "monday",
+        "inbound",
     ]  # fmt: skip
     assert data["now"] == "2026-11-28T10:00:00Z"
     assert data["tables"] == [
@@ -281,8 +284,20 @@ def test_json_keys_are_stable() -> None:
             "error": "boom",
         }
     ]
+    assert data["rejected"] == {
+        "count": 3,
+        "latest": [
+            {
+                "table": "#7",
+                "id": "424242",
+                "at": "2026-11-28T10:00:00Z",
+                "reason": "no captured table has id 7",
+            }
+        ],
+    }
     assert list(data["listeners"][0]) == [
         "id", "host", "pid", "version", "started_at", "seen_at", "seen_ago_seconds", "alive",
+        "problem",
     ]  # fmt: skip
     assert list(data["monday"]) == [
         "api_key_set", "paused", "paused_until", "pause_reason", "complexity_remaining",
@@ -294,6 +309,7 @@ def test_json_keys_are_stable() -> None:
     documented = set(re.findall(r"\w+", status.JSON_KEYS))
     keys = set(data) | set(data["tables"][0]) | set(data["errors"][0])
     keys |= set(data["listeners"][0]) | set(data["monday"]) | set(data["inbound"])
+    keys |= set(data["rejected"]) | set(data["rejected"]["latest"][0])
     assert keys <= documented
 
 

@@ -7,8 +7,9 @@ import asyncio
 import asyncpg
 
 from listener import db
-from listener.outbound import queue
+from listener.outbound import queue, rows
 from listener.outbound.queue import Completion, Outcome
+from tests.conftest import MakeSettings
 
 CONTACTS = 1
 
@@ -26,7 +27,7 @@ async def test_ingest_folds_changes_of_one_row(conn: asyncpg.Connection) -> None
     await conn.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('a', '10')")
     for i in range(5):
         await conn.execute("UPDATE contacts SET notes = $1", str(i))
-    assert await queue.ingest(conn, 1000) == 6
+    assert await queue.ingest(conn, 1000) == queue.Ingested(6)
     queued = await entries(conn)
     assert list(queued) == ["1"]
     assert queued["1"]["version"] == 1
@@ -151,3 +152,19 @@ async def test_pending_work_and_lease_renewal(conn: asyncpg.Connection) -> None:
     await queue.renew_leases(conn, "someone else", [second], 300)  # not theirs: no effect
     await queue.release_leases(conn, "a")
     assert [x.key for x in await claim(conn, who="b")] == ["1", "2"]
+
+
+async def test_an_error_holding_nul_is_recorded_without_it(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    # PostgreSQL text cannot hold NUL: one such message from Monday failed the whole batch.
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
+    await queue.ingest(conn)
+    (entry,) = await claim(conn)
+    (table,) = [t for t in await rows.load_tables(conn, make_settings()) if t.id == CONTACTS]
+    written = await rows.write_back(conn, table, [rows.WriteBack("1", None, "FAILED", "a\x00b")])
+    assert written == {"1"}
+    failed = Completion(entry, Outcome.FAILED, "bad\x00value")
+    assert await queue.complete(conn, "a", [failed]) == 1
+    assert await conn.fetchval("SELECT last_error FROM npd_sync.queue") == "badvalue"
+    assert await conn.fetchval("SELECT sync_error FROM contacts") == "ab"

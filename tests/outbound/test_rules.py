@@ -190,3 +190,71 @@ def test_the_worst_failure_decides(failures: list[errors.MondayError], kind: obj
 def test_backoff_is_capped() -> None:
     rng = random.Random(0)
     assert all(rules.backoff(30, base=1, cap=5, rng=rng) <= 5 for _ in range(100))
+
+
+# --- vet_archives: only items npd-sync linked to that row -------------------------------------
+
+BOARD = "1000000001"
+
+
+@pytest.mark.parametrize(
+    ("item", "linked", "boards", "reason"),
+    [
+        # linked to this very row (table 1, key 7): archived
+        ("200", {"200": (1, "7")}, {}, None),
+        # linked to another row, of this table or another: never
+        ("200", {"200": (1, "8")}, {}, "linked to row 8 of table id 1"),
+        ("200", {"200": (2, "7")}, {}, "linked to row 7 of table id 2"),
+        # no link (synced before links were kept): only if Monday has it on this board
+        ("200", {}, {"200": BOARD}, None),
+        ("200", {}, {"200": "1000000002"}, "on board 1000000002, not on the table's board"),
+        ("200", {}, {}, "not found on Monday"),
+        # not an item id at all
+        ("abc", {}, {}, "not a Monday item id"),
+        ("1" * 21, {}, {}, "not a Monday item id"),
+    ],
+)
+def test_vet_archives(
+    item: str,
+    linked: dict[str, tuple[int, str]],
+    boards: dict[str, str],
+    reason: str | None,
+) -> None:
+    work = rules.plan(entry(archive_ids=(item,)), None, CONTACTS)
+    (kept,), refusals = rules.vet_archives([work], 1, BOARD, linked, boards)
+    if reason is None:
+        assert (kept.archive, refusals) == ((item,), [])
+    else:
+        assert (kept.archive, refusals) == ((), [rules.Refusal("7", item, reason)])
+
+
+def test_only_unlinked_item_ids_are_looked_up() -> None:
+    work = rules.plan(entry(archive_ids=("300", "200", "abc", "100")), None, CONTACTS)
+    assert rules.unlinked_items([work], {"100": (1, "7")}) == ["200", "300"]
+
+
+# --- refused: a write-back the database refused -------------------------------------------
+
+
+def test_a_refused_write_back_costs_the_entry_its_attempts() -> None:
+    done = rules.decide(rules.plan(entry(), row(), CONTACTS), "200", None, POLICY).completion
+    retry = rules.refused(done, "check constraint", POLICY, random.Random(1))
+    assert (retry.outcome, retry.error, retry.monday_id) == (
+        Outcome.RETRY, "write-back refused: check constraint", "200",
+    )  # fmt: skip
+    assert 0 <= retry.delay <= POLICY.backoff_base
+    last = dataclasses.replace(done, entry=entry(attempts=POLICY.max_attempts - 1))
+    failed = rules.refused(last, "check constraint", POLICY)
+    assert (failed.outcome, failed.error, failed.monday_id) == (
+        Outcome.FAILED, "gave up after 3 attempts: write-back refused: check constraint", "200",
+    )  # fmt: skip
+
+
+def test_a_refused_write_back_of_a_failure_keeps_both_reasons() -> None:
+    bad = errors.Permanent("invalid email", code="ColumnValueException")
+    failed = rules.decide(rules.plan(entry(), row(), CONTACTS), None, bad, POLICY).completion
+    refused = rules.refused(failed, "check constraint", POLICY)
+    assert refused.outcome is Outcome.FAILED
+    assert refused.error == (
+        "invalid email code=ColumnValueException; write-back refused: check constraint"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 import pytest
 
@@ -167,6 +169,65 @@ async def test_delete_archives_the_item(
     await drain(make_settings())
     assert emulator.item(item.id).state == "archived"  # type: ignore[union-attr]
     assert await queued(conn) == 0
+
+
+async def test_only_items_npd_sync_linked_to_the_row_are_archived(
+    conn: asyncpg.Connection,
+    app: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await app.execute("INSERT INTO contacts (first_name) VALUES ('mine')")
+    await drain(make_settings())
+    (mine,) = emulator.items(CONTACTS_BOARD)
+    elsewhere = emulator.add_item(ORGANIZATIONS_BOARD, "not npd-sync's")
+    # Change records only a role that may write the change log can write (npd-sync's own),
+    # naming items npd-sync never linked to their rows: the listener archived them all.
+    await conn.execute(
+        "INSERT INTO npd_sync.changes (table_id, row_key, archive_id) VALUES"
+        " (1, '424242', $1), (1, '424243', $2), (1, '424244', 'abc'),"
+        " (1, '424245', '2999999999')",
+        elsewhere.id,
+        mine.id,
+    )
+    with caplog.at_level(logging.WARNING, logger="npd_sync.worker"):
+        await drain(make_settings())
+    assert emulator.item(elsewhere.id).state == "active"  # type: ignore[union-attr]
+    assert emulator.item(mine.id).state == "active"  # type: ignore[union-attr]
+    refused = {
+        (r.key, r.item, r.reason)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() in ("sync.archive_refused", "sync.archives_refused")
+        and hasattr(r, "item")
+    }
+    assert (
+        "424242",
+        elsewhere.id,
+        f"on board {ORGANIZATIONS_BOARD}, not on the table's board",
+    ) in refused
+    assert ("424243", mine.id, "linked to row 1 of table id 1") in refused
+    assert await queued(conn) == 0
+    # The row's own delete archives its item.
+    await app.execute("DELETE FROM contacts")
+    await drain(make_settings())
+    assert emulator.item(mine.id).state == "archived"  # type: ignore[union-attr]
+
+
+async def test_the_item_of_a_row_synced_before_links_were_kept_is_archived_after_a_look(
+    conn: asyncpg.Connection,
+    app: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+) -> None:
+    await app.execute("INSERT INTO contacts (first_name) VALUES ('old')")
+    await drain(make_settings())
+    (item,) = emulator.items(CONTACTS_BOARD)
+    await conn.execute("DELETE FROM npd_sync.links")  # as an older npd-sync left it
+    await app.execute("DELETE FROM contacts")
+    await drain(make_settings())
+    assert emulator.item(item.id).state == "archived"  # type: ignore[union-attr]
+    assert any(r.root_fields[0] == "items" for r in emulator.requests)
 
 
 async def test_api_failure_leaves_the_row_retryable(
