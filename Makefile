@@ -55,8 +55,8 @@ $(STAMP): pyproject.toml
 browser: ## make sure the browser tests have Chromium (installs Debian's package as root)
 	@bash devtools/chromium.sh
 
-test: setup browser ## run the test suite (brings its own PostgreSQL if none answers)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup browser ## run the test suite, a process per core (brings its own PostgreSQL if none answers)
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff check .

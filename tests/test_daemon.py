@@ -50,6 +50,8 @@ async def test_idle_listener_wakes_on_commit(
             await eventually(lambda: _value(listener.waker.waiting), timeout=5)
             await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"c{n}")
             await eventually(status_of(conn), lambda s, n=n: list(s.values()) == ["SYNCED"] * n)
+        # Idle again before the next write: else it may see the write without a NOTIFY.
+        await eventually(lambda: _value(listener.waker.waiting), timeout=5)
         await conn.execute("UPDATE contacts SET notes = 'bulk'")
         await eventually(
             lambda: _notes(emulator), lambda notes: notes == [{"text": "bulk"}] * 3, timeout=5

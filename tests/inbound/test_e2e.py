@@ -85,12 +85,18 @@ async def install(config: settings.Settings) -> list[str]:
 
 
 async def quiet(conn: asyncpg.Connection, monday: Emulator) -> None:
-    """Nothing left to deliver, nothing left to do."""
-    async with asyncio.timeout(20):
-        await monday.settle_webhooks()
-    await eventually(lambda: no_pending(conn), timeout=20)
-    inbox = "SELECT NOT EXISTS (SELECT FROM npd_sync.inbox)"
-    await eventually(lambda: conn.fetchval(inbox), timeout=20)
+    """Nothing left to deliver, nothing left to do: rounds of waiting until one changes
+    nothing (a push makes deliveries, a delivery makes work)."""
+    inbox_empty = "SELECT NOT EXISTS (SELECT FROM npd_sync.inbox)"
+    async with asyncio.timeout(30):
+        while True:
+            before = (len(monday.deliveries), monday.counters.mutations)
+            await monday.settle_webhooks()
+            await eventually(lambda: no_pending(conn), timeout=30)
+            await eventually(lambda: conn.fetchval(inbox_empty), timeout=30)
+            await monday.settle_webhooks()
+            if (len(monday.deliveries), monday.counters.mutations) == before:
+                return
 
 
 async def test_install_registers_every_event_once_and_check_sees_them(
