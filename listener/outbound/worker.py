@@ -253,14 +253,9 @@ class Worker:
                 try:
                     async with conn.transaction():
                         key = await rows.pull_insert(conn, table, found.id, values)
-                        agreed = {
-                            **merge.monday_values(found, table.mapping, key),
-                            **(
-                                {table.mapping.npd_id_column: None}
-                                if table.mapping.npd_id_column
-                                else {}
-                            ),
-                        }
+                        agreed = merge.monday_values(found, table.mapping, key)
+                        if table.mapping.npd_id_column:
+                            agreed[table.mapping.npd_id_column] = None
                         await links.link(conn, table.id, [links.Link(key, found.id, agreed)])
                         # The row owes the item its npd_id: an ordinary push sends it.
                         await queue.queue_rows(conn, table.id, [key])
