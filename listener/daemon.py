@@ -169,9 +169,7 @@ class Daemon:
                 self._announce(tables, has_client=w.client is not None)
                 side = [
                     asyncio.create_task(self.waker.run(), name="notify"),
-                    asyncio.create_task(
-                        self._every(HEARTBEAT, self._heartbeat, pool), name="heartbeat"
-                    ),
+                    asyncio.create_task(self._heartbeats(pool), name="heartbeat"),
                     asyncio.create_task(self._every(GAUGES, self._gauge, pool), name="gauges"),
                     asyncio.create_task(self._every(SUMMARY, self._summary, pool), name="summary"),
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
@@ -491,6 +489,13 @@ class Daemon:
             )  # fmt: skip
             await conn.execute(sql.query("forget_old_minutes"))
         self._recorded = totals
+
+    async def _heartbeats(self, pool: asyncpg.Pool) -> None:
+        # The first once the LISTEN connection is up (or a beat later): written before, it
+        # would show every listener that just started as unhealthy until the next beat.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.waker.connected.wait(), HEARTBEAT)
+        await self._every(HEARTBEAT, self._heartbeat, pool)
 
     async def _heartbeat(self, pool: asyncpg.Pool) -> None:
         ok, why = self.healthy()

@@ -41,6 +41,15 @@ async def test_change_made_while_no_listener_ran_is_synced_on_start(
     assert [i.name for i in emulator.items(CONTACTS_BOARD)] == ["early"]
 
 
+async def test_a_listener_that_just_started_is_not_reported_unhealthy(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # The next heartbeat is 10 s away: the first must already be written once connected.
+    async with running(tuned(make_settings, tmp_path)):
+        beat = await eventually(lambda: conn.fetchrow("SELECT problem FROM npd_sync.listeners"))
+        assert beat["problem"] is None
+
+
 async def test_idle_listener_wakes_on_commit(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from listener import db, sql
+from listener.commands.status import counted
 from listener.outbound import queue, rows, rules, worker
 from listener.settings import ConfigError, Settings
 
@@ -58,7 +59,7 @@ async def show_dry_run(pool: asyncpg.Pool, tables: Sequence[rows.Table], *, ever
     async with pool.acquire() as conn:
         for table in tables:
             count = int(await conn.fetchval(table.backlog_sql, everything))
-            echo(f"{table.name}: {count} row{'' if count == 1 else 's'} to push")
+            echo(f"{table.name}: {counted(count, 'row')} to push")
             keys = [
                 r[0] for r in await conn.fetch(table.backlog_keys_sql, None, SAMPLES, everything)
             ]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from listener import db
 from listener.commands.backfill import WAIT_FOR_RETRIES
+from listener.commands.status import counted
 from listener.inbound import reconcile
 from listener.outbound import rows, worker
 from listener.settings import ConfigError, Settings
@@ -46,11 +47,9 @@ async def run(
                         conn, w.client, w.governor, t.id, t.mapping, full=full, mark=not dry_run
                     )
                     how = f"read {found.read} items" if found.full else "read the activity log"
-                    echo(
-                        f"{t.name}: {how} in {found.requests} request"
-                        f"{'' if found.requests == 1 else 's'}; {len(found.changed)} item"
-                        f"{'' if len(found.changed) == 1 else 's'} to look at"
-                    )
+                    requests = counted(found.requests, "request")
+                    items = counted(len(found.changed), "item")
+                    echo(f"{t.name}: {how} in {requests}; {items} to look at")
                     if dry_run and found.changed:
                         more = len(found.changed) - SHOWN
                         shown = ", ".join(found.changed[:SHOWN])
@@ -62,8 +61,8 @@ async def run(
     finally:
         await pool.close()
     echo(
-        f"done: {stats.pulled} rows updated and {stats.inserted} inserted from Monday, "
-        f"{stats.conflicts} conflicts, {stats.failed} failed"
+        f"done: {counted(stats.pulled, 'row')} updated and {stats.inserted:,} inserted from "
+        f"Monday, {counted(stats.conflicts, 'conflict')}, {stats.failed:,} failed"
     )
     return stats.failed == 0
 

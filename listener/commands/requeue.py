@@ -90,9 +90,8 @@ def summary(results: Sequence[Retried]) -> list[str]:
         if result.note:
             lines.append(f"{result.table}: {result.note}")
         elif result.requeued:
-            count = len(result.requeued)
             lines.append(
-                f"{result.table}: {count} row{'' if count == 1 else 's'} back in the queue"
+                f"{result.table}: {status.counted(len(result.requeued), 'row')} back in the queue"
             )
         if result.not_failed:
             lines.append(

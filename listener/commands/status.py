@@ -405,9 +405,7 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
     for t in tables:
         out.extend(f"  {t.table}: {note}" for note in t.notes)
         if t.conflicts:
-            out.append(
-                f"  {t.table}: {t.conflicts:,} open conflict{'' if t.conflicts == 1 else 's'}"
-            )
+            out.append(f"  {t.table}: {counted(t.conflicts, 'open conflict')}")
     if not tables:
         out.append("  no tables configured")
     return out
@@ -435,12 +433,15 @@ def _listener_lines(report: Report) -> list[str]:
 def _inbound_lines(i: InboundStatus) -> list[str]:
     if not i.enabled:
         head = "inbound: off (NPD_SYNC_PUBLIC_URL is not set)"
-        return [head + (f"; {i.open_conflicts} open conflicts" if i.open_conflicts else "")]
+        return [
+            head + (f"; {counted(i.open_conflicts, 'open conflict')}" if i.open_conflicts else "")
+        ]
     last = "none yet" if i.last_webhook_age is None else f"{age(i.last_webhook_age)} ago"
-    waiting = f"{i.pending:,} item{'' if i.pending == 1 else 's'} waiting"
+    waiting = f"{counted(i.pending, 'item')} waiting"
     if i.oldest_pending_age is not None and i.pending:
         waiting += f" (oldest {age(i.oldest_pending_age)})"
-    out = [f"inbound: on; last webhook {last}; {waiting}; {i.open_conflicts:,} open conflicts"]
+    conflicts = counted(i.open_conflicts, "open conflict")
+    out = [f"inbound: on; last webhook {last}; {waiting}; {conflicts}"]
     if i.webhooks == 0:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")
     if i.open_conflicts:
@@ -487,10 +488,9 @@ def _budget_line(use: governor.BudgetUse) -> str:
     line += f"; spent {use.points_per_minute:,.0f} a minute"
     if use.share is not None:
         line += f" ({use.share:.1%})"
-    busy = f"{use.minutes} busy minute{'' if use.minutes == 1 else 's'}"
-    line += f" over the last {busy}"
+    line += f" over the last {counted(use.minutes, 'busy minute')}"
     if use.refused:
-        line += f", {use.refused} request{'' if use.refused == 1 else 's'} refused"
+        line += f", {counted(use.refused, 'request')} refused"
     if use.points_per_row is not None:
         line += f"; {use.points_per_row:,.0f} points per synced row"
     return line
@@ -511,7 +511,7 @@ def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:
 
 
 def _phase(error: ErrorStatus) -> str:
-    tries = f"{error.attempts} attempt{'' if error.attempts == 1 else 's'}"
+    tries = counted(error.attempts, "attempt")
     if error.state == "failed":
         return f"failed after {tries}"
     if error.state == "in_flight":
@@ -531,6 +531,11 @@ def one_line(text: str, width: int = ERROR_WIDTH) -> str:
     """The text on one line (whitespace runs folded), cut to `width` characters."""
     flat = re.sub(r"\s+", " ", text).strip()
     return flat if len(flat) <= width else flat[: width - len(ELLIPSIS)] + ELLIPSIS
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 row', '2,000 rows'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def age(seconds: float) -> str:

@@ -3,6 +3,7 @@ rows pending, failed and synced."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -236,6 +237,22 @@ async def test_status_command_prints_text_and_json(
     await status.run(config, as_json=True, echo=out.append)
     (text,) = out
     assert '"failed": 1' in text
+
+
+def test_the_inbound_lines() -> None:
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    r = status.Report(
+        now=now, schema_version=7, tables=(), errors=(), listeners=(),
+        monday=status.MondayStatus(True, False, None, None, None, None, None),
+        inbound=status.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1),
+        rejected=(), rejected_count=0,
+    )  # fmt: skip
+    text = status.render(r)
+    assert "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict" in text
+    assert "  see them with `npd-sync conflicts`" in text
+    off = dataclasses.replace(r.inbound, enabled=False, open_conflicts=2)
+    text = status.render(dataclasses.replace(r, inbound=off))
+    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts" in text
 
 
 def test_json_keys_are_stable() -> None:

@@ -291,4 +291,4 @@ async def test_pull_brings_in_edits_whose_deliveries_were_lost(
     assert await pull.run(config, table="contacts", full=False, dry_run=False, echo=out.append)
     assert (await contact(conn))["role_title"] == "Duchess"
     assert await conn.fetchval("SELECT monday_id FROM contacts WHERE id = 2") == made.id
-    assert out[-1] == "done: 1 rows updated and 1 inserted from Monday, 0 conflicts, 0 failed"
+    assert out[-1] == "done: 1 row updated and 1 inserted from Monday, 0 conflicts, 0 failed"
