@@ -247,8 +247,17 @@ async def uninstall(conn: db.Conn) -> list[str]:
             for row in await conn.fetch(sql.query("attached_tables")):
                 await conn.execute(DETACH.format(table=row["relation"]))
                 done.append(f"{row['name']}: capture removed")
+        hooks = []
+        if await conn.fetchval("SELECT to_regclass('npd_sync.webhooks') IS NOT NULL"):
+            hooks = [r["webhook_id"] for r in await conn.fetch(sql.query("stored_webhooks"))]
         await conn.execute("DROP SCHEMA npd_sync CASCADE")
         done.append("schema npd_sync dropped")
+    if hooks:
+        # Their ids are gone with the schema: say them, so that they can be deleted on Monday.
+        done.append(
+            f"left on Monday: webhooks {', '.join(hooks)}, whose deliveries are now refused; "
+            "delete them in Monday's UI (`npd-sync webhooks uninstall` before `uninstall` does)"
+        )
     return done
 
 

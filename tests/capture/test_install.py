@@ -241,6 +241,21 @@ async def test_new_column_updates_capture_and_uninstall_keeps_rows(empty_dsn: st
         await conn.close()
 
 
+async def test_uninstall_names_the_webhooks_it_leaves_on_monday(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await install.install(conn, DEFAULT_TABLES)
+        await conn.execute(
+            "INSERT INTO npd_sync.webhooks (board_id, event, webhook_id)"
+            " VALUES ('1', 'change_name', '301'), ('1', 'create_item', '302')"
+        )
+        done = await install.uninstall(conn)
+        assert done[-1].startswith("left on Monday: webhooks 301, 302, whose deliveries are now")
+    finally:
+        await conn.close()
+
+
 async def test_concurrent_installs_do_the_work_once(empty_dsn: str) -> None:
     setup = await db.connect(empty_dsn)
     await setup.execute(SAMPLE_SCHEMA)
