@@ -292,3 +292,15 @@ async def test_pull_brings_in_edits_whose_deliveries_were_lost(
     assert (await contact(conn))["role_title"] == "Duchess"
     assert await conn.fetchval("SELECT monday_id FROM contacts WHERE id = 2") == made.id
     assert out[-1] == "done: 1 row updated and 1 inserted from Monday, 0 conflicts, 0 failed"
+
+
+async def test_a_full_read_takes_a_page_of_500_items_a_request(
+    make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # Not capped at batch_size (100 by default): that bounds the rows of a batch, not a page.
+    config = inbound(make_settings, tmp_path)
+    for i in range(501):
+        emulator.add_item(CONTACTS_BOARD, f"Person {i}")
+    out: list[str] = []
+    assert await pull.run(config, table="contacts", full=True, dry_run=True, echo=out.append)
+    assert out[0] == "contacts: read 501 items in 2 requests; 501 items to look at"
