@@ -38,7 +38,7 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P6, P10, P11 against their targets.",
+        description="npd-sync's benchmark suite: figures P1-P11 against their targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(
