@@ -27,6 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -38,7 +39,9 @@ from listener.metrics import Metrics
 from listener.monday import governor
 from listener.outbound import queue, rows, worker
 from listener.redact import redact
-from listener.settings import Settings, plain_http_elsewhere, shown_url
+from listener.settings import Settings, cannot_listen, plain_http_elsewhere, shown_url
+
+T = TypeVar("T")
 
 log = logging.getLogger("npd_sync.daemon")
 
@@ -147,9 +150,12 @@ class Daemon:
             ) as w, contextlib.AsyncExitStack() as stack:  # fmt: skip
                 self.worker = w
                 if self.metrics_port is not None:
-                    self.metrics_runner = await metrics.serve(
-                        self.metrics, self.healthy, self.metrics_host, self.metrics_port
-                    )
+                    self.metrics_runner = await _bound(
+                        "--metrics-port", self.metrics_host, self.metrics_port,
+                        metrics.serve(
+                            self.metrics, self.healthy, self.metrics_host, self.metrics_port
+                        ),
+                    )  # fmt: skip
                     stack.push_async_callback(self.metrics_runner.cleanup)
                 if self.webhook_port is not None and self.settings.public_url is not None:
                     signing = self.settings.signing_secret
@@ -161,10 +167,16 @@ class Daemon:
                         metrics=self.metrics,
                         on_stored=self.waker.wake,
                     )
-                    runner = await receiver.serve(hooks, self.webhook_host, self.webhook_port)
+                    runner = await _bound(
+                        "--webhook-port", self.webhook_host, self.webhook_port,
+                        receiver.serve(hooks, self.webhook_host, self.webhook_port),
+                    )  # fmt: skip
                     stack.push_async_callback(runner.cleanup)
-                if self.console_options is not None:
-                    self.console = await console.serve(self.settings, self.console_options)
+                if (options := self.console_options) is not None:
+                    self.console = await _bound(
+                        "--console-port", options.host, options.port,
+                        console.serve(self.settings, options),
+                    )  # fmt: skip
                     stack.push_async_callback(self.console.cleanup)
                 self._announce(tables, has_client=w.client is not None)
                 side = [
@@ -507,3 +519,11 @@ class Daemon:
                 sql.query("heartbeat"),
                 self.id, socket.gethostname(), os.getpid(), __version__, problem, finished,
             )  # fmt: skip
+
+
+async def _bound(option: str, host: str, port: int, serving: Awaitable[T]) -> T:
+    """What `serving` returns, or a configuration error naming the option whose port it is."""
+    try:
+        return await serving
+    except OSError as exc:
+        raise cannot_listen(option, host, port, exc) from None

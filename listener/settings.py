@@ -40,6 +40,12 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it and is safe to print."""
 
 
+def cannot_listen(option: str, host: str, port: int, exc: OSError) -> ConfigError:
+    """The error for a port that cannot be served (taken, or an address not of this machine)."""
+    why = (exc.strerror or str(exc)).rsplit(": ", 1)[-1]
+    return ConfigError(f"{option}: cannot listen on {host}:{port}: {why}")
+
+
 def _board_id(value: str | None) -> str | None:
     if value is None or value.strip() == "":
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,6 +238,22 @@ async def test_unusable_urls_and_keys_exit_2_in_one_line_at_start(
 
 
 # --- help --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--metrics-port", "--webhook-port", "--console-port"])
+async def test_listen_on_a_port_in_use_names_the_option(
+    env: dict[str, str], tmp_path: Path, option: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        inbound = {"NPD_SYNC_PUBLIC_URL": "https://sync.example.com"}
+        ran = await npd_sync("listen", option, str(port), env={**env, **inbound}, cwd=tmp_path)
+    assert ran.code == 2
+    assert ran.stderr.endswith(
+        f"npd-sync: {option}: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["status", "retry", "check"])

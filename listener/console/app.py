@@ -35,7 +35,7 @@ from listener.commands import requeue, status
 from listener.console import charts, data, security
 from listener.inbound import conflicts
 from listener.redact import redact
-from listener.settings import ConfigError, Settings
+from listener.settings import ConfigError, Settings, cannot_listen
 
 log = logging.getLogger("npd_sync.console")
 
@@ -118,11 +118,7 @@ async def run(settings: Settings, options: Options, echo: Callable[[str], None])
     try:
         served = await serve(settings, options)
     except OSError as exc:
-        where = f"{options.host}:{options.port}"
-        why = exc.strerror or str(exc)
-        raise ConfigError(
-            f"--host/--port: cannot listen on {where}: {why.rsplit(': ', 1)[-1]}"
-        ) from None
+        raise cannot_listen("--host/--port", options.host, options.port, exc) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
