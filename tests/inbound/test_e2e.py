@@ -131,6 +131,21 @@ async def test_install_registers_every_event_once_and_check_sees_them(
         assert sum("created" in line for line in await install(config)) == 1
 
 
+async def test_uninstall_removes_them_even_when_one_is_gone_already(
+    conn: asyncpg.Connection, monday: Emulator, config: settings.Settings, port: int
+) -> None:
+    async with listening(config, port):
+        await install(config)
+    monday.delete_webhook(monday.webhooks(CONTACTS_BOARD)[0].id)  # by someone, in the UI
+    out: list[str] = []
+    assert await webhook_commands.run(config, action="uninstall", echo=out.append), out
+    assert sum(line.endswith(" removed") for line in out) == 12
+    assert monday.webhooks() == []
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.webhooks") == 0
+    # The secret is forgotten with them: the old URL is refused from now on.
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.receiver") == 0
+
+
 async def test_install_without_a_receiver_says_what_to_do(
     monday: Emulator, config: settings.Settings
 ) -> None:
