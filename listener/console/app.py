@@ -154,6 +154,7 @@ class Console:
             when=_when,
             age=status.age,
             n=lambda value: f"{value:,}",
+            counted=status.counted,
             headline=lambda text: status.one_line(status.headline(text), 300),
         )
         self.static = _load_static()
