@@ -172,7 +172,6 @@ class Governor:
         limits: Limits,
         *,
         max_wait: float = 10.0,
-        max_operations: int = 500,
         metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
@@ -182,9 +181,10 @@ class Governor:
         # Per kind of operation, its cost as the latest reply told it (first guesses until then).
         self.costs = dict(FIRST_GUESS)
         self.confirmed: set[str] = set()  # the kinds a reply has told the cost of
-        # Operations a request may hold: halved by each refusal, doubled by each success.
-        self.max_operations = max_operations
-        self.cap = max_operations
+        # Operations a request may hold: halved by each refusal, doubled by each success, up to
+        # Monday's largest page (a batch holds at most batch_size rows already).
+        self.max_operations = api.BOARD_PAGE
+        self.cap = self.max_operations
         self._rows = 0  # rows synced, to be counted with the next report
         self._paused_until = 0.0  # monotonic; a cache of the shared pause
         self._paused_checked = 0.0

@@ -72,8 +72,6 @@ async def open_worker(
     the board's edits flow back (on when NPD_SYNC_PUBLIC_URL is set)."""
     metrics = metrics or Metrics()
     tuning = settings.tuning
-    # No cap of batch_size on operations per request: a batch holds at most that many rows
-    # already, and a read of a board takes a page of 500 items in one request.
     meter = governor.Governor(
         pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
     )
