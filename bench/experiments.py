@@ -21,7 +21,7 @@ import asyncpg
 
 from bench import pgbench, setup
 from listener import db, sql
-from listener.outbound import queue
+from listener.engine import source
 
 # --- the claim's plan ---------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ async def claim(server: setup.Server, pending: int) -> None:
     conn = await db.connect(server.dsn(dbname))
     try:
         while await conn.fetchval("SELECT EXISTS (SELECT FROM npd_sync.changes)"):
-            await queue.ingest(conn, 5_000)
+            await source.ingest(conn, 5_000)
         query = sql.query("claim")
         for label in ("statistics from install time (queue analysed empty)", "after ANALYZE"):
             if label == "after ANALYZE":

@@ -1,7 +1,7 @@
 """`npd-sync listen`: drain on start, then on every wake-up, until asked to stop.
 
 The listener process puts the layers together: the capture's wake-up (`capture.notify`), the
-outbound pipeline (`outbound.worker`, with its governor and Monday client), metrics and health.
+engine (`engine.worker`, with its governor and Monday client), metrics and health.
 One stop event ends everything. Side tasks (the LISTEN connection, heartbeat, gauges, log
 summaries, the per-minute history the console charts, reconciliation, vacuum) run beside the
 drain loop and are supervised: an error in one round of a side task is logged and the task
@@ -32,12 +32,12 @@ from typing import TypeVar
 import asyncpg
 from aiohttp import web
 
-from listener import __version__, console, db, metrics, sql
+from listener import console, db, listeners, metrics, rows, throughput
 from listener.capture import notify
-from listener.inbound import receiver, reconcile
+from listener.engine import queue, worker
+from listener.inbound import inbox, receiver, reconcile
 from listener.metrics import Metrics
 from listener.monday import governor
-from listener.outbound import queue, rows, worker
 from listener.redact import redact
 from listener.settings import Settings, cannot_listen, plain_http_elsewhere, shown_url
 
@@ -103,7 +103,6 @@ class Daemon:
         self.metrics = Metrics()
         self.console_options = console_options
         self.console: console.Served | None = None  # the console, once served
-        self._recorded = self.metrics.totals()  # what the history has of the counters
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.webhook_port = webhook_port
@@ -206,8 +205,8 @@ class Daemon:
                         await self._history(pool)
                     with contextlib.suppress(*DB_ERRORS):
                         async with pool.acquire(timeout=5) as conn:
-                            await queue.release_leases(conn, self.id)
-                            await conn.execute(sql.query("forget_listener"), self.id)
+                            await queue.release(conn, self.id)
+                            await listeners.forget(conn, self.id)
         finally:
             await pool.close()
         log.info("listener.stopped", extra={"listener": self.id})
@@ -408,17 +407,15 @@ class Daemon:
         assert self.worker is not None
         names = {t.id: t.name for t in self.worker.tables.values()}
         await self.worker.governor.flush()
+        active = self.worker.active_tables
         async with pool.acquire(timeout=10) as conn:
-            counts = await conn.fetch(sql.query("depth"))
+            found = await queue.health(conn, active, ALIVE)
             use = await governor.budget_use(conn)
-            active = self.worker.active_tables
-            oldest = await conn.fetchrow(sql.query("oldest_pending"), active, ALIVE)
-            assert oldest is not None
-            self.oldest_pending, self.paused = oldest["seconds"], oldest["paused"]
-            ago = oldest["finished_ago"]
-            self.others_finished = None if ago is None else time.monotonic() - ago
-            if (self.oldest_pending or 0) > self.stall_after:
-                self.pending_error = await conn.fetchval(sql.query("latest_pending_error"), active)
+            if (found.oldest_pending or 0) > self.stall_after:
+                self.pending_error = await queue.latest_error(conn, active)
+        self.oldest_pending, self.paused = found.oldest_pending, found.paused
+        ago = found.finished_ago
+        self.others_finished = None if ago is None else time.monotonic() - ago
         for gauge, value in (
             (self.metrics.budget, use.limit_per_minute),
             (self.metrics.budget_used, use.points_per_minute),
@@ -427,12 +424,10 @@ class Daemon:
             gauge.set(float("nan") if value is None else value)  # NaN: not known yet
         self.metrics.oldest_pending.set(self.oldest_pending or 0.0)
         self.metrics.stalled.set(0 if self.healthy()[0] else 1)
-        for table_name in names.values():
+        for table_id, table_name in names.items():
             for state in ("pending", "in_flight", "failed"):
-                self.metrics.queue_depth.labels(table_name, state).set(0)
-        for r in counts:
-            if r["table_id"] in names:
-                self.metrics.queue_depth.labels(names[r["table_id"]], r["state"]).set(r["n"])
+                n = found.depth.get((table_id, state), 0)
+                self.metrics.queue_depth.labels(table_name, state).set(n)
 
     async def _summary(self, pool: asyncpg.Pool) -> None:
         # One line every SUMMARY seconds when there was work: rates, not a line per row.
@@ -463,9 +458,9 @@ class Daemon:
             return
         self._vacuumed = self.worker.stats.ingested
         async with pool.acquire(timeout=10) as conn:
-            await conn.execute("VACUUM npd_sync.changes, npd_sync.queue")
+            await queue.vacuum(conn)
             if self.settings.inbound:
-                await conn.execute(sql.query("forget_events"), EVENTS_KEPT)
+                await inbox.forget_events(conn, EVENTS_KEPT)
 
     async def _reconcile(self, pool: asyncpg.Pool) -> None:
         # The safety net for lost deliveries: a pass over each board whose last one (by any
@@ -488,19 +483,18 @@ class Daemon:
                     self.waker.wake()
 
     async def _history(self, pool: asyncpg.Pool) -> None:
-        # What the counters gained since the last write, added to this minute's row; kept in
-        # memory until a write succeeds. Never on the drain loop's path.
-        totals = self.metrics.totals()
-        gained = totals - self._recorded
+        # What was counted since the last write, added to this minute's row; given back to
+        # be written next time when the write fails. Never on the drain loop's path.
+        assert self.worker is not None
+        gained = self.worker.tally.take_history()
         if not gained:
             return
-        async with pool.acquire(timeout=10) as conn, conn.transaction():
-            await conn.execute(
-                sql.query("record_minute"), self.id, gained.synced, gained.failed,
-                gained.retried, list(gained.latency_buckets), gained.latency_sum,
-            )  # fmt: skip
-            await conn.execute(sql.query("forget_old_minutes"))
-        self._recorded = totals
+        try:
+            async with pool.acquire(timeout=10) as conn:
+                await throughput.record(conn, self.id, gained)
+        except BaseException:
+            self.worker.tally.restore(gained)
+            raise
 
     async def _heartbeats(self, pool: asyncpg.Pool) -> None:
         # The first once the LISTEN connection is up (or a beat later): written before, it
@@ -515,10 +509,7 @@ class Daemon:
         assert self.worker is not None
         finished = time.monotonic() - self.worker.finished
         async with pool.acquire(timeout=10) as conn:
-            await conn.execute(
-                sql.query("heartbeat"),
-                self.id, socket.gethostname(), os.getpid(), __version__, problem, finished,
-            )  # fmt: skip
+            await listeners.heartbeat(conn, self.id, problem, finished)
 
 
 async def _bound(option: str, host: str, port: int, serving: Awaitable[T]) -> T:

@@ -57,7 +57,23 @@ async def unlink(conn: db.Conn, item_ids: Sequence[str]) -> None:
         await conn.execute(sql.query("unlink_items"), list(item_ids))
 
 
+async def mark_unlinked(conn: db.Conn, table_id: int, key: str) -> None:
+    """A row's item went on Monday: keep its link, marked, for a restore."""
+    await conn.execute(sql.query("mark_unlinked"), table_id, key)
+
+
+async def drop(conn: db.Conn, table_id: int, key: str) -> None:
+    """Forget a row's link (the row is gone)."""
+    await conn.execute(sql.query("drop_link"), table_id, key)
+
+
 async def linked(conn: db.Conn, item_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
     """The rows these items are linked to: item id -> (table id, key)."""
     records = await conn.fetch(sql.query("linked_rows"), list(item_ids))
     return {r["item_id"]: (r["table_id"], r["row_key"]) for r in records}
+
+
+async def rebase(conn: db.Conn, table_id: int, key: str, agreed: Values) -> None:
+    """These values become the agreed ones of a row's link, for those columns."""
+    payload = json.dumps(agreed, ensure_ascii=False, sort_keys=True)
+    await conn.execute(sql.query("rebase_link"), table_id, key, payload)

@@ -16,8 +16,8 @@ from typing import TypeVar
 import asyncpg
 
 from emulator import Emulator
-from listener import daemon, db, mapping
-from listener.outbound import rows, worker
+from listener import daemon, db, mapping, rows
+from listener.engine import worker
 from listener.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 
 from emulator import AccountLimits, Emulator
 from emulator.records import RequestRecord
-from listener import db
-from listener.outbound import queue, rows
+from listener import db, rows
+from listener.engine import queue
 from tests.conftest import MakeSettings
 from tests.helpers import assert_mirrored, eventually, running, write_config
 
@@ -72,7 +72,7 @@ async def test_a_budget_tighter_than_a_batch_never_livelocks(
         async with pool.acquire() as c:
             (table,) = [t for t in await rows.load_tables(c, config) if t.name == "contacts"]
             old = await c.fetch("SELECT id::text FROM contacts WHERE first_name LIKE 'old%'")
-            await queue.enqueue(c, table.id, [r["id"] for r in old])
+            await queue.arrive(c, [queue.Arrival(table.id, r["id"], uncertain=True) for r in old])
     finally:
         await pool.close()
     async with running(config), running(config):

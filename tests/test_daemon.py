@@ -142,10 +142,10 @@ async def test_two_listeners_share_the_queue_without_double_handling(
 async def test_idle_listener_takes_over_a_lease_when_it_runs_out(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:
-    from listener.outbound import queue
+    from listener.engine import queue, source
 
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('held by the dead')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     (held,) = await queue.claim(conn, [1], limit=1, listener_id="dead", lease_seconds=2)
     async with running(tuned(make_settings, tmp_path)):  # poll interval 600 s
         # Nothing wakes the listener but the end of the lease it knows about.

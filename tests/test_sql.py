@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from listener import catalog, db, mapping, sql
+from listener import catalog, db, mapping, rows, sql
 from listener.capture import install
-from listener.outbound import rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,6 +36,11 @@ CHANNEL = "npd_sync"
 WAKE_LOCK = (7237732, 1)  # (classid, objid) of the advisory lock; filled into capture.sql
 
 
+async def wake(conn: db.Conn) -> None:
+    """Wake an idle listener at this transaction's commit (at once outside one)."""
+    await conn.execute(sql.query("wake"), CHANNEL)
+
+
 class Waker:
     """Owns the LISTEN connection: reconnects on loss and tells the worker when to look."""
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import db, sql
+from listener import db, rows
 from listener.commands.status import counted
-from listener.outbound import queue, rows, rules, worker
+from listener.engine import plans, queue, worker
 from listener.settings import ConfigError, Settings
 
 log = logging.getLogger("npd_sync.backfill")
@@ -67,7 +67,8 @@ async def show_dry_run(pool: asyncpg.Pool, tables: Sequence[rows.Table], *, ever
             for key in keys:
                 row = loaded[key]
                 entry = queue.Entry(table.id, key, 1, 1, 0, True, None, (), dt.datetime.now(dt.UTC))
-                p = rules.plan(entry, row, table.mapping)
+                p = plans.plan(entry, row, table.mapping, inbound=False)
+                assert isinstance(p, plans.Push)  # not read first: inbound is off
                 if p.error is not None:
                     echo(f"  {key}: cannot be sent: {p.error}")
                     continue
@@ -115,7 +116,7 @@ async def push(
     async with pool.acquire() as conn:
         for table in tables:
             report.queued[table.name] = await _queue_table(conn, table, everything)
-        await conn.execute("ANALYZE npd_sync.queue")  # so that claims use its index
+        await queue.analyze(conn)  # so that claims use its index
     total = sum(report.queued.values())
     echo(", ".join(f"{name}: {n} queued" for name, n in report.queued.items()) or "nothing")
     ids = [t.id for t in tables]
@@ -143,9 +144,7 @@ async def push(
 
 async def _left(pool: asyncpg.Pool, table_ids: Sequence[int]) -> tuple[int, float | None]:
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(sql.query("backlog_left"), list(table_ids))
-    assert row is not None
-    return int(row["pending"]), row["due_in"]
+        return await queue.backlog(conn, table_ids)
 
 
 async def _show_progress(pool: asyncpg.Pool, table_ids: Sequence[int], progress: Progress) -> None:
@@ -162,7 +161,8 @@ async def _queue_table(conn: db.Conn, table: rows.Table, everything: bool) -> in
         keys = [r[0] for r in await conn.fetch(table.backlog_keys_sql, last, PAGE, everything)]
         if not keys:
             return queued
-        await queue.enqueue(conn, table.id, keys)
+        # Uncertain: an item already carrying the row's npd_id (an earlier import) is adopted.
+        await queue.arrive(conn, [queue.Arrival(table.id, key, uncertain=True) for key in keys])
         queued += len(keys)
         last = keys[-1]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from listener import db
+from listener import db, rows
 from listener.commands.backfill import WAIT_FOR_RETRIES
 from listener.commands.status import counted
+from listener.engine import worker
 from listener.inbound import reconcile
-from listener.outbound import rows, worker
 from listener.settings import ConfigError, Settings
 
 Echo = Callable[[str], None]

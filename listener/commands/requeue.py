@@ -22,6 +22,7 @@ import asyncpg
 from listener import catalog, db, mapping, sql
 from listener.capture import install, notify
 from listener.commands import status
+from listener.engine import queue
 from listener.settings import Settings
 
 
@@ -128,16 +129,15 @@ async def retry(conn: db.Conn, wanted: Sequence[Target]) -> list[Retried]:
         # Never queue behind a long application transaction for ever.
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         for result, table_id, names, keys in prepared:
-            requeued = [r[0] for r in await conn.fetch(sql.query("requeue_failed"), table_id, keys)]
+            requeued = await queue.retry(conn, table_id, keys)
             orphans = [
                 r[0]
                 for r in await conn.fetch(
                     sql.query("failed_without_entry").format(**names), table_id, keys
                 )
             ]
-            if orphans:
-                inserted = await conn.fetch(sql.query("requeue_orphans"), table_id, orphans)
-                requeued += [r[0] for r in inserted]
+            await queue.arrive(conn, [queue.Arrival(table_id, key) for key in orphans])
+            requeued += orphans
             if requeued:
                 await conn.fetch(sql.query("mark_pending").format(**names), requeued)
             result.requeued = sorted(requeued, key=_order)
@@ -145,7 +145,7 @@ async def retry(conn: db.Conn, wanted: Sequence[Target]) -> list[Retried]:
                 done = set(requeued)
                 result.not_failed = [k for k in keys if k not in done]
         if any(result.requeued for result, *_ in prepared):
-            await conn.execute(sql.query("wake"), notify.CHANNEL)
+            await notify.wake(conn)
     return results
 
 

@@ -17,12 +17,11 @@ from typing import Any, Literal
 
 import asyncpg
 
-from listener import catalog, db, links, mapping, sql
+from listener import catalog, db, links, mapping, rows, sql
 from listener.capture import install
 from listener.commands import status
 from listener.console import charts
 from listener.inbound import conflicts
-from listener.outbound import rows
 from listener.redact import redact
 from listener.settings import Settings
 

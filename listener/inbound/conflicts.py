@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 import asyncpg
 
-from listener import db, mapping, sql
+from listener import db, links, mapping, sql
+from listener.capture import notify
+from listener.engine import queue
 from listener.inbound.merge import Conflict
 
 Side = Literal["npd", "monday"]
@@ -177,10 +179,16 @@ async def resolve(
 ) -> list[str]:
     """Settle a row's open conflicts (on `columns`, or all) for one side; the next sync of the
     row writes the winner's value to the other side. Returns the columns settled."""
-    settled = await conn.fetchval(
-        sql.query("resolve_conflicts"), table_id, key, None if columns is None else list(columns),
-        take,
-    )  # fmt: skip
-    if settled:
-        await conn.execute(sql.query("wake"), "npd_sync")
-    return list(settled)
+    async with conn.transaction():
+        settled = await conn.fetch(
+            sql.query("resolve_conflicts"), table_id, key,
+            None if columns is None else list(columns), take,
+        )  # fmt: skip
+        if not settled:
+            return []
+        base = {r["column_id"]: json.loads(r["base"] or "null") for r in settled}
+        await links.rebase(conn, table_id, key, base)
+        # The row is read and merged again at once: the winner's value goes to the other side.
+        await queue.arrive(conn, [queue.Arrival(table_id, key, pull=True)], urgent=True)
+        await notify.wake(conn)
+    return sorted(base)

@@ -1,10 +1,10 @@
 """The inbox: what Monday said changed, one entry per item, until a listener looks at it.
 
 The receiver stores each delivery (deduplicated by its triggerUuid) and marks its item here in
-the same transaction (`store`). Entries of items linked to a row move into the row's queue
-entry, flagged to read the item first (`route`): from then on the row's ordinary machinery
-(leases, retries, one holder at a time) applies. Entries of items no row is linked to (created
-on the board) are claimed and worked from here (`claim`, `complete`).
+the same transaction (`store`). Entries of items linked to a row are taken out (`take_linked`)
+and arrive in the row's queue entry, flagged to read the item first: from then on the row's
+ordinary machinery (leases, retries, one holder at a time) applies. Entries of items no row is
+linked to (created on the board) are claimed and worked from here (`claim`, `complete`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from listener import db, sql
+from listener.engine import queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +60,32 @@ async def store(conn: db.Conn, events: Sequence[Event], boards: Sequence[str]) -
     e = events
     new = await conn.fetchval(
         sql.query("store_events"),
-        [x.trigger_uuid for x in e], [x.board_id for x in e], [x.item_id for x in e],
-        [x.type for x in e], [x.column_id for x in e], [x.user_id for x in e],
-        [x.changed_at for x in e], list(boards),
-    )  # fmt: skip
+        [x.trigger_uuid for x in e],
+        [x.board_id for x in e],
+        [x.item_id for x in e],
+        [x.type for x in e],
+        [x.column_id for x in e],
+        [x.user_id for x in e],
+        [x.changed_at for x in e],
+        list(boards),
+    )
     return set(new)
 
 
-async def route(conn: db.Conn, limit: int = 1000) -> int:
-    """Move entries of linked items into their rows' queue entries; returns how many."""
-    return int(await conn.fetchval(sql.query("route_inbox"), limit))
+async def take_linked(conn: db.Conn, limit: int = 1000) -> list[queue.Arrival]:
+    """Take out entries of items linked to rows: what arrives in those rows' queue entries
+    (read the item first). Run it in the transaction that queues them."""
+    found = await conn.fetch(sql.query("take_linked"), limit)
+    return [
+        queue.Arrival(
+            r["table_id"],
+            r["row_key"],
+            r["changed_at"],
+            pull=True,
+            monday_changed_at=r["monday_changed_at"],
+        )
+        for r in found
+    ]
 
 
 async def claim(
@@ -86,8 +103,18 @@ async def complete(conn: db.Conn, listener_id: str, done: Sequence[Completion]) 
     if not done:
         return
     await conn.execute(
-        sql.query("complete_inbox"), listener_id,
-        [c.entry.board_id for c in done], [c.entry.item_id for c in done],
-        [c.entry.version for c in done], [c.outcome for c in done], [c.error for c in done],
+        sql.query("complete_inbox"),
+        listener_id,
+        [c.entry.board_id for c in done],
+        [c.entry.item_id for c in done],
+        [c.entry.version for c in done],
+        [c.outcome for c in done],
+        [c.error for c in done],
         [c.delay for c in done],
-    )  # fmt: skip
+    )
+
+
+async def forget_events(conn: db.Conn, older_than: float) -> None:
+    """Forget deliveries older than `older_than` seconds (their triggerUuid will not come
+    again: Monday retries for 30 minutes)."""
+    await conn.execute(sql.query("forget_events"), older_than)

@@ -163,11 +163,14 @@ def _winner(
 
 
 def new_row(item: Item, table: mapping.TableMapping) -> dict[str, str | None] | None:
-    """The row for an item no row is linked to, when one is to be made: an active item
-    without an npd_id (a row's item carries its key) on a table whose policy is insert."""
+    """The row for an item no row is linked to, when one is to be made: an active item of the
+    table's board without an npd_id (a row's item carries its key), on a table whose policy is
+    insert."""
     if item.state != "active" or table.on_monday_create != "insert" or not table.npd_id_column:
         # Without an npd_id column npd-sync's own items cannot be told from people's.
         return None
+    if item.board_id is not None and item.board_id != table.board_id:
+        return None  # a delivery for our board naming another board's item is not ours
     raw, text = item.values.get(table.npd_id_column, (None, None))
     if (text or "").strip() or (raw or "").strip('"{} '):
         return None

@@ -228,7 +228,7 @@ class Receiver:
                     async with self.pool.acquire() as conn, conn.transaction():
                         new = await inbox.store(conn, events, self.boards)
                         if new:
-                            await conn.execute(sql.query("wake"), notify.CHANNEL)
+                            await notify.wake(conn)
                 except Exception as exc:  # every waiting delivery must get its answer
                     for _, done in batch:
                         if not done.done():

@@ -75,3 +75,37 @@ $mark$;
 -- name: origin_secret
 -- The secret that marks npd-sync's own sessions (install puts its digest into the triggers).
 SELECT secret FROM npd_sync.origin;
+
+-- name: take_changes
+-- Take up to $1 change records out of the log (npd_sync.changes: what the triggers recorded),
+-- folded to one per row: when it first and last changed, the items of its deleted keys. SKIP
+-- LOCKED lets several listeners take at once; application inserts never wait on it. A record
+-- that can never be synced (its table is not captured, its key is longer than $2 bytes, more
+-- than a queue entry holds) goes to npd_sync.rejected instead, with the reason, and comes back
+-- with its key cut short and the reason. `records`: how many records each returned row stands
+-- for. To be run in the transaction that queues what it returns.
+WITH taken AS (
+    DELETE FROM npd_sync.changes
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM npd_sync.changes LIMIT $1 FOR UPDATE SKIP LOCKED))
+    RETURNING table_id, row_key, archive_id, changed_at
+), judged AS (
+    SELECT t.*,
+           CASE WHEN NOT EXISTS (SELECT FROM npd_sync.tables c WHERE c.id = t.table_id)
+                    THEN 'no captured table has id ' || t.table_id
+                WHEN octet_length(t.row_key) > $2::int
+                    THEN 'key of ' || octet_length(t.row_key) || ' bytes (at most ' || $2::int || ')'
+           END AS reason
+      FROM taken t
+), rejected AS (
+    INSERT INTO npd_sync.rejected (table_id, row_key, archive_id, changed_at, reason)
+    SELECT table_id, left(row_key, 200), archive_id, changed_at, reason
+      FROM judged WHERE reason IS NOT NULL
+    RETURNING table_id, row_key, reason
+)
+SELECT table_id, row_key, min(changed_at) AS changed_at, max(changed_at) AS last_changed_at,
+       coalesce(array_agg(DISTINCT archive_id) FILTER (WHERE archive_id IS NOT NULL), '{}')
+           AS archive_ids,
+       count(*)::int AS records, NULL::text AS reason
+  FROM judged WHERE reason IS NULL GROUP BY table_id, row_key
+UNION ALL
+SELECT table_id, left(row_key, 40), NULL, NULL, NULL, 1, reason FROM rejected;

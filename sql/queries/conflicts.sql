@@ -72,36 +72,19 @@ SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id
 
 -- name: resolve_conflicts
 -- Settle the open conflicts of row $2 of table $1 (on the columns $3 only, when not null) in
--- favour of side $4 ('npd' or 'monday'). The side that wins gets its value written to the
--- other by the row's next sync: the agreed value becomes the losing side's, so that only the
--- winner differs from it, and the row is queued to be read and merged again. Returns the
--- columns settled.
+-- favour of side $4 ('npd' or 'monday'). Returns each column settled with the losing side's
+-- value (JSON text): the agreed value becomes it, so that only the winner differs from what
+-- was agreed and the row's next sync writes the winner's value to the other side.
 WITH picked AS (
     SELECT id, column_id, npd_value, monday_value FROM npd_sync.conflicts
      WHERE table_id = $1 AND row_key = $2 AND state = 'open'
        AND ($3::text[] IS NULL OR column_id = ANY ($3::text[]))
      ORDER BY id
        FOR UPDATE
-), settled AS (
-    UPDATE npd_sync.conflicts c
-       SET state = 'resolved', winner = $4, resolved_by = 'operator', resolved_at = now()
-      FROM picked p
-     WHERE c.id = p.id
-    RETURNING p.column_id, CASE WHEN $4 = 'npd' THEN p.monday_value ELSE p.npd_value END AS base
-), based AS (
-    UPDATE npd_sync.links l
-       SET agreed = l.agreed || (SELECT jsonb_object_agg(column_id, coalesce(base, 'null'))
-                                   FROM settled)
-     WHERE l.table_id = $1 AND l.row_key = $2 AND EXISTS (SELECT FROM settled)
-), queued AS (
-    INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, next_attempt_at, pull)
-    SELECT $1, $2, now(), now(), true WHERE EXISTS (SELECT FROM settled)
-    ON CONFLICT (table_id, row_key) DO UPDATE SET
-        version = q.version + 1,
-        pull = true,
-        state = 'pending',
-        attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
-        claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
-        next_attempt_at = now()
 )
-SELECT coalesce(array_agg(column_id ORDER BY column_id), '{}') FROM settled;
+UPDATE npd_sync.conflicts c
+   SET state = 'resolved', winner = $4, resolved_by = 'operator', resolved_at = now()
+  FROM picked p
+ WHERE c.id = p.id
+RETURNING p.column_id,
+          (CASE WHEN $4 = 'npd' THEN p.monday_value ELSE p.npd_value END)::text AS base;

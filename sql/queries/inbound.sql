@@ -39,10 +39,11 @@ WITH new AS (
 )
 SELECT coalesce(array_agg(trigger_uuid), '{}') FROM new;
 
--- name: route_inbox
--- Move up to $1 inbox entries of items linked to a row into that row's queue entry, flagged
--- `pull` (read the item first); a failed entry starts again, as for a new change. Entries of
--- items no row is linked to stay (created on the board: see claim_inbox).
+-- name: take_linked
+-- Take up to $1 inbox entries of items linked to a row out of the inbox, returning per row
+-- when Monday first said so and when its item last changed: the row's queue entry reads the
+-- item first (the caller queues them in the same transaction). Entries of items no row is
+-- linked to stay (created on the board: see claim_inbox).
 WITH picked AS (
     SELECT i.board_id, i.item_id FROM npd_sync.inbox i
      WHERE i.state = 'pending' AND (i.lease_until IS NULL OR i.lease_until < now())
@@ -54,28 +55,11 @@ WITH picked AS (
     DELETE FROM npd_sync.inbox i USING picked p
      WHERE i.board_id = p.board_id AND i.item_id = p.item_id
     RETURNING i.item_id, i.changed_at, i.monday_changed_at
-), routed AS (
-    SELECT l.table_id, l.row_key, min(t.changed_at) AS changed_at,
-           max(t.monday_changed_at) AS monday_changed_at
-      FROM taken t JOIN npd_sync.links l ON l.item_id = t.item_id
-     GROUP BY l.table_id, l.row_key
-), stored AS (
-    INSERT INTO npd_sync.queue AS q
-           (table_id, row_key, changed_at, next_attempt_at, pull, monday_changed_at)
-    SELECT table_id, row_key, changed_at, now(), true, monday_changed_at FROM routed
-     ORDER BY table_id, row_key
-    ON CONFLICT (table_id, row_key) DO UPDATE SET
-        version = q.version + 1,
-        pull = true,
-        monday_changed_at = greatest(q.monday_changed_at, excluded.monday_changed_at),
-        state = 'pending',
-        attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
-        claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
-        next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END,
-        changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
-    RETURNING 1
 )
-SELECT count(*) FROM taken;
+SELECT l.table_id, l.row_key, min(t.changed_at) AS changed_at,
+       max(t.monday_changed_at) AS monday_changed_at
+  FROM taken t JOIN npd_sync.links l ON l.item_id = t.item_id
+ GROUP BY l.table_id, l.row_key;
 
 -- name: claim_inbox
 -- Lease up to $1 due inbox entries of items no row is linked to, on the boards $2, to

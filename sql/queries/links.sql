@@ -39,3 +39,8 @@ DELETE FROM npd_sync.links WHERE table_id = $1 AND row_key = $2;
 -- name: linked_rows
 -- The rows the items $1 are linked to (an item is linked to one row at most).
 SELECT item_id, table_id, row_key FROM npd_sync.links WHERE item_id = ANY ($1::text[]);
+
+-- name: rebase_link
+-- The values $3 (a JSON object, column id -> value) become the agreed ones of row $2 of table
+-- $1's link, for those columns (a resolved conflict: the losing side's value).
+UPDATE npd_sync.links SET agreed = agreed || $3::jsonb WHERE table_id = $1 AND row_key = $2;

@@ -1,78 +1,68 @@
--- The durable queue: change records in, leased entries out, outcomes back
--- (see listener/outbound/queue.py).
+-- The durable queue, npd_sync.queue: one entry per application row with work outstanding.
+-- Every statement that writes the queue is in this file, and listener/engine/queue.py is the
+-- one module that runs them. The life of an entry, one statement per transition:
+--
+--   transition  from                         to
+--   ----------  ---------------------------  -----------------------------------------------
+--   arrive      none, pending or failed:     pending. A new entry is due now. A failed one
+--               new data for the row (a      starts afresh: attempts and claims 0, due now.
+--               captured change, a backfill, A pending one keeps its due time (a retry's
+--               an edit on the board, a      backoff stands) unless the arrival is urgent.
+--               resolved conflict)           Its version goes up, so that a listener holding
+--                                            it finishes the old state and leaves the entry.
+--   claim       pending, due, not leased     leased to one listener for lease_seconds
+--   renew       leased by us                 leased by us, for longer
+--   release     leased by us                 pending, free (not an attempt)
+--   complete    leased by us, by outcome:
+--                 done                       gone; pending, due now, if new data arrived
+--                 retry                      pending after a delay; attempts + 1
+--                 wait                       pending after a delay; not an attempt
+--                 failed                     failed, until new data arrives or `retry`;
+--                                            pending, due now, if new data arrived
+--   retry       failed                       pending, due now, attempts and claims 0
+--
+-- "Leased" is a pending entry whose lease_until lies ahead. A conflict is not a state of the
+-- entry: the entry completes (done) and the conflict waits in npd_sync.conflicts; resolving it
+-- arrives (urgent, read the item first). Several entries are always locked in key order, so
+-- that two statements never deadlock.
 
--- name: ingest
--- Move up to $1 change records into the queue, folding all changes of one row into one entry.
--- SKIP LOCKED lets several listeners ingest at once; application inserts never wait on it.
--- A record that can never be synced (its table is not captured, its key is longer than $2
--- bytes, more than a queue entry holds) goes to npd_sync.rejected instead, with the reason;
--- those are returned, as a JSON array of {table_id, key (cut short), reason}, for the log.
-WITH taken AS (
-    DELETE FROM npd_sync.changes
-     WHERE ctid = ANY (ARRAY(SELECT ctid FROM npd_sync.changes LIMIT $1 FOR UPDATE SKIP LOCKED))
-    RETURNING table_id, row_key, archive_id, changed_at
-), judged AS (
-    SELECT t.*,
-           CASE WHEN NOT EXISTS (SELECT FROM npd_sync.tables c WHERE c.id = t.table_id)
-                    THEN 'no captured table has id ' || t.table_id
-                WHEN octet_length(t.row_key) > $2::int
-                    THEN 'key of ' || octet_length(t.row_key) || ' bytes (at most ' || $2::int || ')'
-           END AS reason
-      FROM taken t
-), rejected AS (
-    INSERT INTO npd_sync.rejected (table_id, row_key, archive_id, changed_at, reason)
-    SELECT table_id, left(row_key, 200), archive_id, changed_at, reason
-      FROM judged WHERE reason IS NOT NULL
-    RETURNING table_id, row_key, reason
-), folded AS (
-    SELECT table_id, row_key, min(changed_at) AS changed_at, max(changed_at) AS last_changed_at,
-           coalesce(array_agg(DISTINCT archive_id) FILTER (WHERE archive_id IS NOT NULL), '{}')
-               AS archive_ids
-      FROM judged WHERE reason IS NULL GROUP BY table_id, row_key
+-- name: arrive
+-- New data for rows: $1 is a JSON array of {table_id, row_key, changed_at, last_changed_at,
+-- archive_ids, pull, monday_changed_at, uncertain} (any but the first two may be missing).
+-- $2: urgent, due now even if a retry's backoff was running. Returns how many entries arrived.
+WITH a AS (
+    SELECT a.table_id, a.row_key,
+           coalesce(a.changed_at, now()) AS changed_at, a.last_changed_at,
+           coalesce(a.archive_ids, '{}') AS archive_ids, coalesce(a.pull, false) AS pull,
+           a.monday_changed_at, coalesce(a.uncertain, false) AS uncertain
+      FROM jsonb_to_recordset($1::jsonb) AS a(table_id int2, row_key text,
+               changed_at timestamptz, last_changed_at timestamptz, archive_ids text[],
+               pull boolean, monday_changed_at timestamptz, uncertain boolean)
 ), stored AS (
     INSERT INTO npd_sync.queue AS q
-           (table_id, row_key, changed_at, last_changed_at, archive_ids, next_attempt_at)
-    -- Every statement that locks several queue entries locks them in key order: no deadlocks.
-    SELECT table_id, row_key, changed_at, last_changed_at, archive_ids, now() FROM folded
-     ORDER BY table_id, row_key
+           (table_id, row_key, changed_at, last_changed_at, archive_ids, pull,
+            monday_changed_at, uncertain, next_attempt_at)
+    SELECT table_id, row_key, changed_at, last_changed_at, archive_ids, pull,
+           monday_changed_at, uncertain, now()
+      FROM a ORDER BY table_id, row_key
     ON CONFLICT (table_id, row_key) DO UPDATE SET
         version = q.version + 1,
         last_changed_at = greatest(q.last_changed_at, excluded.last_changed_at),
         archive_ids = ARRAY(SELECT DISTINCT unnest(q.archive_ids || excluded.archive_ids)),
-        -- New data may fix what made the row fail: it gets a fresh set of attempts.
+        pull = q.pull OR excluded.pull,
+        monday_changed_at = greatest(q.monday_changed_at, excluded.monday_changed_at),
+        uncertain = q.uncertain OR excluded.uncertain,
         state = 'pending',
-        -- (claims counts claims since the last fresh start: see queue.Entry.interrupted)
+        -- New data may cure what made the entry fail: it starts afresh (claims counts the
+        -- claims since the last fresh start: see queue.Entry.interrupted).
         attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
         claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
-        next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END,
-        changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END
+        changed_at = CASE WHEN q.state = 'failed' THEN excluded.changed_at ELSE q.changed_at END,
+        next_attempt_at = CASE WHEN q.state = 'failed' OR $2 THEN now()
+                               ELSE q.next_attempt_at END
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM taken) AS records, (SELECT count(*) FROM stored) AS entries,
-       (SELECT json_agg(json_build_object('table_id', table_id, 'key', left(row_key, 40),
-                                          'reason', reason))
-          FROM rejected)::text AS rejected;
-
--- name: enqueue
--- Queue the rows $2 of table $1 (a backfill), marked uncertain so that the worker looks for an
--- item already carrying their npd_id (an earlier import) before creating one.
-INSERT INTO npd_sync.queue AS q (table_id, row_key, changed_at, next_attempt_at, uncertain)
-SELECT $1, k, now(), now(), true FROM unnest($2::text[]) AS k
- ORDER BY k
-ON CONFLICT (table_id, row_key) DO UPDATE SET
-    version = q.version + 1,
-    uncertain = true,
-    state = 'pending',
-    attempts = CASE WHEN q.state = 'failed' THEN 0 ELSE q.attempts END,
-    claims = CASE WHEN q.state = 'failed' THEN 0 ELSE q.claims END,
-    next_attempt_at = CASE WHEN q.state = 'failed' THEN now() ELSE q.next_attempt_at END;
-
--- name: backlog_left
--- Entries of the tables $1 still pending, and in how many seconds the next one is due.
-SELECT count(*) AS pending,
-       extract(epoch FROM min(next_attempt_at) - now())::float8 AS due_in
-  FROM npd_sync.queue
- WHERE table_id = ANY ($1::int2[]) AND state = 'pending';
+SELECT count(*) FROM stored;
 
 -- name: claim
 -- Lease up to $1 due entries of the tables $2 to listener $3 for $4 seconds. An entry whose
@@ -92,33 +82,35 @@ UPDATE npd_sync.queue q
 RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q.monday_id,
           q.archive_ids, q.changed_at, q.pull, q.last_changed_at, q.monday_changed_at;
 
--- name: renew_leases
--- Keep listener $1's leases on the entries $3 (keys as 'table_id:row_key') alive for $2 more
--- seconds while their work is in flight. An entry locked right now (by an ingest) is renewed
--- next time rather than waited for.
+-- name: renew
+-- Keep listener $1's leases on the entries ($3 tables, $4 keys) alive for $2 more seconds
+-- while their work is in flight. An entry locked right now (by an arrival) is renewed next
+-- time rather than waited for.
 UPDATE npd_sync.queue q SET lease_until = now() + make_interval(secs => $2)
-  FROM (SELECT table_id, row_key FROM npd_sync.queue
-         WHERE leased_by = $1 AND lease_until IS NOT NULL
-           AND table_id || ':' || row_key = ANY ($3::text[])
-           FOR UPDATE SKIP LOCKED) mine
+  FROM (SELECT q.table_id, q.row_key
+          FROM unnest($3::int2[], $4::text[]) AS e(table_id, row_key)
+          JOIN npd_sync.queue q USING (table_id, row_key)
+         WHERE q.leased_by = $1 AND q.lease_until IS NOT NULL
+           FOR UPDATE OF q SKIP LOCKED) mine
  WHERE q.table_id = mine.table_id AND q.row_key = mine.row_key;
 
--- name: release_leases
--- Give back what listener $1 holds: all of it ($2 null, on shutdown) or the entries $2 (keys
--- as 'table_id:row_key') of a batch that could not finish.
+-- name: release
+-- Give back what listener $1 holds: all of it ($2 and $3 null, on shutdown) or the entries
+-- ($2 tables, $3 keys) of a batch that could not finish.
 UPDATE npd_sync.queue q SET lease_until = NULL, leased_by = NULL
   FROM (SELECT table_id, row_key FROM npd_sync.queue
          WHERE leased_by = $1
-           AND ($2::text[] IS NULL OR table_id || ':' || row_key = ANY ($2::text[]))
+           AND ($2::int2[] IS NULL
+                OR (table_id, row_key) IN (SELECT * FROM unnest($2::int2[], $3::text[])))
          ORDER BY table_id, row_key
            FOR UPDATE) mine
  WHERE q.table_id = mine.table_id AND q.row_key = mine.row_key;
 
 -- name: complete
--- Record what happened to claimed entries. Per entry: outcome 'done' (deleted, unless the row
--- changed again meanwhile), 'retry' (an attempt failed), 'failed' (permanently) or 'wait' (not
--- an attempt: rate limits, a row lock); $1 is the listener, so that an entry whose lease was
--- taken over is left to its new holder.
+-- Record what happened to claimed entries, per entry: outcome 'done', 'retry', 'failed' or
+-- 'wait' (see the table above); the error, the delay, the item id learnt and whether a create
+-- may have happened. $1 is the listener: an entry whose lease was taken over is left to its
+-- new holder. An entry whose version moved on since its claim has new data: it stays pending.
 WITH r AS (
     SELECT * FROM unnest($2::int2[], $3::text[], $4::int4[], $5::int4[], $6::text[],
                          $7::text[], $8::float8[], $9::text[], $10::bool[])
@@ -162,8 +154,28 @@ WITH r AS (
 )
 SELECT (SELECT count(*) FROM done) + (SELECT count(*) FROM kept);
 
+-- name: retry
+-- Put the failed entries of table $1 (only those with the keys $2, when not null) back in the
+-- queue: due now, with a fresh set of attempts and no lease. The version goes up, as for new
+-- data: the retry is a new push, with a new Idempotency-Key (Monday would answer the old one
+-- from its replay cache, with the old failure, for 30 minutes). last_error stays, for the
+-- record, until the next attempt replaces it. Returns the keys.
+WITH picked AS (
+    SELECT table_id, row_key FROM npd_sync.queue
+     WHERE table_id = $1 AND state = 'failed'
+       AND ($2::text[] IS NULL OR row_key = ANY ($2::text[]))
+     ORDER BY table_id, row_key
+       FOR UPDATE
+)
+UPDATE npd_sync.queue q
+   SET state = 'pending', attempts = 0, claims = 0, next_attempt_at = now(),
+       lease_until = NULL, leased_by = NULL, version = q.version + 1
+  FROM picked
+ WHERE q.table_id = picked.table_id AND q.row_key = picked.row_key
+RETURNING q.row_key;
+
 -- name: pending_work
--- Whether anything is waiting: change records not yet ingested, inbox entries due (items
+-- Whether anything is waiting: change records not yet taken in, inbox entries due (items
 -- Monday says changed; only when $2, inbound is on), or queue entries of the tables $1; and
 -- in how many seconds the next entry falls due (its retry time, or the end of the lease
 -- another listener, or a batch that failed, holds it under).
@@ -175,15 +187,15 @@ SELECT EXISTS (SELECT FROM npd_sync.changes)
           FROM npd_sync.queue
          WHERE state = 'pending' AND table_id = ANY ($1::int2[])) AS due_in;
 
--- name: queue_rows
--- Queue the rows $2 of table $1 (rows inbound inserted: what they owe Monday, their npd_id),
--- due now; rows queued already are left as they are.
-INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at)
-SELECT $1::int2, k, now(), now() FROM unnest($2::text[]) AS k ORDER BY k
-ON CONFLICT (table_id, row_key) DO NOTHING;
+-- name: backlog_left
+-- Entries of the tables $1 still pending, and in how many seconds the next one is due.
+SELECT count(*) AS pending,
+       extract(epoch FROM min(next_attempt_at) - now())::float8 AS due_in
+  FROM npd_sync.queue
+ WHERE table_id = ANY ($1::int2[]) AND state = 'pending';
 
 -- name: depth
--- Rows waiting per table and state, for the metrics (change records not yet ingested count as
+-- Rows waiting per table and state, for the metrics (change records not yet taken in count as
 -- pending, one per record).
 SELECT table_id, state, sum(n)::bigint AS n FROM (
     SELECT table_id,

@@ -1,4 +1,5 @@
-"""The durable queue: folding, claiming with leases, completing with fencing."""
+"""The durable queue: arrivals folded into one entry a row, claiming with leases, completing
+with fencing, and each transition of an entry's life."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import asyncio
 
 import asyncpg
 
-from listener import db
-from listener.outbound import queue, rows
-from listener.outbound.queue import Completion, Outcome
+from listener import db, rows, sql
+from listener.engine import queue, source
+from listener.engine.queue import Arrival, Completion, Outcome
 from tests.conftest import MakeSettings
 
 CONTACTS = 1
@@ -27,12 +28,12 @@ async def test_ingest_folds_changes_of_one_row(conn: asyncpg.Connection) -> None
     await conn.execute("INSERT INTO contacts (first_name, monday_id) VALUES ('a', '10')")
     for i in range(5):
         await conn.execute("UPDATE contacts SET notes = $1", str(i))
-    assert await queue.ingest(conn, 1000) == queue.Ingested(6)
+    assert (await source.ingest(conn, 1000)).records == 6
     queued = await entries(conn)
     assert list(queued) == ["1"]
     assert queued["1"]["version"] == 1
     await conn.execute("DELETE FROM contacts")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     queued = await entries(conn)
     assert queued["1"]["version"] == 2
     assert queued["1"]["archive_ids"] == ["10"]
@@ -41,7 +42,7 @@ async def test_ingest_folds_changes_of_one_row(conn: asyncpg.Connection) -> None
 
 async def test_two_claimers_never_share_an_entry(dsn: str, conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) SELECT 'x' FROM generate_series(1, 300)")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     others = [await db.connect(dsn) for _ in range(3)]
     try:
         claimed = await asyncio.gather(
@@ -58,7 +59,7 @@ async def test_two_claimers_never_share_an_entry(dsn: str, conn: asyncpg.Connect
 
 async def test_expired_lease_is_taken_over(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     (first,) = await claim(conn, who="crashed", lease=60)
     assert not first.interrupted
     assert await claim(conn, who="b") == []
@@ -74,7 +75,7 @@ async def test_expired_lease_is_taken_over(conn: asyncpg.Connection) -> None:
 
 async def test_a_wait_does_not_look_like_an_interruption(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     for _ in range(3):  # Monday's budget was spent, three times
         (entry,) = await claim(conn, who="a")
         assert not entry.interrupted  # so no lookup of an item that cannot exist
@@ -83,11 +84,11 @@ async def test_a_wait_does_not_look_like_an_interruption(conn: asyncpg.Connectio
 
 async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) SELECT 'x' FROM generate_series(1, 5)")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     e = {x.key: x for x in await claim(conn)}
     # Row 2 changes while it is being pushed.
     await conn.execute("UPDATE contacts SET notes = 'newer' WHERE id = 2")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     done = await queue.complete(
         conn,
         "a",
@@ -118,12 +119,12 @@ async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
 
 async def test_new_change_revives_a_failed_entry(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     (entry,) = await claim(conn)
     await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
     assert await claim(conn) == []
     await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     (revived,) = await claim(conn)
     assert revived.attempts == 0
 
@@ -134,23 +135,23 @@ async def test_pending_work_and_lease_renewal(conn: asyncpg.Connection) -> None:
     changes, due = await queue.pending_work(conn, [1, 2])
     assert changes
     assert due is None
-    await queue.ingest(conn)
+    await source.ingest(conn)
     changes, due = await queue.pending_work(conn, [1, 2])
     assert not changes
     assert due is not None
     assert due <= 0
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('y')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     first, second = await claim(conn, lease=5)
     # Only the entries named are renewed: a lease the batch left behind must run out.
-    await queue.renew_leases(conn, "a", [first], 300)
+    await queue.renew(conn, "a", [first], 300)
     renewed = await conn.fetch(
         "SELECT row_key, lease_until > now() + interval '200 seconds' AS long FROM npd_sync.queue"
         " ORDER BY row_key"
     )
     assert [tuple(r) for r in renewed] == [(first.key, True), (second.key, False)]
-    await queue.renew_leases(conn, "someone else", [second], 300)  # not theirs: no effect
-    await queue.release_leases(conn, "a")
+    await queue.renew(conn, "someone else", [second], 300)  # not theirs: no effect
+    await queue.release(conn, "a")
     assert [x.key for x in await claim(conn, who="b")] == ["1", "2"]
 
 
@@ -159,7 +160,7 @@ async def test_an_error_holding_nul_is_recorded_without_it(
 ) -> None:
     # PostgreSQL text cannot hold NUL: one such message from Monday failed the whole batch.
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
-    await queue.ingest(conn)
+    await source.ingest(conn)
     (entry,) = await claim(conn)
     (table,) = [t for t in await rows.load_tables(conn, make_settings()) if t.id == CONTACTS]
     written = await rows.write_back(conn, table, [rows.WriteBack("1", None, "FAILED", "a\x00b")])
@@ -168,3 +169,69 @@ async def test_an_error_holding_nul_is_recorded_without_it(
     assert await queue.complete(conn, "a", [failed]) == 1
     assert await conn.fetchval("SELECT last_error FROM npd_sync.queue") == "badvalue"
     assert await conn.fetchval("SELECT sync_error FROM contacts") == "ab"
+
+
+async def entry_of(conn: asyncpg.Connection, key: str) -> asyncpg.Record:
+    found = await entries(conn)
+    return found[key]
+
+
+async def test_arrivals_merge_their_flags_into_one_entry(conn: asyncpg.Connection) -> None:
+    await queue.arrive(conn, [Arrival(CONTACTS, "1", archive_ids=("10",))])
+    await queue.arrive(conn, [Arrival(CONTACTS, "1", archive_ids=("11",), pull=True)])
+    await queue.arrive(conn, [Arrival(CONTACTS, "1", uncertain=True)])
+    e = await entry_of(conn, "1")
+    assert (e["version"], e["pull"], e["uncertain"]) == (3, True, True)
+    assert sorted(e["archive_ids"]) == ["10", "11"]
+    # A later arrival never clears a flag an earlier one set.
+    await queue.arrive(conn, [Arrival(CONTACTS, "1")])
+    e = await entry_of(conn, "1")
+    assert (e["version"], e["pull"], e["uncertain"]) == (4, True, True)
+
+
+async def test_an_arrival_keeps_a_retry_waiting_unless_urgent(conn: asyncpg.Connection) -> None:
+    await queue.arrive(conn, [Arrival(CONTACTS, "1")])
+    (entry,) = await claim(conn)
+    await queue.complete(conn, "a", [Completion(entry, Outcome.RETRY, "boom", delay=300)])
+    await queue.arrive(conn, [Arrival(CONTACTS, "1", pull=True)])
+    assert await claim(conn) == []  # new data waits for the backoff Monday's failure set
+    await queue.arrive(conn, [Arrival(CONTACTS, "1", pull=True)], urgent=True)
+    (again,) = await claim(conn)  # an operator's action (a resolved conflict) does not wait
+    assert again.attempts == 1  # and is not a fresh start: the entry did not fail
+
+
+async def test_every_arrival_revives_a_failed_entry(conn: asyncpg.Connection) -> None:
+    # The one rule, whatever brings the new data: a captured change, a backfill, an edit on
+    # the board, a resolve.
+    for arrival in (
+        Arrival(CONTACTS, "1"),
+        Arrival(CONTACTS, "1", uncertain=True),
+        Arrival(CONTACTS, "1", pull=True),
+    ):
+        await queue.arrive(conn, [arrival])
+        (entry,) = await claim(conn)
+        await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
+        assert await claim(conn) == []
+        await queue.arrive(conn, [arrival])
+        (revived,) = await claim(conn)
+        assert (revived.attempts, revived.claims) == (0, 1)
+        await queue.complete(conn, "a", [Completion(revived, Outcome.DONE)])
+
+
+async def test_retry_puts_failed_entries_back(conn: asyncpg.Connection) -> None:
+    await queue.arrive(conn, [Arrival(CONTACTS, "1"), Arrival(CONTACTS, "2")])
+    one, two = await claim(conn)
+    await queue.complete(
+        conn, "a", [Completion(one, Outcome.FAILED, "bad"), Completion(two, Outcome.RETRY, "x")]
+    )
+    assert await queue.retry(conn, CONTACTS, ["2"]) == []  # not failed: left alone
+    assert await queue.retry(conn, CONTACTS, None) == ["1"]
+    e = await entry_of(conn, "1")
+    assert (e["state"], e["attempts"], e["version"], e["last_error"]) == ("pending", 0, 2, "bad")
+
+
+async def test_lease_renewal_uses_the_queue_s_key(conn: asyncpg.Connection) -> None:
+    # It runs every lease_seconds / 3 for every batch in flight: it must not scan the queue.
+    await conn.execute("SET enable_seqscan = off")
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql.query("renew"), "a", 60.0, [1], ["1"])
+    assert "Seq Scan" not in str(plan)

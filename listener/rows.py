@@ -203,9 +203,10 @@ async def pull_write(
     await conn.execute(table.pull_write_sql, *args)
 
 
-async def pull_delete(conn: db.Conn, table: Table, key: str) -> None:
-    """Delete one row whose item was deleted on the board."""
-    await conn.execute(table.pull_delete_sql, key)
+async def pull_delete(conn: db.Conn, table: Table, key: str) -> bool:
+    """Delete one row whose item was deleted on the board; False when the application holds
+    it locked (it is not waited for)."""
+    return bool(await conn.fetchval(table.pull_delete_sql, key))
 
 
 async def pull_insert(

@@ -14,7 +14,7 @@ import emulator as emulator_package
 from emulator import AccountLimits, Emulator
 from listener.capture import install
 from listener.commands import status
-from listener.outbound import queue, rules
+from listener.engine import decide, queue
 from tests.conftest import CONTACTS_BOARD, TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain, write_config
 
@@ -119,7 +119,7 @@ async def test_a_refused_write_back_of_synced_is_retried_then_failed_keeping_the
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rules, "backoff", lambda *_, **__: 60.0)  # retried only when told
+    monkeypatch.setattr(decide, "backoff", lambda *_, **__: 60.0)  # retried only when told
     await conn.execute(
         """
         CREATE FUNCTION stubborn() RETURNS trigger LANGUAGE plpgsql AS $$

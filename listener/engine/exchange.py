@@ -1,0 +1,333 @@
+"""Monday's side of a batch, one board at a time, with no database work of its own (the
+governor keeps the shared budget).
+
+For one board's plans, in as few requests as the budget allows: look up the boards of items to
+archive that npd-sync has no link for, and keep only archives of items it linked to that row;
+look up the items of rows whose create may have happened (their npd_id); read the items of
+pulls and merge each with its row; then send every create, update and archive, many to a
+request. What comes back is, per entry, its push as it now stands, what reading its item
+decided, its item after, and its failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from listener import rows
+from listener.engine import plans
+from listener.engine.bisect import bisect
+from listener.engine.plans import Landing, Plan, Pull, Push
+from listener.inbound import inbox, merge
+from listener.metrics import Metrics
+from listener.monday import api, errors, governor
+
+log = logging.getLogger("npd_sync.worker")
+
+
+@dataclass
+class Exchanged:
+    """What Monday said of one board's entries."""
+
+    pushes: list[Push]  # per entry, as it now stands (a pull once its item was read)
+    landings: dict[str, Landing] = field(default_factory=dict)  # by key: pulls that were read
+    items: dict[str, str | None] = field(default_factory=dict)  # by key: the row's item after
+    failures: defaultdict[str, list[errors.MondayError]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    retired: list[str] = field(default_factory=list)  # items archived, deleted, or gone already
+    looked: set[str] = field(default_factory=set)  # keys whose npd_id lookup was answered
+    requests: int = 0
+
+    def ready(self, push: Push) -> bool:
+        """Whether a push can go on: it has no error and nothing of it failed yet."""
+        return push.error is None and not self.failures[push.entry.key]
+
+
+@dataclass
+class Created:
+    """What reading the items created on a board gave."""
+
+    entries: list[inbox.Entry]  # the entries whose items were read (or failed to be)
+    items: dict[str, api.Item] = field(default_factory=dict)  # by id: those Monday returned
+    later: list[inbox.Entry] = field(default_factory=list)  # not read: the budget held fewer
+    error: errors.MondayError | None = None  # the read failed: every entry waits or retries
+    requests: int = 0
+
+
+class Exchange:
+    """Talks to Monday for the engine: one board's plans in, what Monday said out."""
+
+    def __init__(
+        self, client: api.Client, meter: governor.Governor, batch_size: int, metrics: Metrics
+    ) -> None:
+        self.client = client
+        self.governor = meter
+        self.batch_size = batch_size
+        self.metrics = metrics
+
+    async def board(
+        self, table: rows.Table, planned: Sequence[Plan], linked: Mapping[str, tuple[int, str]]
+    ) -> Exchanged:
+        """Do the Monday work of one board's plans. `linked`: the links of the items to
+        archive (item -> table id, key)."""
+        pulls = {p.entry.key: p for p in planned if isinstance(p, Pull)}
+        ex = Exchanged([p.push if isinstance(p, Pull) else p for p in planned])
+        ex.items = {p.entry.key: p.item_id for p in ex.pushes}
+        await self._vet(table, ex, linked)
+        found = await self._lookup(table, ex)
+        if pulls:
+            await self._read(table, ex, pulls)
+        await self._mutate(table, ex, found)
+        return ex
+
+    async def created(self, table: rows.Table, entries: Sequence[inbox.Entry]) -> Created:
+        """Read the items of entries no row is linked to (created on the board), as many as
+        the budget holds now."""
+        columns = [c.id for c in table.mapping.inbound_columns]
+        if table.mapping.npd_id_column:
+            columns.append(table.mapping.npd_id_column)
+        read = Created(list(entries))
+        try:
+            async with self.governor.request(None, [governor.READ] * len(entries)) as granted:
+                # As many as the budget holds now; the others are due again at once.
+                read.entries, read.later = read.entries[:granted], read.entries[granted:]
+                ids = [e.item_id for e in read.entries]
+                read.items = await api.read_items(self.client, ids, columns)
+            read.requests += 1
+        except errors.MondayError as exc:
+            await self.failed(exc)
+            read.error = exc
+        return read
+
+    async def _vet(
+        self, table: rows.Table, ex: Exchanged, linked: Mapping[str, tuple[int, str]]
+    ) -> None:
+        """Keep only archives of items npd-sync linked to the row asking (see
+        `plans.vet_archives`); an entry whose lookup failed sends nothing now."""
+        boards: dict[str, str] = {}
+        unknown = plans.unlinked_items(ex.pushes, linked)
+        for start in range(0, len(unknown), api.ITEMS_PAGE):
+            page = unknown[start : start + api.ITEMS_PAGE]
+            try:
+                async with self.governor.request(None, [governor.LOOKUP]):
+                    boards.update(await self.client.item_boards(page))
+                ex.requests += 1
+            except errors.MondayError as exc:
+                await self.failed(exc)
+                for p in ex.pushes:
+                    if any(i in page for i in p.archive):
+                        ex.failures[p.entry.key].append(exc)
+        assert table.mapping.board_id is not None
+        ex.pushes, refusals = plans.vet_archives(
+            ex.pushes, table.id, table.mapping.board_id, linked, boards
+        )
+        _log_refusals(table, [r for r in refusals if not ex.failures[r.key]])
+
+    async def _lookup(self, table: rows.Table, ex: Exchanged) -> dict[str, list[str]]:
+        """The items already carrying the npd_id of rows whose create may have happened."""
+        finds = [p.entry.key for p in ex.pushes if p.action == "find" and p.error is None]
+        if not finds or not table.mapping.npd_id_column:
+            return {}
+        assert table.mapping.board_id is not None
+        try:
+            async with self.governor.request(None, [governor.LOOKUP]):
+                found = await self.client.find_items(
+                    table.mapping.board_id, table.mapping.npd_id_column, finds
+                )
+            ex.requests += 1
+        except errors.MondayError as exc:
+            if exc.budget is not None:
+                exc = self.governor.refused(exc, [governor.LOOKUP]) or exc
+            await self.failed(exc)
+            for key in finds:
+                ex.failures[key].append(exc)
+            return {}
+        ex.looked = set(finds)
+        # What a lookup found is kept even if the push must wait: no second lookup.
+        ex.items.update({key: plans.adopt(items) for key, items in found.items()})
+        return found
+
+    async def _read(self, table: rows.Table, ex: Exchanged, pulls: Mapping[str, Pull]) -> None:
+        """Read the items of the pulls (a page a request) and merge each with its row."""
+        reading = [p for k, p in pulls.items() if ex.ready(p.push)]
+        items = await self._items(table, ex, reading)
+        for i, push in enumerate(ex.pushes):
+            pull = pulls.get(push.entry.key)
+            if pull is None or not ex.ready(push) or push.row is None:
+                continue
+            found = items.get(pull.item_id)
+            if found is None or found.state != "active":
+                push, landing = plans.gone(pull, table.mapping)
+            else:
+                push, landing = plans.merged(pull, _merge(pull, found, table))
+            ex.pushes[i] = push
+            ex.items[push.entry.key] = push.item_id
+            if landing is not None:
+                ex.landings[push.entry.key] = landing
+
+    async def _items(
+        self, table: rows.Table, ex: Exchanged, reading: Sequence[Pull]
+    ) -> dict[str, api.Item]:
+        columns = [c.id for c in table.mapping.inbound_columns]
+        ids = list(dict.fromkeys(p.item_id for p in reading))
+        items: dict[str, api.Item] = {}
+        while ids:
+            page = ids[: api.ITEMS_PAGE]
+            try:
+                # As many as the budget holds now: the rest in the next request.
+                async with self.governor.request(None, [governor.READ] * len(page)) as granted:
+                    page = page[:granted]
+                    items.update(await api.read_items(self.client, page, columns))
+                ex.requests += 1
+            except errors.MondayError as exc:
+                await self.failed(exc)
+                for p in reading:
+                    if p.item_id in ids:  # these wait, and so do the rest
+                        ex.failures[p.entry.key].append(exc)
+                break
+            ids = ids[len(page) :]
+        return items
+
+    async def _mutate(
+        self, table: rows.Table, ex: Exchanged, found: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Send the board's creates, updates and archives, as many to a request as the budget
+        holds."""
+        assert table.mapping.board_id is not None
+        ops = plans.operations(table.mapping, [p for p in ex.pushes if ex.ready(p)], found)
+        for result in await self._send_all(table.mapping.board_id, ops, ex):
+            _apply(result, ex)
+
+    async def _send_all(self, board: str, ops: Sequence[api.Op], ex: Exchanged) -> list[api.Result]:
+        """Every operation's result, in as few requests as the budget allows; operations that
+        make a request invalid as a whole are found by halving it, and fail alone."""
+        results: list[api.Result] = []
+        while ops:
+            try:
+                sent, got = await self._request(board, ops, ex)
+            except _Invalid as invalid:
+                sent, got = invalid.count, await self._isolate(board, ops[: invalid.count], ex)
+            results += got
+            ops = ops[sent:]
+        return results
+
+    async def _isolate(self, board: str, ops: Sequence[api.Op], ex: Exchanged) -> list[api.Result]:
+        async def attempt(part: Sequence[api.Op]) -> list[api.Result]:
+            # Raises _Invalid only while nothing of the part went through: safe to split.
+            sent, got = await self._request(board, part, ex)
+            return got + await self._send_all(board, part[sent:], ex)
+
+        split = await bisect(ops, attempt, lambda exc: isinstance(exc, _Invalid))
+        results = [r for part in split.results for r in part]
+        for op, exc in split.faults:
+            assert isinstance(exc, _Invalid)
+            await self.failed(exc.error)
+            results.append(api.Result(op, None, exc.error))
+        return results
+
+    async def _request(
+        self, board: str, ops: Sequence[api.Op], ex: Exchanged
+    ) -> tuple[int, list[api.Result]]:
+        """One request with as many of `ops` as the budget holds now: how many it answers for,
+        and their results (a failed request: the error for each). Raises _Invalid when several
+        operations made the request invalid."""
+        granted, answer = await self._send(board, ops[: self.batch_size], ex)
+        if isinstance(answer, list):
+            return granted, answer
+        if answer.kind is errors.Kind.PERMANENT and granted > 1:
+            self._count(answer)
+            raise _Invalid(answer, granted)
+        await self.failed(answer)
+        # A rate limit or a blocked account: don't send the rest into the same wall.
+        stop = answer.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED)
+        failed = len(ops) if stop or not granted else granted
+        return failed, [api.Result(op, None, answer) for op in ops[:failed]]
+
+    async def _send(
+        self, board: str, ops: Sequence[api.Op], ex: Exchanged
+    ) -> tuple[int, list[api.Result] | errors.MondayError]:
+        """Send as many of `ops` as the budget holds now (0 when none: the error says why):
+        how many were sent and their results, or the request's error. A request refused for its
+        complexity is sent again in pieces that fit, unless even those must wait."""
+        kinds = [governor.kind_of(op) for op in ops]
+        while True:
+            granted = 0
+            try:
+                # The governor grants what the budget holds now: maybe fewer than asked.
+                async with self.governor.request(board, kinds) as granted:
+                    results = await self.client.mutate(board, ops[:granted])
+                ex.requests += 1
+                return granted, results
+            except errors.MondayError as exc:
+                if exc.budget is None or not granted:
+                    return granted, exc
+                again = self.governor.refused(exc, kinds[:granted])
+                if again is not None:
+                    return granted, again
+                self._count(exc)  # learnt from what Monday said: send again, smaller
+
+    def _count(self, exc: errors.MondayError) -> None:
+        self.metrics.requests.labels(str(exc.status or ""), exc.code or exc.kind.value).inc()
+
+    async def failed(self, exc: errors.MondayError) -> None:
+        """Count and log a request that failed, and pause every listener if it says so."""
+        self._count(exc)
+        await self.governor.pause(exc)
+        level = logging.ERROR if exc.kind is errors.Kind.BLOCKED else logging.WARNING
+        log.log(level, "monday.request_failed", extra={"kind": exc.kind.value, "error": str(exc)})
+
+
+class _Invalid(Exception):
+    """A request of several operations refused as a whole: one of them is at fault."""
+
+    def __init__(self, error: errors.MondayError, count: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.count = count
+
+
+def _merge(pull: Pull, item: api.Item, table: rows.Table) -> merge.Merge:
+    push = pull.push
+    assert push.row is not None
+    return merge.merge(
+        key=push.entry.key,
+        ours=push.agreed,
+        agreed=push.row.agreed,
+        item=item,
+        table=table.mapping,
+        pushes=push.action is not None,
+        conflicted=push.row.conflicted,
+        npd_changed_at=push.entry.last_changed_at,
+        monday_changed_at=push.entry.monday_changed_at,
+    )
+
+
+def _apply(result: api.Result, ex: Exchanged) -> None:
+    """Take one operation's result into the entry's item and failures."""
+    op, error = result.op, result.error
+    if isinstance(op, api.Archive | api.Delete):
+        # Already gone is what we wanted.
+        if error is not None and error.kind is not errors.Kind.ITEM_GONE:
+            ex.failures[op.key].append(error)
+        else:
+            ex.retired.append(op.item_id)
+        return
+    if error is None:
+        ex.items[op.key] = result.item_id
+        return
+    ex.failures[op.key].append(error)
+    if error.kind is errors.Kind.ITEM_GONE:
+        ex.items[op.key] = None
+
+
+def _log_refusals(table: rows.Table, refusals: Sequence[plans.Refusal]) -> None:
+    for r in refusals[:3]:
+        log.warning(
+            "sync.archive_refused",
+            extra={"table": table.name, "key": r.key, "item": r.item_id, "reason": r.reason},
+        )
+    if len(refusals) > 3:
+        log.warning("sync.archives_refused", extra={"more": len(refusals) - 3})

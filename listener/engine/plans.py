@@ -1,0 +1,307 @@
+"""What each claimed entry needs, as pure functions of the entry, its row as it is now and
+Monday's answers: one plan type per direction.
+
+- A `Push` (outbound) says what the row's item needs on Monday: created, updated or looked
+  up first (a create that may have happened), or nothing, and which items of deleted rows to
+  archive.
+- A `Pull` (inbound) is an entry whose item must be read first, because Monday's side may
+  have changed (Monday said so, or a push would overwrite it). Reading it turns the pull into a
+  push of what the merge says to send, and a `Landing`: what to write into the row.
+
+`vet_archives` keeps only archives of items npd-sync linked to that very row; `operations`
+turns the pushes of one board into Monday operations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from listener import links, mapping
+from listener.engine.queue import Entry
+from listener.inbound.merge import Conflict, Merge
+from listener.monday import api
+from listener.rows import Row
+
+Action = Literal["create", "update", "find"]
+# What becomes of the row itself once its item was read: kept; unlinked from an item gone on
+# Monday; deleted with it; linked again to an item restored on Monday.
+Fate = Literal["keep", "unlink", "delete", "relink"]
+ITEM_ID = re.compile(r"^[0-9]{1,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """What one entry needs on Monday."""
+
+    entry: Entry
+    row: Row | None
+    archive: tuple[str, ...] = ()  # items of deleted rows to archive (or delete)
+    action: Action | None = None  # what to do with the row's own item
+    item_id: str | None = None  # the row's item, when it has one
+    name: str = ""
+    values: Mapping[str, Any] | None = None  # every mapped column's value (None: empty)
+    # An update of an item whose agreed values are known sends only what differs from them
+    # ("name" included when the name does); None: send everything.
+    changes: Mapping[str, Any] | None = None
+    in_sync: bool = False  # the item holds the row's values already: nothing to send
+    error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
+
+    @property
+    def agreed(self) -> dict[str, Any]:
+        """What the item holds once a full push succeeded: every column and the name."""
+        return {**(self.values or {}), links.NAME: self.name}
+
+    @property
+    def pushed(self) -> dict[str, Any]:
+        """What Monday holds once this push succeeded, as far as it sent it."""
+        if self.action == "update" and self.changes is not None:
+            return dict(self.changes)
+        return self.agreed
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """An entry whose item is read first: `push` is what the row would send (an update of
+    what changed here, or nothing for a row that only receives)."""
+
+    push: Push
+    item_id: str
+
+    @property
+    def entry(self) -> Entry:
+        return self.push.entry
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """What reading an entry's item decided for its row: values to write into it, values agreed
+    without a push, conflicts found and settled, and what becomes of the row."""
+
+    item_id: str | None  # the item read (or the row's last one, when it went)
+    write: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    agree: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
+    settled: tuple[str, ...] = ()
+    fate: Fate = "keep"
+
+    @property
+    def open_conflicts(self) -> list[Conflict]:
+        """The conflicts left for someone to resolve (manual policy)."""
+        return [c for c in self.conflicts if c.winner is None]
+
+
+Plan = Push | Pull
+
+
+def plan(entry: Entry, row: Row | None, table: mapping.TableMapping, *, inbound: bool) -> Plan:
+    """What an entry needs: archive items of deleted rows, create or update the row's item, and,
+    with `inbound`, whether its item must be read first."""
+    current = (row.monday_id if row else None) or entry.monday_id
+    archive = _stale(entry, row, current, table)
+    if row is None:
+        return Push(entry, row, archive)
+    pushes = mapping.is_syncable(row.enabled, row.direction)
+    receives = inbound and mapping.receives(row.enabled, row.direction)
+    # A row unlinked from an item that went on Monday keeps its link, for a restore.
+    unlinked = row.unlinked and current is None
+    item = current or (row.linked_item if unlinked else None)
+    linked = item is not None and row.linked_item == item
+    if not pushes and not (receives and linked):
+        return Push(entry, row, archive)
+    try:
+        name = mapping.item_name(row.values, table, row.key)
+        values = mapping.column_values(row.values, table, row.key)
+    except mapping.MappingError as exc:
+        return Push(entry, row, archive, item_id=current, error=str(exc))
+    push = Push(entry, row, archive, None, current, name, values)
+    # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
+    # Monday holds: it sends everything.
+    changes = None
+    if row.agreed is not None and linked and not entry.uncertain:
+        changes = links.changed(push.agreed, row.agreed)
+    changed_here = changes != {}
+    if receives and linked and (entry.pull or (pushes and not unlinked and changed_here)):
+        # Monday's side may have changed (it said so, or a push would overwrite what it
+        # holds): read the item first; the merge decides what to send.
+        assert item is not None
+        reading = dataclasses.replace(
+            push, action="update" if pushes else None, item_id=item, changes=changes
+        )
+        return Pull(reading, item)
+    return _outbound(push, pushes=pushes, unlinked=unlinked, changes=changes)
+
+
+def _outbound(
+    push: Push, *, pushes: bool, unlinked: bool, changes: Mapping[str, Any] | None
+) -> Push:
+    """The push of a row that is not read first."""
+    changed_here = changes != {}
+    if not pushes or (unlinked and not changed_here):
+        # Nothing for the row (an unlinked row is pushed again, as a new item, once it changes).
+        return Push(push.entry, push.row, push.archive)
+    if push.item_id is not None:
+        if not changed_here:
+            # Monday holds these values already (an update of unmapped columns, a value
+            # written back unchanged): nothing to send.
+            return dataclasses.replace(push, in_sync=True)
+        return dataclasses.replace(push, action="update", changes=changes)
+    # A create whose reply never came (timeout, crash) may have happened: look first.
+    entry = push.entry
+    action: Action = "find" if entry.uncertain or entry.interrupted else "create"
+    return dataclasses.replace(push, action=action)
+
+
+def _stale(
+    entry: Entry, row: Row | None, current: str | None, table: mapping.TableMapping
+) -> tuple[str, ...]:
+    """The items to archive: of deleted or re-keyed rows, never the row's current one."""
+    if table.on_delete == "ignore":
+        return ()
+    stale = set(entry.archive_ids)
+    if row is None and entry.monday_id:
+        stale.add(entry.monday_id)  # created, then the row went before we could write it back
+    stale.discard(current if row is not None else "")
+    return tuple(sorted(stale))
+
+
+def merged(pull: Pull, merge: Merge) -> tuple[Push, Landing]:
+    """The pull once its item was read and merged: send only what the merge says, write the
+    board's edits into the row, record what is agreed and the conflicts."""
+    push = pull.push
+    action = push.action if merge.push else None
+    row = push.row
+    fate: Fate = "relink" if row is not None and row.unlinked else "keep"
+    sent = dataclasses.replace(
+        push,
+        action=action,
+        changes=merge.push if action == "update" else push.changes,
+        in_sync=action is None,
+    )
+    landing = Landing(pull.item_id, merge.write, merge.agree, merge.conflicts, merge.settled, fate)
+    return sent, landing
+
+
+def gone(pull: Pull, table: mapping.TableMapping) -> tuple[Push, Landing | None]:
+    """The pull once its item turned out archived or deleted on Monday."""
+    push = pull.push
+    row = push.row
+    if row is not None and row.unlinked and push.entry.monday_id is None and not row.monday_id:
+        # Unlinked already (the item was not restored): a new item only if the row changed.
+        action: Action | None = "create" if push.action and push.changes != {} else None
+        return dataclasses.replace(push, action=action, item_id=None, changes=None), None
+    if table.on_monday_delete == "ignore" or row is None:
+        return push, None
+    fate: Fate = "delete" if table.on_monday_delete == "delete" else "unlink"
+    return dataclasses.replace(push, action=None, changes=None), Landing(pull.item_id, fate=fate)
+
+
+def unreadable(entry: Entry, reason: str) -> Push:
+    """An entry whose row cannot be read (its key does not fit the key column): it fails, and
+    nothing is sent or archived for it."""
+    return Push(entry, None, error=reason)
+
+
+def failed(entry: Entry, row: Row | None, reason: str) -> Push:
+    """An entry npd-sync could not plan (a bug): it fails alone, with why."""
+    return Push(entry, row, error=reason)
+
+
+# --- archives -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An item an entry asked to archive that npd-sync did not link to that row: never sent."""
+
+    key: str
+    item_id: str
+    reason: str
+
+
+def unlinked_items(pushes: Sequence[Push], linked: Mapping[str, tuple[int, str]]) -> list[str]:
+    """The items to archive that have no link: Monday must say which board they are on."""
+    items = {i for p in pushes for i in p.archive if ITEM_ID.match(i) and i not in linked}
+    return sorted(items)
+
+
+def vet_archives(
+    pushes: Sequence[Push],
+    table_id: int,
+    board_id: str,
+    linked: Mapping[str, tuple[int, str]],
+    boards: Mapping[str, str],
+) -> tuple[list[Push], list[Refusal]]:
+    """Keep, of the items each push would archive, only those npd-sync linked to that very row:
+    its link says so or, for an item without a link (synced before links were kept), Monday
+    has it on the table's board. `linked` maps items to the (table id, key) of their link,
+    `boards` items without one to their board as Monday says."""
+    kept: list[Push] = []
+    refusals: list[Refusal] = []
+    for p in pushes:
+        allowed = []
+        for item in p.archive:
+            reason = _archive_refusal(item, (table_id, p.entry.key), board_id, linked, boards)
+            if reason is None:
+                allowed.append(item)
+            else:
+                refusals.append(Refusal(p.entry.key, item, reason))
+        same = len(allowed) == len(p.archive)
+        kept.append(p if same else dataclasses.replace(p, archive=tuple(allowed)))
+    return kept, refusals
+
+
+def _archive_refusal(
+    item: str,
+    row: tuple[int, str],
+    board_id: str,
+    linked: Mapping[str, tuple[int, str]],
+    boards: Mapping[str, str],
+) -> str | None:
+    if not ITEM_ID.match(item):
+        return "not a Monday item id"
+    link = linked.get(item)
+    if link is not None:
+        return None if link == row else f"linked to row {link[1]} of table id {link[0]}"
+    board = boards.get(item)
+    if board is None:
+        return "not found on Monday"
+    return None if board == board_id else f"on board {board}, not on the table's board"
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+def adopt(found: Sequence[str]) -> str | None:
+    """Of the items already carrying a row's npd_id, the one to keep: the oldest."""
+    return min(found, key=lambda item: (len(item), item)) if found else None
+
+
+def operations(
+    table: mapping.TableMapping, pushes: Sequence[Push], found: Mapping[str, Sequence[str]]
+) -> list[api.Op]:
+    """The Monday operations of a board's pushes, creates first, then updates, then archives.
+
+    Grouping by kind keeps the number of distinct documents small (servers cache them).
+    `found` holds the items already carrying each looked-up row's npd_id.
+    """
+    creates: list[api.Op] = []
+    updates: list[api.Op] = []
+    retires: list[api.Op] = []
+    retire = api.Delete if table.on_delete == "delete" else api.Archive
+    for p in pushes:
+        key, change = p.entry.key, p.entry.change
+        retires.extend(retire(key, item_id, change) for item_id in p.archive)
+        if p.action is None or p.values is None:
+            continue
+        target = p.item_id if p.action == "update" else adopt(found.get(key, []))
+        if target is not None:
+            values = dict(p.changes) if p.changes is not None else p.agreed
+            updates.append(api.Update(key, target, values, change, table.create_labels))
+        else:
+            values = {k: v for k, v in p.values.items() if v is not None}
+            creates.append(api.Create(key, p.name, values, change, table.create_labels))
+    return creates + updates + retires

@@ -1,0 +1,314 @@
+"""The engine's turn: take a batch, plan it, exchange with Monday, record the outcome.
+
+    source.take ──► load rows ──► plans.plan ──► exchange.board ──► decide ──► recorder.record
+    (queue)         (one query      (pure)        (Monday, a few       (pure)     (one transaction)
+                     per table)                    requests a board)
+
+Each step is one round trip per table or board rather than per row. `drain` works batches
+until nothing is due; the listener (`listener.daemon`), `npd-sync backfill` and `npd-sync pull`
+all use it. Items created on the board (no row linked to them yet) ride along with the batch:
+their items are read and a row is made for each (on_monday_create = insert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import asyncpg
+
+from listener import db, links, rows
+from listener.engine import decide, plans, queue
+from listener.engine.bisect import bisect
+from listener.engine.exchange import Exchange
+from listener.engine.outcome import Outcome, Stats, Tally
+from listener.engine.plans import Plan
+from listener.engine.queue import Entry
+from listener.engine.recorder import Recorder
+from listener.engine.source import Source
+from listener.inbound import inbox
+from listener.metrics import Metrics
+from listener.monday import api, governor
+from listener.settings import Settings, Tuning
+
+log = logging.getLogger("npd_sync.worker")
+
+__all__ = ["Stats", "Worker", "open_worker"]
+
+
+@contextlib.asynccontextmanager
+async def open_worker(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    tables: Sequence[rows.Table],
+    listener_id: str,
+    *,
+    metrics: Metrics | None = None,
+    inbound: bool | None = None,
+) -> AsyncIterator[Worker]:
+    """A worker with its governor and its Monday client (none without MONDAY_API_KEY), the
+    client's HTTP session open for as long as the block runs. `inbound` overrides whether
+    the board's edits flow back (on when NPD_SYNC_PUBLIC_URL is set)."""
+    metrics = metrics or Metrics()
+    tuning = settings.tuning
+    meter = governor.Governor(
+        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(meter.flush)
+        client = None
+        if settings.api_key is not None:
+            client = api.client(settings, on_reply=meter.observe)
+            await stack.enter_async_context(client)
+        yield Worker(
+            tuning,
+            pool,
+            client,
+            meter,
+            tables,
+            listener_id,
+            metrics=metrics,
+            inbound=settings.inbound if inbound is None else inbound,
+        )
+
+
+class Worker:
+    """Works batches of queue entries for a set of tables.
+
+    `client` is None when no API key is set: changes are then taken in and left pending.
+    """
+
+    def __init__(
+        self,
+        tuning: Tuning,
+        pool: asyncpg.Pool,
+        client: api.Client | None,
+        meter: governor.Governor,
+        tables: Sequence[rows.Table],
+        listener_id: str,
+        *,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+        inbound: bool = False,
+    ) -> None:
+        self.tuning = tuning
+        self.pool = pool
+        self.client = client
+        self.governor = meter
+        self.tables = {t.id: t for t in tables}
+        self.listener_id = listener_id
+        self.inbound = inbound
+        self.metrics = metrics or Metrics()
+        self.tally = Tally(self.metrics)
+        self.finished = time.monotonic()  # when an entry was last synced or failed for good
+        rng = rng or random.Random()
+        policy = decide.Policy(
+            tuning.max_attempts,
+            tuning.backoff_base,
+            tuning.backoff_cap,
+            tuning.write_back_retry_seconds,
+        )
+        self.policies = {
+            t.id: dataclasses.replace(policy, conflict_status=t.conflict_status) for t in tables
+        }
+        self.rng = rng
+        self.source = Source(
+            pool,
+            listener_id,
+            batch_size=tuning.batch_size,
+            lease_seconds=tuning.lease_seconds,
+            inbound=inbound,
+        )
+        self.recorder = Recorder(
+            pool, self.tables, listener_id, policy, patience=tuning.lease_seconds / 2, rng=rng
+        )
+        self.exchange = (
+            None if client is None else Exchange(client, meter, tuning.batch_size, self.metrics)
+        )
+
+    @property
+    def stats(self) -> Stats:
+        """Running totals, for logs, status and tests."""
+        return self.tally.stats
+
+    @property
+    def boards(self) -> dict[str, rows.Table]:
+        """The tables whose boards are configured, by board id."""
+        return {t.mapping.board_id: t for t in self.tables.values() if t.mapping.board_id}
+
+    @property
+    def active_tables(self) -> list[int]:
+        """Tables whose entries can be worked now: a board is set and Monday is configured."""
+        if self.client is None:
+            return []
+        return [t.id for t in self.boards.values()]
+
+    async def next_due(self) -> float | None:
+        """Seconds until there is work: 0 when there is some now (change records to take in,
+        an entry due), the rest of a pause Monday asked for, the time the next entry falls due;
+        None when nothing waits."""
+        async with self.pool.acquire() as conn:
+            changes, due_in = await queue.pending_work(
+                conn, self.active_tables, inbound=self.inbound
+            )
+        paused = await self.governor.paused_for()
+        if paused:
+            return paused
+        if changes or (due_in is not None and due_in <= 0):
+            return 0.0
+        return due_in
+
+    async def drain(self, stop: asyncio.Event | None = None) -> int:
+        """Work batches until nothing is due (or `stop` is set); returns entries handled."""
+        handled = 0
+        while stop is None or not stop.is_set():
+            count = await self.run_once()
+            if count == 0:
+                break
+            handled += count
+        return handled
+
+    async def run_once(self) -> int:
+        """Take in what waits, then work one batch; returns entries handled."""
+        started = time.perf_counter()
+        active = self.active_tables
+        if active and await self.governor.paused_for() > 0:
+            active = []  # Monday asked every listener to wait: only take in
+        batch = await self.source.take(active, list(self.boards) if active else [])
+        outcome = Outcome(rejected=batch.taken.rejected, records=batch.taken.records)
+        if batch.entries:
+            await self._work(batch.entries, outcome)
+        if batch.created:
+            await self._created(batch.created, outcome)
+        outcome.seconds = time.perf_counter() - started
+        self.tally.add(outcome)
+        self.governor.synced(outcome.total("synced"))
+        return len(batch)
+
+    async def _work(self, entries: Sequence[Entry], outcome: Outcome) -> None:
+        """Handle claimed entries, keeping their leases alive meanwhile; entries that could
+        not be finished go back at once."""
+        renewing = asyncio.create_task(self._renew(entries), name="leases")
+        try:
+            await self.handle(entries, outcome)
+        except BaseException:
+            # Don't leave the batch leased for lease_seconds: let it be retried now.
+            await asyncio.shield(self.recorder.release(entries))
+            raise
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew(self, entries: Sequence[Entry]) -> None:
+        # Only the batch in flight: a lease left behind by a batch that could not give it
+        # back (the database was away) must run out, so that the entry is claimed again.
+        every = self.tuning.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+                async with self.pool.acquire(timeout=10) as conn:
+                    await queue.renew(conn, self.listener_id, entries, self.tuning.lease_seconds)
+
+    async def handle(self, entries: Sequence[Entry], outcome: Outcome | None = None) -> None:
+        """Plan a claimed batch, exchange it with Monday and record the outcome of each
+        entry."""
+        outcome = outcome if outcome is not None else Outcome()
+        assert self.exchange is not None
+        by_table: dict[int, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            by_table[entry.table_id].append(entry)
+        planned, linked = await self._plan(by_table)
+        boards = await asyncio.gather(
+            *(self.exchange.board(self.tables[t], ps, linked) for t, ps in planned.items())
+        )
+        decisions: list[decide.Decision] = []
+        retired: list[str] = []
+        for table_id, ex in zip(planned, boards, strict=True):
+            policy = self.policies[table_id]
+            for push in ex.pushes:
+                key = push.entry.key
+                decisions.append(
+                    decide.decide(
+                        push,
+                        ex.landings.get(key),
+                        ex.items[key],
+                        ex.failures[key],
+                        policy,
+                        self.rng,
+                        looked=key in ex.looked,
+                    )
+                )
+            retired += ex.retired
+            outcome.requests += ex.requests
+        completions = await self.recorder.record(decisions, retired, outcome)
+        for d, c in zip(decisions, completions, strict=True):
+            outcome.entry(self.tables[c.entry.table_id].name, d, c)
+        if outcome.total("synced") or outcome.total("failed"):
+            self.finished = time.monotonic()
+
+    async def _plan(
+        self, by_table: Mapping[int, Sequence[Entry]]
+    ) -> tuple[dict[int, list[Plan]], dict[str, tuple[int, str]]]:
+        """Each table's plans (one query a table loads the rows), and the links of the items
+        they would archive."""
+        planned: dict[int, list[Plan]] = {}
+        async with self.pool.acquire() as conn:
+            for table_id, group in by_table.items():
+                table = self.tables[table_id]
+                loaded, unreadable = await _load(conn, table, [e.key for e in group])
+                planned[table_id] = [
+                    plans.unreadable(e, unreadable[e.key])
+                    if e.key in unreadable
+                    else self._planned(e, loaded.get(e.key), table)
+                    for e in group
+                ]
+            archived = [i for ps in planned.values() for p in ps for i in _push(p).archive]
+            linked = await links.linked(conn, archived) if archived else {}
+        return planned, linked
+
+    def _planned(self, entry: Entry, row: rows.Row | None, table: rows.Table) -> Plan:
+        try:
+            return plans.plan(entry, row, table.mapping, inbound=self.inbound)
+        except Exception as exc:
+            # A bug must cost its row (FAILED, with why), not the batch again and again.
+            log.exception("sync.plan_failed", extra={"table": table.name, "key": entry.key})
+            return plans.failed(entry, row, f"npd-sync could not handle the row: {exc!r}")
+
+    async def _created(self, entries: Sequence[inbox.Entry], outcome: Outcome) -> None:
+        """Items created on the board: read them, and make a row for each one to make."""
+        assert self.exchange is not None
+        by_board: dict[str, list[inbox.Entry]] = defaultdict(list)
+        for entry in entries:
+            by_board[entry.board_id].append(entry)
+        for board, group in by_board.items():
+            table = self.boards[board]
+            read = await self.exchange.created(table, group)
+            outcome.requests += read.requests
+            await self.recorder.made(table, read, outcome)
+
+
+def _push(plan: Plan) -> plans.Push:
+    return plan if isinstance(plan, plans.Push) else plan.push
+
+
+async def _load(
+    conn: db.Conn, table: rows.Table, keys: Sequence[str]
+) -> tuple[dict[str, rows.Row], dict[str, str]]:
+    """The rows that still exist among `keys`, and the keys that cannot be read, with why: one
+    query, split by halving only when it fails on a key (one that does not cast to the key
+    column's type)."""
+    split = await bisect(
+        keys,
+        lambda part: rows.load(conn, table, part),
+        lambda exc: isinstance(exc, asyncpg.DataError),
+    )
+    loaded = {key: row for part in split.results for key, row in part.items()}
+    bad = {key: f"the key does not fit the table's key column: {exc}" for key, exc in split.faults}
+    return loaded, bad

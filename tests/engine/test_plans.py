@@ -1,0 +1,136 @@
+"""What an entry needs, as tables: its plan (`plan`), and which archives it may send
+(`vet_archives`). Pure: no database, no network."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from listener import mapping
+from listener.engine import plans
+from listener.engine.queue import Entry
+from listener.rows import Row
+
+CONTACTS = mapping.default_mappings()[0]
+VALUES = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
+
+
+def entry(
+    *,
+    attempts: int = 0,
+    claims: int = 1,
+    uncertain: bool = False,
+    monday_id: str | None = None,
+    archive_ids: tuple[str, ...] = (),
+) -> Entry:
+    at = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    return Entry(1, "7", 1, claims, attempts, uncertain, monday_id, archive_ids, at)
+
+
+def row(
+    *,
+    enabled: bool | None = True,
+    direction: str | None = "BIDIRECTIONAL",
+    monday_id: str | None = None,
+    phone: str | None = None,
+) -> Row:
+    return Row("7", enabled, direction, monday_id, {**VALUES, "phone": phone})
+
+
+# --- plan: what an entry needs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("e", "r", "push", "item", "archive"),
+    [
+        # a new row: create
+        (entry(), row(), "create", None, ()),
+        # a row with an item: update it
+        (entry(), row(monday_id="200"), "update", "200", ()),
+        # an item id learnt but not written back yet counts as the row's item
+        (entry(monday_id="200"), row(), "update", "200", ()),
+        # a create that may have happened (uncertain, or an interrupted claim): look first
+        (entry(uncertain=True), row(), "find", None, ()),
+        (entry(claims=3, attempts=0), row(), "find", None, ()),
+        # rows not to push: nothing for the row
+        (entry(), row(enabled=False), None, None, ()),
+        (entry(), row(enabled=None), None, None, ()),
+        (entry(), row(direction="MONDAY_TO_NPD"), None, None, ()),
+        (entry(), row(direction="NONE"), None, None, ()),
+        (entry(), row(direction=None), None, None, ()),
+        # the row is gone: archive its item, and one created before the delete was written
+        (entry(archive_ids=("300",)), None, None, None, ("300",)),
+        (entry(monday_id="301"), None, None, None, ("301",)),
+        # a key change: the old key's item is archived, not the row's current one
+        (entry(archive_ids=("300", "200")), row(monday_id="200"), "update", "200", ("300",)),
+    ],
+)
+def test_plan(
+    e: Entry, r: Row | None, push: str | None, item: str | None, archive: tuple[str, ...]
+) -> None:
+    work = plans.plan(e, r, CONTACTS, inbound=False)
+    assert isinstance(work, plans.Push)
+    assert (work.action, work.item_id, work.archive) == (push, item, archive)
+    assert work.error is None
+
+
+def test_plan_ignores_deletes_when_the_policy_says_so() -> None:
+    table = dataclasses.replace(CONTACTS, on_delete="ignore")
+    work = plans.plan(entry(archive_ids=("300",)), None, table, inbound=False)
+    assert isinstance(work, plans.Push)
+    assert work.archive == ()
+
+
+def test_a_row_that_cannot_be_sent_is_an_error_without_a_request() -> None:
+    work = plans.plan(entry(), row(phone="not a phone"), CONTACTS, inbound=False)
+    assert isinstance(work, plans.Push)
+    assert work.action is None
+    assert work.error is not None
+    assert "phone" in work.error
+
+
+# --- vet_archives: only items npd-sync linked to that row -------------------------------------
+
+BOARD = "1000000001"
+
+
+@pytest.mark.parametrize(
+    ("item", "linked", "boards", "reason"),
+    [
+        # linked to this very row (table 1, key 7): archived
+        ("200", {"200": (1, "7")}, {}, None),
+        # linked to another row, of this table or another: never
+        ("200", {"200": (1, "8")}, {}, "linked to row 8 of table id 1"),
+        ("200", {"200": (2, "7")}, {}, "linked to row 7 of table id 2"),
+        # no link (synced before links were kept): only if Monday has it on this board
+        ("200", {}, {"200": BOARD}, None),
+        ("200", {}, {"200": "1000000002"}, "on board 1000000002, not on the table's board"),
+        ("200", {}, {}, "not found on Monday"),
+        # not an item id at all
+        ("abc", {}, {}, "not a Monday item id"),
+        ("1" * 21, {}, {}, "not a Monday item id"),
+    ],
+)
+def test_vet_archives(
+    item: str,
+    linked: dict[str, tuple[int, str]],
+    boards: dict[str, str],
+    reason: str | None,
+) -> None:
+    work = plans.plan(entry(archive_ids=(item,)), None, CONTACTS, inbound=False)
+    assert isinstance(work, plans.Push)
+    (kept,), refusals = plans.vet_archives([work], 1, BOARD, linked, boards)
+    if reason is None:
+        assert (kept.archive, refusals) == ((item,), [])
+    else:
+        assert (kept.archive, refusals) == ((), [plans.Refusal("7", item, reason)])
+
+
+def test_only_unlinked_item_ids_are_looked_up() -> None:
+    work = plans.plan(
+        entry(archive_ids=("300", "200", "abc", "100")), None, CONTACTS, inbound=False
+    )
+    assert isinstance(work, plans.Push)
+    assert plans.unlinked_items([work], {"100": (1, "7")}) == ["200", "300"]
