@@ -1,9 +1,8 @@
 """`npd-sync listen --metrics-port N`: Prometheus metrics on /metrics, health on /healthz.
 
-The worker and the daemon count into a `Metrics` object as they go; the queue depth is read
-from the database by the daemon every few seconds. Each `Metrics` has a registry of its own,
-so that several listeners in one process (tests) never share counters. The daemon also writes
-what the counters gained to `npd_sync.throughput` once a minute (`totals`), for the console.
+The engine counts each batch's outcome into a `Metrics` object (`engine.outcome`); the queue
+depth is read from the database by the daemon every few seconds. Each `Metrics` has a registry
+of its own, so that several listeners in one process (tests) never share counters.
 """
 
 from __future__ import annotations
@@ -27,23 +26,15 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """What the counters hold, summed over tables: rows synced, failed, retried, and the
-    commit-to-Monday histogram as rows per bucket (LATENCY_BUCKETS, then the rest)."""
+    """What a listener counted, summed over tables, for the console's per-minute history: rows
+    synced, failed, retried, and the commit-to-Monday histogram as rows per bucket
+    (LATENCY_BUCKETS, then the rest)."""
 
     synced: int = 0
     failed: int = 0
     retried: int = 0
     latency_buckets: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
     latency_sum: float = 0.0
-
-    def __sub__(self, other: Totals) -> Totals:
-        return Totals(
-            self.synced - other.synced,
-            self.failed - other.failed,
-            self.retried - other.retried,
-            tuple(a - b for a, b in zip(self.latency_buckets, other.latency_buckets, strict=True)),
-            self.latency_sum - other.latency_sum,
-        )
 
     def __bool__(self) -> bool:
         return bool(self.synced or self.failed or self.retried)
@@ -137,29 +128,6 @@ class Metrics:
             "npd_sync_stalled",
             "1 while /healthz says 503: the queue does not move, or the listener is cut off.",
             registry=r,
-        )
-
-    def totals(self) -> Totals:
-        """The counters as they are now (read from the registry: the worker's code is not
-        touched to feed the console's history)."""
-        outcomes = {"synced": 0, "failed": 0, "retried": 0}
-        for family in self.changes.collect():
-            for sample in family.samples:
-                outcome = sample.labels.get("outcome", "")
-                if sample.name.endswith("_total") and outcome in outcomes:
-                    outcomes[outcome] += int(sample.value)
-        cumulative = []
-        latency_sum = 0.0
-        for family in self.latency.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    cumulative.append((float(sample.labels["le"]), int(sample.value)))
-                elif sample.name.endswith("_sum"):
-                    latency_sum = float(sample.value)
-        counts = [c for _, c in sorted(cumulative)]
-        per_bucket = tuple(c - p for c, p in zip(counts, [0, *counts[:-1]], strict=True))
-        return Totals(
-            outcomes["synced"], outcomes["failed"], outcomes["retried"], per_bucket, latency_sum
         )
 
     def render(self) -> bytes:

@@ -75,26 +75,6 @@ async def test_health_fails_while_the_listen_connection_is_down(
     assert listener.healthy() == (True, "ok")
 
 
-def test_totals_sum_tables_and_give_the_histogram_per_bucket() -> None:
-    # What the listener writes once a minute for the console's charts: the difference of two
-    # readings of the counters.
-    m = metrics.Metrics()
-    before = m.totals()
-    assert not before
-    m.changes.labels("contacts", "synced").inc(3)
-    m.changes.labels("organizations", "synced").inc(2)
-    m.changes.labels("contacts", "failed").inc()
-    m.changes.labels("contacts", "unchanged").inc(7)  # not a push: not counted
-    for seconds in (0.003, 0.02, 0.02, 2.0, 5000.0):
-        m.latency.observe(seconds)
-    gained = m.totals() - before
-    assert (gained.synced, gained.failed, gained.retried) == (5, 1, 0)
-    per_bucket = dict(zip([*metrics.LATENCY_BUCKETS, "inf"], gained.latency_buckets, strict=True))
-    assert {k: v for k, v in per_bucket.items() if v} == {0.005: 1, 0.025: 2, 2.5: 1, "inf": 1}
-    assert gained.latency_sum == pytest.approx(5002.043)
-    assert not (m.totals() - m.totals())
-
-
 async def test_metrics_show_the_budget_and_what_it_is_spent_on(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:
