@@ -35,6 +35,7 @@ class Decision:
     link: links.Link | None = None  # the row's item and the values Monday now holds
     unchanged: bool = False  # nothing changed on either side: nothing was sent or written
     landing: Landing | None = None  # what reading the item decided for the row (inbound)
+    keeps: str | None = None  # written back as the row's monday_id instead of the queue's
 
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -73,7 +74,8 @@ def decide(
     """
     if push.error is not None:
         done = Completion(push.entry, Outcome.FAILED, push.error, monday_id=push.item_id)
-        return Decision(done, "FAILED" if push.row is not None else None, push.error)
+        status = "FAILED" if push.row is not None else None
+        return Decision(done, status, push.error, keeps=push.keeps)
     failure = worst(failures)
     if failure is None:
         return _succeeded(push, landing, item_id, policy)

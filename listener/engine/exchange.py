@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from listener import rows
 from listener.engine import plans
 from listener.engine.bisect import bisect
-from listener.engine.plans import Landing, Plan, Pull, Push
+from listener.engine.plans import Claim, Landing, Plan, Pull, Push
 from listener.inbound import inbox, merge
 from listener.metrics import Metrics
 from listener.monday import api, errors, governor
@@ -69,12 +69,19 @@ class Exchange:
         self.metrics = metrics
 
     async def board(
-        self, table: rows.Table, planned: Sequence[Plan], linked: Mapping[str, tuple[int, str]]
+        self,
+        table: rows.Table,
+        planned: Sequence[Plan | Claim],
+        linked: Mapping[str, tuple[int, str]],
+        *,
+        inbound: bool,
     ) -> Exchanged:
         """Do the Monday work of one board's plans. `linked`: the links of the items to
-        archive (item -> table id, key)."""
-        pulls = {p.entry.key: p for p in planned if isinstance(p, Pull)}
-        ex = Exchanged([p.push if isinstance(p, Pull) else p for p in planned])
+        archive and of the items rows claim (item -> table id, key)."""
+        ex = Exchanged([])
+        resolved = await self._claims(table, planned, linked, ex, inbound=inbound)
+        pulls = {p.entry.key: p for p in resolved if isinstance(p, Pull)}
+        ex.pushes = [p.push if isinstance(p, Pull) else p for p in resolved]
         ex.items = {p.entry.key: p.item_id for p in ex.pushes}
         await self._vet(table, ex, linked)
         found = await self._lookup(table, ex)
@@ -82,6 +89,38 @@ class Exchange:
             await self._read(table, ex, pulls)
         await self._mutate(table, ex, found)
         return ex
+
+    async def _claims(
+        self,
+        table: rows.Table,
+        planned: Sequence[Plan | Claim],
+        linked: Mapping[str, tuple[int, str]],
+        ex: Exchanged,
+        *,
+        inbound: bool,
+    ) -> list[Plan]:
+        """Check the claims of rows on items npd-sync did not link them to (their board, who
+        holds them, their npd_id): adopt those that check out, refuse the others."""
+        claims = {p.entry.key: p for p in planned if isinstance(p, Claim)}
+        if not claims:
+            return [p for p in planned if not isinstance(p, Claim)]
+        npd_id = table.mapping.npd_id_column
+        items = await self._items(ex, {k: c.item_id for k, c in claims.items()}, [npd_id or ""])
+        resolved: list[Plan] = []
+        for p in planned:
+            if not isinstance(p, Claim):
+                resolved.append(p)
+            elif ex.failures[p.entry.key]:
+                resolved.append(Push(p.entry, p.row))  # the read failed: it waits
+            else:
+                holder = linked.get(p.item_id)
+                item = items.get(p.item_id)
+                why = plans.check_claim(p, item, holder, table.id, table.mapping)
+                if why is None:
+                    resolved.append(plans.adopted(p, table.mapping, inbound=inbound))
+                else:
+                    resolved.append(plans.refuse_claim(p, why))
+        return resolved
 
     async def created(self, table: rows.Table, entries: Sequence[inbox.Entry]) -> Created:
         """Read the items of entries no row is linked to (created on the board), as many as
@@ -152,8 +191,9 @@ class Exchange:
 
     async def _read(self, table: rows.Table, ex: Exchanged, pulls: Mapping[str, Pull]) -> None:
         """Read the items of the pulls (a page a request) and merge each with its row."""
-        reading = [p for k, p in pulls.items() if ex.ready(p.push)]
-        items = await self._items(table, ex, reading)
+        wanted = {k: p.item_id for k, p in pulls.items() if ex.ready(p.push)}
+        columns = [c.id for c in table.mapping.inbound_columns]
+        items = await self._items(ex, wanted, columns)
         for i, push in enumerate(ex.pushes):
             pull = pulls.get(push.entry.key)
             if pull is None or not ex.ready(push) or push.row is None:
@@ -169,10 +209,11 @@ class Exchange:
                 ex.landings[push.entry.key] = landing
 
     async def _items(
-        self, table: rows.Table, ex: Exchanged, reading: Sequence[Pull]
+        self, ex: Exchanged, wanted: Mapping[str, str], columns: Sequence[str]
     ) -> dict[str, api.Item]:
-        columns = [c.id for c in table.mapping.inbound_columns]
-        ids = list(dict.fromkeys(p.item_id for p in reading))
+        """Read the items `wanted` (key -> item id), a page a request, with these columns; the
+        keys whose item could not be read get the failure."""
+        ids = list(dict.fromkeys(wanted.values()))
         items: dict[str, api.Item] = {}
         while ids:
             page = ids[: api.ITEMS_PAGE]
@@ -180,13 +221,13 @@ class Exchange:
                 # As many as the budget holds now: the rest in the next request.
                 async with self.governor.request(None, [governor.READ] * len(page)) as granted:
                     page = page[:granted]
-                    items.update(await api.read_items(self.client, page, columns))
+                    items.update(await api.read_items(self.client, page, [c for c in columns if c]))
                 ex.requests += 1
             except errors.MondayError as exc:
                 await self.failed(exc)
-                for p in reading:
-                    if p.item_id in ids:  # these wait, and so do the rest
-                        ex.failures[p.entry.key].append(exc)
+                for key, item in wanted.items():
+                    if item in ids:  # these wait, and so do the rest
+                        ex.failures[key].append(exc)
                 break
             ids = ids[len(page) :]
         return items

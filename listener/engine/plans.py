@@ -7,6 +7,9 @@ Monday's answers: one plan type per direction.
 - A `Pull` (inbound) is an entry whose item must be read first, because Monday's side may
   have changed (Monday said so, or a push would overwrite it). Reading it turns the pull into a
   push of what the merge says to send, and a `Landing`: what to write into the row.
+- A `Claim` is a row whose `monday_id` npd-sync did not write (the application set it): the
+  item is used only once the claim checks out (`check_claim`), and is then adopted, as if
+  npd-sync had linked it; a claim that does not is refused, and nothing is sent or read.
 
 `vet_archives` keeps only archives of items npd-sync linked to that very row; `operations`
 turns the pushes of one board into Monday operations.
@@ -49,6 +52,8 @@ class Push:
     changes: Mapping[str, Any] | None = None
     in_sync: bool = False  # the item holds the row's values already: nothing to send
     error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
+    adopting: bool = False  # the row's claim on its item checked out: link them
+    keeps: str | None = None  # an item id the row holds and keeps, never npd-sync's (a refusal)
 
     @property
     def agreed(self) -> dict[str, Any]:
@@ -94,18 +99,32 @@ class Landing:
         return [c for c in self.conflicts if c.winner is None]
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row whose `monday_id` npd-sync did not write: check the claim before using the item."""
+
+    entry: Entry
+    row: Row
+    item_id: str
+
+
 Plan = Push | Pull
 
 
-def plan(entry: Entry, row: Row | None, table: mapping.TableMapping, *, inbound: bool) -> Plan:
+def plan(
+    entry: Entry, row: Row | None, table: mapping.TableMapping, *, inbound: bool
+) -> Plan | Claim:
     """What an entry needs: archive items of deleted rows, create or update the row's item, and,
-    with `inbound`, whether its item must be read first."""
+    with `inbound`, whether its item must be read first; a claim to check before all that."""
     current = (row.monday_id if row else None) or entry.monday_id
     archive = _stale(entry, row, current, table)
     if row is None:
         return Push(entry, row, archive)
     pushes = mapping.is_syncable(row.enabled, row.direction)
     receives = inbound and mapping.receives(row.enabled, row.direction)
+    if (pushes or receives) and _claimed(entry, row):
+        assert row.monday_id is not None
+        return Claim(entry, row, row.monday_id)
     # A row unlinked from an item that went on Monday keeps its link, for a restore.
     unlinked = row.unlinked and current is None
     item = current or (row.linked_item if unlinked else None)
@@ -133,6 +152,12 @@ def plan(entry: Entry, row: Row | None, table: mapping.TableMapping, *, inbound:
         )
         return Pull(reading, item)
     return _outbound(push, pushes=pushes, unlinked=unlinked, changes=changes)
+
+
+def _claimed(entry: Entry, row: Row) -> bool:
+    """Whether the row's monday_id is one npd-sync did not write: not the item it linked the
+    row to, nor one it learnt for the row and has yet to write back."""
+    return bool(row.monday_id) and row.monday_id not in (row.linked_item, entry.monday_id)
 
 
 def _outbound(
@@ -174,7 +199,9 @@ def merged(pull: Pull, merge: Merge) -> tuple[Push, Landing]:
     push = pull.push
     action = push.action if merge.push else None
     row = push.row
-    fate: Fate = "relink" if row is not None and row.unlinked else "keep"
+    # A row linked again to its item, or to the item it claimed: the link is recorded.
+    relinked = push.adopting or (row is not None and row.unlinked)
+    fate: Fate = "relink" if relinked else "keep"
     sent = dataclasses.replace(
         push,
         action=action,
@@ -197,6 +224,57 @@ def gone(pull: Pull, table: mapping.TableMapping) -> tuple[Push, Landing | None]
         return push, None
     fate: Fate = "delete" if table.on_monday_delete == "delete" else "unlink"
     return dataclasses.replace(push, action=None, changes=None), Landing(pull.item_id, fate=fate)
+
+
+def check_claim(
+    claim: Claim, item: api.Item | None, holder: tuple[int, str] | None, table_id: int,
+    table: mapping.TableMapping,
+) -> str | None:  # fmt: skip
+    """Why a claimed item cannot be the row's (None: the claim checks out): it must be an
+    active item of the table's board that no other row holds and, where the table has an npd_id
+    column, that carries no other row's key. `holder`: the row npd-sync linked it to."""
+    name = f"item {claim.item_id}"
+    if not ITEM_ID.match(claim.item_id):
+        return f"monday_id {claim.item_id!r} is not a Monday item id"
+    if holder is not None and holder != (table_id, claim.row.key):
+        whose = f"row {holder[1]}" if holder[0] == table_id else f"a row of table id {holder[0]}"
+        return f"{name} is {whose}'s item: monday_id left as it is, nothing sent"
+    if item is None:
+        return f"{name} not found on Monday"
+    if item.state != "active":
+        return f"{name} is {item.state} on Monday"
+    if item.board_id != table.board_id:
+        return f"{name} is on board {item.board_id}, not on the table's board {table.board_id}"
+    carried = _npd_id(item, table)
+    if carried and carried != claim.row.key:
+        return f"{name} carries npd_id {carried}: it is row {carried}'s item, not this row's"
+    return None
+
+
+def adopted(claim: Claim, table: mapping.TableMapping, *, inbound: bool) -> Plan:
+    """The plan of a row whose claim checked out: as if npd-sync had linked it to the item,
+    with nothing agreed yet (so the row's direction says which side leads)."""
+    row = dataclasses.replace(claim.row, linked_item=claim.item_id, agreed=None, unlinked=False)
+    # A row that receives reads its item at once, even with nothing to send.
+    entry = dataclasses.replace(claim.entry, uncertain=False, pull=True)
+    found = plan(entry, row, table, inbound=inbound)
+    assert not isinstance(found, Claim)
+    if isinstance(found, Pull):
+        return dataclasses.replace(found, push=dataclasses.replace(found.push, adopting=True))
+    return dataclasses.replace(found, adopting=True)
+
+
+def refuse_claim(claim: Claim, reason: str) -> Push:
+    """A claim that does not check out: the row fails with why, nothing is sent or archived,
+    and the row keeps its monday_id."""
+    return Push(claim.entry, claim.row, error=reason, keeps=claim.item_id)
+
+
+def _npd_id(item: api.Item, table: mapping.TableMapping) -> str:
+    if not table.npd_id_column:
+        return ""
+    raw, text = item.values.get(table.npd_id_column, (None, None))
+    return (text or (raw or "").strip('"')).strip()
 
 
 def unreadable(entry: Entry, reason: str) -> Push:

@@ -123,7 +123,9 @@ class Recorder:
         self, conn: db.Conn, table: rows.Table, group: Sequence[Decision], attempt: _Commit
     ) -> None:
         writes = [
-            rows.WriteBack(d.completion.entry.key, d.completion.monday_id, d.status, d.error)
+            rows.WriteBack(
+                d.completion.entry.key, d.keeps or d.completion.monday_id, d.status, d.error
+            )
             for d in group
             if d.status is not None
         ]

@@ -226,7 +226,10 @@ class Worker:
             by_table[entry.table_id].append(entry)
         planned, linked = await self._plan(by_table)
         boards = await asyncio.gather(
-            *(self.exchange.board(self.tables[t], ps, linked) for t, ps in planned.items())
+            *(
+                self.exchange.board(self.tables[t], ps, linked, inbound=self.inbound)
+                for t, ps in planned.items()
+            )
         )
         decisions: list[decide.Decision] = []
         retired: list[str] = []
@@ -255,10 +258,10 @@ class Worker:
 
     async def _plan(
         self, by_table: Mapping[int, Sequence[Entry]]
-    ) -> tuple[dict[int, list[Plan]], dict[str, tuple[int, str]]]:
+    ) -> tuple[dict[int, list[Plan | plans.Claim]], dict[str, tuple[int, str]]]:
         """Each table's plans (one query a table loads the rows), and the links of the items
-        they would archive."""
-        planned: dict[int, list[Plan]] = {}
+        they would archive or claim."""
+        planned: dict[int, list[Plan | plans.Claim]] = {}
         async with self.pool.acquire() as conn:
             for table_id, group in by_table.items():
                 table = self.tables[table_id]
@@ -269,11 +272,11 @@ class Worker:
                     else self._planned(e, loaded.get(e.key), table)
                     for e in group
                 ]
-            archived = [i for ps in planned.values() for p in ps for i in _push(p).archive]
-            linked = await links.linked(conn, archived) if archived else {}
+            items = [i for ps in planned.values() for p in ps for i in _items_named(p)]
+            linked = await links.linked(conn, items) if items else {}
         return planned, linked
 
-    def _planned(self, entry: Entry, row: rows.Row | None, table: rows.Table) -> Plan:
+    def _planned(self, entry: Entry, row: rows.Row | None, table: rows.Table) -> Plan | plans.Claim:
         try:
             return plans.plan(entry, row, table.mapping, inbound=self.inbound)
         except Exception as exc:
@@ -294,8 +297,11 @@ class Worker:
             await self.recorder.made(table, read, outcome)
 
 
-def _push(plan: Plan) -> plans.Push:
-    return plan if isinstance(plan, plans.Push) else plan.push
+def _items_named(plan: Plan | plans.Claim) -> tuple[str, ...]:
+    """The items a plan archives, or claims."""
+    if isinstance(plan, plans.Claim):
+        return (plan.item_id,)
+    return plan.archive if isinstance(plan, plans.Push) else plan.push.archive
 
 
 async def _load(

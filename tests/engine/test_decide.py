@@ -40,7 +40,9 @@ def row(
     monday_id: str | None = None,
     phone: str | None = None,
 ) -> Row:
-    return Row("7", enabled, direction, monday_id, {**VALUES, "phone": phone})
+    # An item id in the row is one npd-sync linked it to, unless a test says otherwise.
+    values = {**VALUES, "phone": phone}
+    return Row("7", enabled, direction, monday_id, values, linked_item=monday_id)
 
 
 def planned(e: Entry, r: Row | None) -> plans.Push:

@@ -11,6 +11,7 @@ import pytest
 from listener import mapping
 from listener.engine import plans
 from listener.engine.queue import Entry
+from listener.monday.api import Item
 from listener.rows import Row
 
 CONTACTS = mapping.default_mappings()[0]
@@ -36,7 +37,9 @@ def row(
     monday_id: str | None = None,
     phone: str | None = None,
 ) -> Row:
-    return Row("7", enabled, direction, monday_id, {**VALUES, "phone": phone})
+    # An item id in the row is one npd-sync linked it to, unless a test says otherwise.
+    values = {**VALUES, "phone": phone}
+    return Row("7", enabled, direction, monday_id, values, linked_item=monday_id)
 
 
 # --- plan: what an entry needs -------------------------------------------------------------
@@ -134,3 +137,90 @@ def test_only_unlinked_item_ids_are_looked_up() -> None:
     )
     assert isinstance(work, plans.Push)
     assert plans.unlinked_items([work], {"100": (1, "7")}) == ["200", "300"]
+
+
+# --- claims: a monday_id npd-sync did not write ------------------------------------------------
+
+
+def claimed(direction: str = "BIDIRECTIONAL", linked: str | None = None) -> Row:
+    """A row whose monday_id the application set (to 500): npd-sync linked it to `linked`."""
+    return dataclasses.replace(row(direction=direction), monday_id="500", linked_item=linked)
+
+
+@pytest.mark.parametrize(
+    ("e", "r", "inbound", "is_claim"),
+    [
+        # set by the application, never linked: checked before anything is sent
+        (entry(), claimed(), False, True),
+        # ... or linked by npd-sync to another item
+        (entry(), claimed(linked="200"), False, True),
+        # the item npd-sync learnt for the row and has not written back yet is its own
+        (entry(monday_id="500"), claimed(), False, False),
+        # a row that only receives checks its claim when inbound is on, else nothing happens
+        (entry(), claimed("MONDAY_TO_NPD"), True, True),
+        (entry(), claimed("MONDAY_TO_NPD"), False, False),
+        (entry(), claimed("NONE"), True, False),
+    ],
+)
+def test_a_monday_id_npd_sync_did_not_write_is_a_claim(
+    e: Entry, r: Row, inbound: bool, is_claim: bool
+) -> None:
+    assert isinstance(plans.plan(e, r, CONTACTS, inbound=inbound), plans.Claim) is is_claim
+
+
+def item(board: str = BOARD, npd_id: str | None = "7", state: str = "active") -> Item:
+    values = {} if npd_id is None else {"npd_id": (f'"{npd_id}"', npd_id)}
+    return Item("500", "Ada Lovelace", state, values, board_id=board)
+
+
+CLAIM = plans.Claim(entry(), claimed(), "500")
+
+
+@pytest.mark.parametrize(
+    ("found", "holder", "reason"),
+    [
+        # on the table's board, nobody's, carrying the row's key (or no key yet): adopted
+        (item(), None, None),
+        (item(npd_id=None), None, None),
+        (item(), (1, "7"), None),
+        # another row's item: refused, and the owner named
+        (item(), (1, "8"), "item 500 is row 8's item: monday_id left as it is, nothing sent"),
+        (
+            item(),
+            (2, "8"),
+            "item 500 is a row of table id 2's item: monday_id left as it is, nothing sent",
+        ),
+        (item(npd_id="8"), None, "item 500 carries npd_id 8: it is row 8's item, not this row's"),
+        # not there, not active, not on the board
+        (None, None, "item 500 not found on Monday"),
+        (item(state="archived"), None, "item 500 is archived on Monday"),
+        (item(board="999"), None, "item 500 is on board 999, not on the table's board " + BOARD),
+    ],
+)
+def test_check_claim(
+    found: Item | None, holder: tuple[int, str] | None, reason: str | None
+) -> None:
+    table = dataclasses.replace(CONTACTS, board_id=BOARD)
+    assert plans.check_claim(CLAIM, found, holder, 1, table) == reason
+
+
+def test_an_adopted_claim_pushes_everything_and_links_the_item() -> None:
+    adopted = plans.adopted(CLAIM, CONTACTS, inbound=False)
+    assert isinstance(adopted, plans.Push)
+    assert (adopted.action, adopted.item_id, adopted.changes, adopted.adopting) == (
+        "update", "500", None, True,
+    )  # fmt: skip
+
+
+def test_an_adopted_claim_of_a_row_that_receives_reads_its_item_first() -> None:
+    claim = plans.Claim(entry(), claimed("MONDAY_TO_NPD"), "500")
+    adopted = plans.adopted(claim, CONTACTS, inbound=True)
+    assert isinstance(adopted, plans.Pull)
+    assert (adopted.item_id, adopted.push.action, adopted.push.adopting) == ("500", None, True)
+
+
+def test_a_refused_claim_sends_nothing_and_keeps_the_monday_id() -> None:
+    refused = plans.refuse_claim(CLAIM, "why")
+    assert (refused.action, refused.archive, refused.error, refused.keeps) == (
+        None, (), "why", "500",
+    )  # fmt: skip
