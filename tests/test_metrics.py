@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from emulator import AccountLimits, Emulator
-from listener import cli, daemon, metrics
+from listener import cli, daemon
 from listener.commands import status
 from tests.conftest import MakeSettings
 from tests.helpers import eventually, write_config
