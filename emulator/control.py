@@ -21,6 +21,14 @@ values in Monday's JSON form, as an object; the webhooks hear of it like any cha
     An unknown item or board is a 404, a value Monday would refuse a 400, both with
     {"error": message, "code": Monday's error code}.
 
+The daily call limit (the limit itself is `daily_calls` in /control/limits):
+
+    GET  /control/daily   {"now", "day", "used", "limit", "left", "resets_in_seconds",
+                           "reported": {"last_updated", "by_day": [{"day", "usage"}]}}
+    POST /control/daily   {"used": n} or {"left": n} (calls other apps spent today;
+                           "reported": false leaves platform_api behind until its next
+                           refresh) -> the same as GET
+
 Webhooks:
 
     GET  /control/webhooks          {"webhooks": [...], "deliveries": [Delivery, ...],
@@ -120,6 +128,17 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
             return _refused(exc)
         return _item(item)
 
+    async def daily(_request: web.Request) -> web.Response:
+        return web.json_response(emulator.daily_json())
+
+    async def set_daily(request: web.Request) -> web.Response:
+        data = await _object(request)
+        used = _daily_used(data, emulator.limits.daily_total)
+        if isinstance(used, str):
+            return _bad(used)
+        emulator.set_daily_calls_used(used, reported=data.get("reported", True))
+        return web.json_response(emulator.daily_json())
+
     async def webhooks(_request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -147,6 +166,8 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/control/release", release)
     app.router.add_post("/control/items/{id}", edit_item)
     app.router.add_post("/control/boards/{id}/items", add_item)
+    app.router.add_get("/control/daily", daily)
+    app.router.add_post("/control/daily", set_daily)
     app.router.add_get("/control/webhooks", webhooks)
     app.router.add_post("/control/webhooks/faults", webhook_faults)
 
@@ -164,6 +185,22 @@ async def _object(request: web.Request) -> dict[str, Any]:
 
 def _bad(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
+
+
+def _daily_used(data: dict[str, Any], total: int | None) -> float | str:
+    """Today's count that POST /control/daily asks for, or what is wrong with the request."""
+    if set(data) - {"used", "left", "reported"} or len({"used", "left"} & set(data)) != 1:
+        return 'send {"used": n} or {"left": n} (and "reported": true|false)'
+    if not isinstance(data.get("reported", True), bool):
+        return "reported must be true or false"
+    number = data.get("used", data.get("left"))
+    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+        return "used and left must be non-negative numbers"
+    if "used" in data:
+        return float(number)
+    if total is None:
+        return "left needs a daily limit: set daily_calls in /control/limits first"
+    return max(0.0, total - number)
 
 
 def _user(data: dict[str, Any]) -> int:

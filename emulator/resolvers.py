@@ -18,7 +18,7 @@ from graphql import GraphQLResolveInfo
 
 from emulator import errors, events, values, versions
 from emulator.clock import Clock
-from emulator.limits import Charge
+from emulator.limits import Charge, RateLimiter
 from emulator.model import COLUMN_TYPES, NAME_COLUMN, Board, Change, Column, Item, Stored, Webhook
 from emulator.state import Store
 from emulator.webhooks import Deliverer
@@ -72,6 +72,7 @@ class Context:
     charge: Charge
     version: versions.Version
     deliverer: Deliverer
+    limiter: RateLimiter
     user_id: int = events.API_USER_ID
 
 
@@ -338,6 +339,43 @@ def _next_items_page(_root: Any, info: Info, cursor: str, limit: int) -> ItemsPa
 
 def _complexity(_root: Any, info: Info) -> Charge:
     return info.context.charge
+
+
+class PlatformApi:
+    """PlatformApi { daily_limit daily_analytics }: the account's limit, and its usage as the
+    last refresh of the analytics saw it."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    @property
+    def daily_limit(self) -> dict[str, int | None]:
+        limits = self._limiter.limits
+        return {"base": limits.daily_calls, "total": limits.daily_total}
+
+    @property
+    def daily_analytics(self) -> dict[str, Any]:
+        usage = self._limiter.daily_usage()
+        moment = dt.datetime.fromtimestamp(usage.last_updated, dt.UTC)
+        return {
+            "last_updated": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "by_day": [{"day": day, "usage": used} for day, used in usage.by_day],
+        }
+
+
+def _platform_api(_root: Any, info: Info) -> PlatformApi:
+    limiter = info.context.limiter
+    if not limiter.limits.platform_api_readable:
+        # Monday's answer to a token that may not read something (error-handling page).
+        raise errors.ApiError(
+            "USER_UNAUTHORIZED",
+            "User unauthorized to perform action",
+            status_code=403,
+            error_data={},
+        )
+    return PlatformApi(limiter)
 
 
 def _version(_root: Any, info: Info) -> versions.Version:
@@ -612,6 +650,7 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "version": _version,
         "versions": _all_versions,
         "webhooks": _webhooks,
+        "platform_api": _platform_api,
     },
     "Mutation": {
         "create_item": _create_item,

@@ -37,6 +37,9 @@ OTHERS = [
     ' to: "2026-12-31T00:00:00Z", column_ids: ["phone"], group_ids: ["topics"], item_ids: $i,'
     ' user_ids: ["1"], limit: 100, page: 2)'
     " { id event entity user_id created_at data account_id } } }",
+    # The daily call limit and today's usage (issue 17).
+    "query { platform_api { daily_limit { base total }"
+    " daily_analytics { last_updated by_day { day usage } } } }",
 ]
 
 
