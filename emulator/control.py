@@ -18,6 +18,10 @@ values in Monday's JSON form, as an object; the webhooks hear of it like any cha
     POST /control/boards/{id}/items  {"name": "...", "column_values": {...}, "user_id": n}
                                      -> {"item": {...}}
 
+    POST /control/boards/{id}/columns  {"id": "company", "type": "board_relation",
+                                      "title": "...", "defaults": {"boardIds": [...]}}
+                                     -> {"column": {...}}  (defaults as create_column's)
+
     An unknown item or board is a 404, a value Monday would refuse a 400, both with
     {"error": message, "code": Monday's error code}.
 
@@ -45,11 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from emulator import errors, events
+from emulator import errors, events, values
 from emulator.faults import Faults
 from emulator.limits import limits_from_json, limits_to_json
-from emulator.model import Item
-from emulator.state import item_json
+from emulator.model import COLUMN_TYPES, NAME_COLUMN, Item
+from emulator.state import board_json, item_json
 from emulator.webhooks import WebhookFaults
 
 if TYPE_CHECKING:
@@ -128,6 +132,34 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
             return _refused(exc)
         return _item(item)
 
+    async def add_column(request: web.Request) -> web.Response:
+        data = await _object(request)
+        unknown = set(data) - {"id", "type", "title", "defaults"}
+        if unknown:
+            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+        board_id = request.match_info["id"]
+        column_id, column_type = data.get("id"), data.get("type")
+        if not isinstance(column_id, str) or not column_id:
+            return _bad("id must name the new column")
+        if column_type not in COLUMN_TYPES or column_type == NAME_COLUMN:
+            return _bad(f"type must be one of {', '.join(sorted(COLUMN_TYPES - {NAME_COLUMN}))}")
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            return _bad("defaults must be an object")
+        if board_id not in {b.id for b in emulator.boards()}:
+            return _refused(errors.invalid_board(board_id))
+        try:
+            settings = values.settings_from_defaults(column_type, defaults)
+            emulator.add_column(
+                board_id, column_id, column_type, title=data.get("title"), settings=settings
+            )
+        except errors.ApiError as exc:
+            return _refused(exc)
+        except ValueError as exc:  # the column exists already
+            return _bad(str(exc))
+        columns = board_json(emulator.board(board_id))["columns"]
+        return web.json_response({"column": next(c for c in columns if c["id"] == column_id)})
+
     async def daily(_request: web.Request) -> web.Response:
         return web.json_response(emulator.daily_json())
 
@@ -166,6 +198,7 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/control/release", release)
     app.router.add_post("/control/items/{id}", edit_item)
     app.router.add_post("/control/boards/{id}/items", add_item)
+    app.router.add_post("/control/boards/{id}/columns", add_column)
     app.router.add_get("/control/daily", daily)
     app.router.add_post("/control/daily", set_daily)
     app.router.add_get("/control/webhooks", webhooks)

@@ -388,13 +388,15 @@ class Emulator:
         title: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Column:
-        """Add a column to a board (e.g. to give a board a wrong or extra column)."""
-        column = Column(
-            column_id,
-            title or column_id,
-            column_type,
-            settings if settings is not None else values.default_settings(column_type),
-        )
+        """Add a column to a board (e.g. to give a board a wrong or extra column). A connect
+        boards column takes its boards in `settings` as Monday keeps them:
+        `add_column(contacts, "company", "board_relation", settings={"boardIds": [orgs]})`."""
+        if settings is None:
+            settings = values.default_settings(column_type)
+        if column_type == "board_relation":
+            settings = {**values.default_settings(column_type), **settings}
+            resolvers.connect_boards(self._store, settings)
+        column = Column(column_id, title or column_id, column_type, settings)
         self._store.add_column(self._store.boards[str(board_id)], column)
         self._changed()
         return copy.deepcopy(column)
@@ -419,7 +421,7 @@ class Emulator:
         if board is None:
             raise errors.invalid_board(str(board_id))
         name = values.check_name(name)
-        renamed, vals, _ = resolvers.writes(board, column_values or {}, False)
+        renamed, vals, _ = resolvers.writes(self._store, board, column_values or {}, False)
         item = self._store.create_item(board, renamed or name, vals, user_id=user_id)
         if state != "active":
             self._store.set_state(item, state, user_id=user_id)
@@ -443,7 +445,7 @@ class Emulator:
         raw = dict(column_values or {})
         if name is not None:
             raw["name"] = name
-        renamed, vals, settings = resolvers.writes(board, raw, False)
+        renamed, vals, settings = resolvers.writes(self._store, board, raw, False)
         for column, new in settings:
             self._store.set_settings(column, new)
         self._store.update_item(item, renamed, vals, user_id=user_id)

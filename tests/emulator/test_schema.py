@@ -40,6 +40,12 @@ OTHERS = [
     # The daily call limit and today's usage (issue 17).
     "query { platform_api { daily_limit { base total }"
     " daily_analytics { last_updated by_day { day usage } } } }",
+    # Connect boards columns (issue 18): created connected, read through BoardRelationValue.
+    'mutation ($b: ID!, $d: JSON) { create_column(board_id: $b, title: "Company",'
+    " column_type: board_relation, defaults: $d) { id type settings } }",
+    "query ($ids: [ID!]) { items(ids: $ids, limit: 100) { id"
+    " column_values(types: [board_relation]) { id type text value"
+    " ... on BoardRelationValue { display_value linked_item_ids linked_items { id name } } } } }",
 ]
 
 
