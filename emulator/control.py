@@ -44,6 +44,7 @@ Webhooks:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -132,45 +133,6 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
             return _refused(exc)
         return _item(item)
 
-    async def add_column(request: web.Request) -> web.Response:
-        data = await _object(request)
-        unknown = set(data) - {"id", "type", "title", "defaults"}
-        if unknown:
-            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
-        board_id = request.match_info["id"]
-        column_id, column_type = data.get("id"), data.get("type")
-        if not isinstance(column_id, str) or not column_id:
-            return _bad("id must name the new column")
-        if column_type not in COLUMN_TYPES or column_type == NAME_COLUMN:
-            return _bad(f"type must be one of {', '.join(sorted(COLUMN_TYPES - {NAME_COLUMN}))}")
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, dict):
-            return _bad("defaults must be an object")
-        if board_id not in {b.id for b in emulator.boards()}:
-            return _refused(errors.invalid_board(board_id))
-        try:
-            settings = values.settings_from_defaults(column_type, defaults)
-            emulator.add_column(
-                board_id, column_id, column_type, title=data.get("title"), settings=settings
-            )
-        except errors.ApiError as exc:
-            return _refused(exc)
-        except ValueError as exc:  # the column exists already
-            return _bad(str(exc))
-        columns = board_json(emulator.board(board_id))["columns"]
-        return web.json_response({"column": next(c for c in columns if c["id"] == column_id)})
-
-    async def daily(_request: web.Request) -> web.Response:
-        return web.json_response(emulator.daily_json())
-
-    async def set_daily(request: web.Request) -> web.Response:
-        data = await _object(request)
-        used = _daily_used(data, emulator.limits.daily_total)
-        if isinstance(used, str):
-            return _bad(used)
-        emulator.set_daily_calls_used(used, reported=data.get("reported", True))
-        return web.json_response(emulator.daily_json())
-
     async def webhooks(_request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -198,11 +160,55 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/control/release", release)
     app.router.add_post("/control/items/{id}", edit_item)
     app.router.add_post("/control/boards/{id}/items", add_item)
-    app.router.add_post("/control/boards/{id}/columns", add_column)
-    app.router.add_get("/control/daily", daily)
-    app.router.add_post("/control/daily", set_daily)
+    app.router.add_post("/control/boards/{id}/columns", functools.partial(_add_column, emulator))
+    app.router.add_get("/control/daily", functools.partial(_daily, emulator))
+    app.router.add_post("/control/daily", functools.partial(_set_daily, emulator))
     app.router.add_get("/control/webhooks", webhooks)
     app.router.add_post("/control/webhooks/faults", webhook_faults)
+
+
+async def _add_column(emulator: Emulator, request: web.Request) -> web.Response:
+    data = await _object(request)
+    unknown = set(data) - {"id", "type", "title", "defaults"}
+    if unknown:
+        return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+    board_id = request.match_info["id"]
+    column_id, column_type = data.get("id"), data.get("type")
+    if not isinstance(column_id, str) or not column_id:
+        return _bad("id must name the new column")
+    if column_type not in COLUMN_TYPES or column_type == NAME_COLUMN:
+        return _bad(f"type must be one of {', '.join(sorted(COLUMN_TYPES - {NAME_COLUMN}))}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        return _bad("defaults must be an object")
+    try:
+        emulator.board(board_id)
+    except KeyError:
+        return _refused(errors.invalid_board(board_id))
+    try:
+        settings = values.settings_from_defaults(column_type, defaults)
+        emulator.add_column(
+            board_id, column_id, column_type, title=data.get("title"), settings=settings
+        )
+    except errors.ApiError as exc:
+        return _refused(exc)
+    except ValueError as exc:  # the column exists already
+        return _bad(str(exc))
+    columns = board_json(emulator.board(board_id))["columns"]
+    return web.json_response({"column": next(c for c in columns if c["id"] == column_id)})
+
+
+async def _daily(emulator: Emulator, _request: web.Request) -> web.Response:
+    return web.json_response(emulator.daily_json())
+
+
+async def _set_daily(emulator: Emulator, request: web.Request) -> web.Response:
+    data = await _object(request)
+    used = _daily_used(data, emulator.limits.daily_total)
+    if isinstance(used, str):
+        return _bad(used)
+    emulator.set_daily_calls_used(used, reported=data.get("reported", True))
+    return web.json_response(emulator.daily_json())
 
 
 async def _object(request: web.Request) -> dict[str, Any]:
