@@ -100,6 +100,14 @@ async def test_the_refusal_is_monday_s_and_costs_a_tenth(
     assert emu.daily_calls_used == pytest.approx(1.3)
 
 
+async def test_ten_refused_calls_make_a_whole_one(api: Api, emu: Emulator) -> None:
+    emu.set_limits(standard(daily_calls=11, complexity_per_minute=1))
+    emu.set_daily_calls_used(10)  # 10 + ten times (1 - 0.9) is 10.999999999999996 in floats
+    for _ in range(10):
+        assert (await api.post(CREATE, {"b": CONTACTS})).codes == ["COMPLEXITY_BUDGET_EXHAUSTED"]
+    assert (await api.post(ME)).error()["extensions"]["code"] == "DAILY_LIMIT_EXCEEDED"
+
+
 async def test_the_day_ends_at_midnight_utc_on_the_emulator_s_clock(
     api: Api, emu: Emulator, clock: ManualClock
 ) -> None:
