@@ -4,8 +4,8 @@ that `platform_api { daily_analytics }` reports.
 Monday counts every call of the account (every token and app together) against a limit that
 resets at 00:00 UTC; a call refused for a rate limit counts 0.1 (developer.monday.com "Rate
 limits"). Its analytics are refreshed "approximately every 10 minutes" (the API analytics
-dashboard page): `report` answers what the count was at the last refresh, aligned to multiples
-of `refresh_seconds` (0: live), so that a client that believes it spends calls it does not see.
+dashboard page): `report` answers what the count was at the last refresh, at multiples of
+`refresh_seconds` (0: live), so that a client meets the lag: its latest calls are not there yet.
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ class RateLimiter:
         self.counted = 0.0
         limits = self.limits
         total = limits.daily_total
-        # The tenths add up in binary floating point: 999 + ten 0.1s is 999.9999999999999.
+        # Tenths add up in binary floating point: 10 + ten times (1 - 0.9) is 10.999999999999996.
         if total is not None and self.daily_used >= total - 1e-6:
             self._count(0.1)  # calls that hit a limit count 0.1, as Monday counts them
             return Rejection(
