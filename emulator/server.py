@@ -393,8 +393,8 @@ class Emulator:
         `add_column(contacts, "company", "board_relation", settings={"boardIds": [orgs]})`."""
         if settings is None:
             settings = values.default_settings(column_type)
-        if column_type == "board_relation":
-            settings = {**values.default_settings(column_type), **settings}
+        if column_type == "board_relation":  # as create_column takes them: ids made ints
+            settings = values.settings_from_defaults(column_type, settings)
             resolvers.connect_boards(self._store, settings)
         column = Column(column_id, title or column_id, column_type, settings)
         self._store.add_column(self._store.boards[str(board_id)], column)

@@ -147,7 +147,8 @@ def default_settings(column_type: str) -> dict[str, Any]:
 
 
 # What create_column's `defaults` may hold for a connect boards column (get_column_type_schema
-# for board_relation: "additionalProperties": false).
+# for board_relation: "additionalProperties": false). `item_ids` is in that schema without a
+# word on what it does: taken, and ignored.
 RELATION_SETTINGS = frozenset(
     {"boardIds", "boardId", "allowMultipleItems", "allowCreateReflectionColumn", "item_ids"}
 )

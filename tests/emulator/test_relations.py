@@ -211,8 +211,13 @@ async def test_one_item_only_when_the_column_says_so(api: Api, emu: Emulator) ->
         CONTACTS,
         "company",
         "board_relation",
-        settings={"boardIds": [int(ORGANIZATIONS)], "allowMultipleItems": False},
+        settings={"boardIds": [ORGANIZATIONS], "allowMultipleItems": False},
     )
+    assert emu.board(CONTACTS).columns["company"].settings == {
+        "allowMultipleItems": False,
+        "allowCreateReflectionColumn": False,
+        "boardIds": [int(ORGANIZATIONS)],  # an int, as Monday keeps it
+    }
     a, b = (emu.add_item(ORGANIZATIONS, n).id for n in ("A", "B"))
     item = await contact(api, company=links(a))
     reply = await change(api, item, company=links(a, b))
