@@ -47,9 +47,10 @@ class DailyCalls:
         now = self._clock()
         self._refresh(now, refresh_seconds)
         day = utc_day(now)
+        if day not in self._used:  # a new day: forget those no report shows any more
+            for old in [d for d in self._used if d <= day - HISTORY_DAYS]:
+                del self._used[old]
         self._used[day] = max(0.0, self._used.get(day, 0.0) + amount)
-        for old in [d for d in self._used if d < day - HISTORY_DAYS]:
-            del self._used[old]
 
     def today(self) -> float:
         """Calls counted today so far (exact, with the tenths)."""
