@@ -18,8 +18,20 @@ values in Monday's JSON form, as an object; the webhooks hear of it like any cha
     POST /control/boards/{id}/items  {"name": "...", "column_values": {...}, "user_id": n}
                                      -> {"item": {...}}
 
+    POST /control/boards/{id}/columns  {"id": "company", "type": "board_relation",
+                                      "title": "...", "defaults": {"boardIds": [...]}}
+                                     -> {"column": {...}}  (defaults as create_column's)
+
     An unknown item or board is a 404, a value Monday would refuse a 400, both with
     {"error": message, "code": Monday's error code}.
+
+The daily call limit (the limit itself is `daily_calls` in /control/limits):
+
+    GET  /control/daily   {"now", "day", "used", "limit", "left", "resets_in_seconds",
+                           "reported": {"last_updated", "by_day": [{"day", "usage"}]}}
+    POST /control/daily   {"used": n} or {"left": n} (calls other apps spent today;
+                           "reported": false leaves platform_api behind until its next
+                           refresh) -> the same as GET
 
 Webhooks:
 
@@ -32,16 +44,17 @@ Webhooks:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from emulator import errors, events
+from emulator import errors, events, values
 from emulator.faults import Faults
 from emulator.limits import limits_from_json, limits_to_json
-from emulator.model import Item
-from emulator.state import item_json
+from emulator.model import COLUMN_TYPES, NAME_COLUMN, Item
+from emulator.state import board_json, item_json
 from emulator.webhooks import WebhookFaults
 
 if TYPE_CHECKING:
@@ -147,8 +160,55 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/control/release", release)
     app.router.add_post("/control/items/{id}", edit_item)
     app.router.add_post("/control/boards/{id}/items", add_item)
+    app.router.add_post("/control/boards/{id}/columns", functools.partial(_add_column, emulator))
+    app.router.add_get("/control/daily", functools.partial(_daily, emulator))
+    app.router.add_post("/control/daily", functools.partial(_set_daily, emulator))
     app.router.add_get("/control/webhooks", webhooks)
     app.router.add_post("/control/webhooks/faults", webhook_faults)
+
+
+async def _add_column(emulator: Emulator, request: web.Request) -> web.Response:
+    data = await _object(request)
+    unknown = set(data) - {"id", "type", "title", "defaults"}
+    if unknown:
+        return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+    board_id = request.match_info["id"]
+    column_id, column_type = data.get("id"), data.get("type")
+    if not isinstance(column_id, str) or not column_id:
+        return _bad("id must name the new column")
+    if column_type not in COLUMN_TYPES or column_type == NAME_COLUMN:
+        return _bad(f"type must be one of {', '.join(sorted(COLUMN_TYPES - {NAME_COLUMN}))}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        return _bad("defaults must be an object")
+    try:
+        emulator.board(board_id)
+    except KeyError:
+        return _refused(errors.invalid_board(board_id))
+    try:
+        settings = values.settings_from_defaults(column_type, defaults)
+        emulator.add_column(
+            board_id, column_id, column_type, title=data.get("title"), settings=settings
+        )
+    except errors.ApiError as exc:
+        return _refused(exc)
+    except ValueError as exc:  # the column exists already
+        return _bad(str(exc))
+    columns = board_json(emulator.board(board_id))["columns"]
+    return web.json_response({"column": next(c for c in columns if c["id"] == column_id)})
+
+
+async def _daily(emulator: Emulator, _request: web.Request) -> web.Response:
+    return web.json_response(emulator.daily_json())
+
+
+async def _set_daily(emulator: Emulator, request: web.Request) -> web.Response:
+    data = await _object(request)
+    used = _daily_used(data, emulator.limits.daily_total)
+    if isinstance(used, str):
+        return _bad(used)
+    emulator.set_daily_calls_used(used, reported=data.get("reported", True))
+    return web.json_response(emulator.daily_json())
 
 
 async def _object(request: web.Request) -> dict[str, Any]:
@@ -164,6 +224,22 @@ async def _object(request: web.Request) -> dict[str, Any]:
 
 def _bad(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
+
+
+def _daily_used(data: dict[str, Any], total: int | None) -> float | str:
+    """Today's count that POST /control/daily asks for, or what is wrong with the request."""
+    if set(data) - {"used", "left", "reported"} or len({"used", "left"} & set(data)) != 1:
+        return 'send {"used": n} or {"left": n} (and "reported": true|false)'
+    if not isinstance(data.get("reported", True), bool):
+        return "reported must be true or false"
+    number = data.get("used", data.get("left"))
+    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+        return "used and left must be non-negative numbers"
+    if "used" in data:
+        return float(number)
+    if total is None:
+        return "left needs a daily limit: set daily_calls in /control/limits first"
+    return max(0.0, total - number)
 
 
 def _user(data: dict[str, Any]) -> int:

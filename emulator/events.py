@@ -33,9 +33,14 @@ SUBSCRIBERS: dict[str, tuple[str, ...]] = {
 }
 _STATE_EVENTS = {"archived": "archive_pulse", "deleted": "delete_pulse", "active": "restore_pulse"}
 _STATE_CODES = {"active": 1, "archived": 2, "deleted": 3}  # restore_pulse's {state: n} [inferred]
-# columnType in payloads uses Monday's internal names: "color" for status is captured,
-# the others are inferred.
-_LEGACY_TYPES = {"status": "color", "long_text": "long-text", "numbers": "numeric"}
+# columnType in payloads uses Monday's internal names: "color" for status and "board-relation"
+# for connect boards are captured, the others are inferred.
+_LEGACY_TYPES = {
+    "status": "color",
+    "long_text": "long-text",
+    "numbers": "numeric",
+    "board_relation": "board-relation",
+}
 _STATUS_COLORS = {"Done": "#00c875", "Working on it": "#fdab3d", "Stuck": "#df2f4a"}
 
 
@@ -184,8 +189,17 @@ def render(column: Column | None, stored: Stored | None, at: float) -> Any:
         case "dropdown":
             names = {o["id"]: o["name"] for o in column.settings.get("labels", [])}
             return {"chosenValues": [{"id": i, "name": names.get(i)} for i in stored["ids"]]}
+        case "board_relation":
+            # Monday does not keep the order of linkedPulseIds (its support, community thread
+            # 84908): a fixed shuffle, so that a client comparing lists meets it every time.
+            links = sorted(stored["linkedPulseIds"], key=lambda link: _scramble(link))
+            return {"linkedPulseIds": links, "changed_at": changed_at}
         case _:  # long_text, email, phone, date, link: the stored JSON plus changed_at
             return {**stored, "changed_at": changed_at}
+
+
+def _scramble(link: dict[str, int]) -> int:
+    return (int(link["linkedPulseId"]) * 2_654_435_761) % 2**32  # Knuth's multiplicative hash
 
 
 def iso(at: float) -> str:

@@ -1,8 +1,9 @@
 """Monday's rate limits (developer.monday.com, "Rate limits"): plan presets and accounting.
 
-Every limit is optional (None disables it). Windows are fixed windows (60 s; the complexity
-window's length is configurable) that start with the first call after the previous one ran out,
-as Monday describes its "sliding" budget. The clock is injected so tests can move time.
+Every limit is optional (None disables it); the daily calls are counted in `emulator.daily`.
+Windows are fixed windows (60 s; the complexity window's length is configurable) that start
+with the first call after the previous one ran out, as Monday describes its "sliding" budget.
+The clock is injected so tests can move time.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from emulator.clock import DAY as DAY  # re-exported: tests and callers count days here
 from emulator.clock import Clock
+from emulator.daily import DailyCalls, Usage
 
 MINUTE = 60.0
-DAY = 86_400.0
 INT_MAX = 2**31 - 1  # GraphQL Int is 32-bit: the budget reported when it is disabled
 
 # What a query costs, as Monday computes it (developer.monday.com "Rate limits" and
@@ -48,6 +50,18 @@ class AccountLimits:
     # The complexity budget's window: Monday's is a minute; shorter ones let tests and
     # benchmarks see many windows (reported in RateLimit-Policy `w` and in reset times).
     complexity_window_seconds: float = 60.0
+    # The daily limit: `daily_calls` is Monday's `daily_limit.base`, plus `daily_calls_extra`
+    # (an Enterprise increase) its `total`, the figure calls are refused at.
+    daily_calls_extra: int = 0
+    # How often platform_api's daily_analytics catch up with the count ("approximately every
+    # 10 minutes", the API analytics page); 0: live.
+    usage_refresh_seconds: float = 600.0
+    # Whether the token may read platform_api (else USER_UNAUTHORIZED): "Enterprise accounts
+    # can retrieve this data" in one version of Monday's page, any account in another.
+    platform_api_readable: bool = True
+    # "High complexity queries" count "1+ calls": with a figure, a query counts one call per
+    # started `calls_per_complexity` points. Monday publishes no threshold: off unless set.
+    calls_per_complexity: int | None = None
     # Weight of a root field by name (per element returned), overriding the defaults below.
     costs: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     mutation_cost: int = MUTATION_COST
@@ -55,9 +69,14 @@ class AccountLimits:
     scalar_cost: int = SCALAR_COST
     list_default: int = LIST_DEFAULT
 
+    @property
+    def daily_total(self) -> int | None:
+        """The calls a day Monday refuses beyond (`daily_limit.total`), None without a limit."""
+        return None if self.daily_calls is None else self.daily_calls + self.daily_calls_extra
+
     @classmethod
     def standard(cls) -> AccountLimits:
-        """Free, Basic and Standard plans: 1,000/min, 40 concurrent, 1,000 calls a day."""
+        """Basic and Standard plans: 1,000/min, 40 concurrent, 1,000 calls a day."""
         return cls(requests_per_minute=1_000, concurrency=40, daily_calls=1_000)
 
     @classmethod
@@ -72,10 +91,11 @@ class AccountLimits:
 
     @classmethod
     def free(cls) -> AccountLimits:
-        """Trial, NGO and free accounts: a tenth of the complexity budget, 1,000/min."""
+        """Trial, NGO and free accounts: a tenth of the complexity budget, 1,000/min, 200 calls a
+        day (Monday's support page and the contract; the developer page says 1,000)."""
         return cls(
             complexity_per_minute=1_000_000, requests_per_minute=1_000, concurrency=40,
-            daily_calls=1_000,
+            daily_calls=200,
         )  # fmt: skip
 
     @classmethod
@@ -173,12 +193,17 @@ class _Window:
 
 
 class RateLimiter:
-    """The accounting of all limits of one account; not thread-safe (one event loop)."""
+    """The accounting of all limits of one account; not thread-safe (one event loop).
+
+    `counted` is what the last `admit` or `charge` added to the day's calls (negative when a
+    call turned out to count 0.1), for the request's record.
+    """
 
     def __init__(self, limits: AccountLimits, clock: Clock) -> None:
         self.limits = limits
         self._clock = clock
         self.in_flight = 0
+        self.counted = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -187,8 +212,24 @@ class RateLimiter:
         self.spent: list[Spent] = []  # the complexity windows that ended, oldest first
         self._complexity = _Window(self.limits.complexity_window_seconds, self.spent)
         self._ips: dict[str, _Window] = {}
-        self._day = -1
-        self.daily_used = 0.0
+        self.daily = DailyCalls(self._clock)
+
+    @property
+    def daily_used(self) -> float:
+        """Calls counted today (every token of the account together)."""
+        return self.daily.today()
+
+    def set_daily_used(self, used: float, *, reported: bool = True) -> None:
+        """Make today's count `used`, as if other apps had spent the calls."""
+        self.daily.set_today(used, reported=reported)
+
+    def daily_usage(self) -> Usage:
+        """What platform_api's daily_analytics show now (the copy of the last refresh)."""
+        return self.daily.report(self.limits.usage_refresh_seconds)
+
+    def _count(self, amount: float) -> None:
+        self.daily.count(amount, self.limits.usage_refresh_seconds)
+        self.counted += amount
 
     def check_ip(self, ip: str) -> Rejection | None:
         """Count a request from `ip` (before authentication) against the IP limit."""
@@ -211,15 +252,17 @@ class RateLimiter:
         On None the request is in flight until `release`.
         """
         now = self._clock()
-        self._roll_day(now)
+        self.counted = 0.0
         limits = self.limits
-        if limits.daily_calls is not None and self.daily_used >= limits.daily_calls:
-            self.daily_used += 0.1  # calls that hit a limit count 0.1, as Monday counts them
+        total = limits.daily_total
+        # Tenths add up in binary floating point: 10 + ten times (1 - 0.9) is 10.999999999999996.
+        if total is not None and self.daily_used >= total - 1e-6:
+            self._count(0.1)  # calls that hit a limit count 0.1, as Monday counts them
             return Rejection(
                 429,
                 "DAILY_LIMIT_EXCEEDED",
                 "Daily limit exceeded",
-                max(1, math.ceil((self._day + 1) * DAY - now)),
+                max(1, math.ceil(self.daily.resets_in())),
             )
         self._minute.roll(now)
         self._minute.add(now, 1)  # "all requests count, including failed ones"
@@ -227,24 +270,30 @@ class RateLimiter:
             limits.requests_per_minute is not None
             and self._minute.used > limits.requests_per_minute
         ):
-            self.daily_used += 0.1
+            self._count(0.1)
             return Rejection(
                 429, "RATE_LIMIT_EXCEEDED", "Rate Limit Exceeded", self._minute.reset_in(now)
             )
         if limits.concurrency is not None and self.in_flight >= limits.concurrency:
-            self.daily_used += 0.1
+            self._count(0.1)
             return Rejection(429, "maxConcurrencyExceeded", "Concurrency limit exceeded", 1)
         self.in_flight += 1
-        self.daily_used += 1
+        self._count(1)
         return None
 
     def release(self) -> None:
         """The end of a request admitted by `admit`."""
         self.in_flight -= 1
 
+    def refused(self) -> None:
+        """An admitted call answered with a rate-limit refusal after all: it counts 0.1."""
+        self.counted = 0.0
+        self._count(-0.9)
+
     def charge(self, cost: int, *, complexity_only: bool = False) -> Charge | Rejection:
         """Take `cost` from the complexity budget, or say why not (nothing is taken)."""
         now = self._clock()
+        self.counted = 0.0
         limits = self.limits
         if limits.max_query_complexity is not None and cost > limits.max_query_complexity:
             return Rejection(
@@ -258,7 +307,7 @@ class RateLimiter:
         budget = limits.complexity_per_minute
         remaining = (INT_MAX if budget is None else budget) - window.used
         if budget is not None and cost > remaining:
-            self.daily_used -= 0.9  # a call refused by a limit counts 0.1
+            self._count(-0.9)  # a call refused by a limit counts 0.1
             retry = window.reset_in(now)
             extra = {
                 "complexity": cost,
@@ -270,7 +319,9 @@ class RateLimiter:
             )
         window.add(now, cost)
         if complexity_only:
-            self.daily_used -= 0.9  # a complexity-only query counts 0.1 call
+            self._count(-0.9)  # a complexity-only query counts 0.1 call
+        elif limits.calls_per_complexity:
+            self._count(max(1, math.ceil(cost / limits.calls_per_complexity)) - 1)
         return Charge(remaining, cost, remaining - cost, window.reset_in(now))
 
     def headers(self) -> dict[str, str]:
@@ -307,7 +358,6 @@ class RateLimiter:
         now = self._clock()
         self._minute.roll(now)
         self._complexity_window(now)
-        self._roll_day(now)
         return {
             "requests_this_minute": self._minute.used,
             "complexity_this_minute": self._complexity.used,
@@ -328,11 +378,6 @@ class RateLimiter:
         window.roll(now)
         return window
 
-    def _roll_day(self, now: float) -> None:
-        day = int(now // DAY)  # days reset at midnight UTC
-        if day != self._day:
-            self._day, self.daily_used = day, 0.0
-
     @staticmethod
     def _t(window: _Window, now: float) -> str:
         return "" if window.start is None else f";t={window.reset_in(now)}"
@@ -341,9 +386,10 @@ class RateLimiter:
 NULLABLE = frozenset(
     {
         "complexity_per_minute", "max_query_complexity", "requests_per_minute", "concurrency",
-        "daily_calls", "ip_requests",
+        "daily_calls", "ip_requests", "calls_per_complexity",
     }
 )  # fmt: skip
+FLAGS = frozenset({"platform_api_readable"})
 
 
 def limits_to_json(limits: AccountLimits) -> dict[str, object]:
@@ -357,6 +403,10 @@ def limits_to_json(limits: AccountLimits) -> dict[str, object]:
         "ip_requests": limits.ip_requests,
         "ip_window_seconds": limits.ip_window_seconds,
         "complexity_window_seconds": limits.complexity_window_seconds,
+        "daily_calls_extra": limits.daily_calls_extra,
+        "usage_refresh_seconds": limits.usage_refresh_seconds,
+        "platform_api_readable": limits.platform_api_readable,
+        "calls_per_complexity": limits.calls_per_complexity,
         "costs": dict(limits.costs),
         "mutation_cost": limits.mutation_cost,
         "object_cost": limits.object_cost,
@@ -375,6 +425,10 @@ def limits_from_json(data: Mapping[str, object]) -> AccountLimits:
         raise ValueError(f"unknown limit settings: {', '.join(sorted(unknown))}")
     for name, value in fields.items():
         if name == "costs":
+            continue
+        if name in FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
             continue
         nullable = name in NULLABLE
         if (value is None and not nullable) or (

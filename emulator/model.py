@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 # The column types the emulator implements; a subset of Monday's ColumnType enum.
 ColumnType = Literal[
-    "name", "text", "long_text", "email", "phone", "numbers", "date", "link", "status", "dropdown"
-]
+    "name", "text", "long_text", "email", "phone", "numbers", "date", "link", "status", "dropdown",
+    "board_relation",
+]  # fmt: skip
 COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
 ItemState = Literal["active", "archived", "deleted"]
 BoardKind = Literal["public", "private", "share"]
@@ -22,7 +23,8 @@ NAME_COLUMN = "name"
 
 @dataclass(slots=True)
 class Column:
-    """One board column; `settings` holds the labels of status and dropdown columns."""
+    """One board column; `settings` holds the labels of status and dropdown columns, and the
+    connected boards of a connect boards column ({"boardIds": [...], ...}, as Monday keeps them)."""
 
     id: str
     title: str

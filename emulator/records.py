@@ -12,7 +12,9 @@ from typing import Any
 class RequestRecord:
     """One POST /v2: what came in and what went out.
 
-    `status` is None when no answer was sent (a hang the client gave up on, or a drop).
+    `status` is None when no answer was sent (a hang the client gave up on, or a drop);
+    `calls` is what it counted against the daily limit (1, 0.1 when refused for a rate limit
+    or asking only for the complexity, 0 before the token was checked).
     """
 
     at: float
@@ -28,6 +30,7 @@ class RequestRecord:
     fault: str | None
     replayed: bool
     seconds: float
+    calls: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON data."""

@@ -18,12 +18,15 @@ from graphql import GraphQLResolveInfo
 
 from emulator import errors, events, values, versions
 from emulator.clock import Clock
-from emulator.limits import Charge
+from emulator.limits import Charge, RateLimiter
 from emulator.model import COLUMN_TYPES, NAME_COLUMN, Board, Change, Column, Item, Stored, Webhook
 from emulator.state import Store
 from emulator.webhooks import Deliverer
 
 PAGE_MAX = 500  # items_page, items_page_by_column_values, next_items_page
+# Column types items_page_by_column_values does not support (Monday's page lists location,
+# formula, mirror, connect boards, tags, item id and others).
+UNSEARCHABLE = frozenset({"board_relation"})
 ITEMS_MAX = 100  # items(ids:)
 CURSOR_TTL = 60 * 60.0  # Monday's cursors last 60 minutes
 _COLUMN_ID = re.compile(r"^[a-z0-9_]{1,20}$")
@@ -72,6 +75,7 @@ class Context:
     charge: Charge
     version: versions.Version
     deliverer: Deliverer
+    limiter: RateLimiter
     user_id: int = events.API_USER_ID
 
 
@@ -104,13 +108,18 @@ class Cell:
         return self.column.type
 
     @property
-    def text(self) -> str:
+    def text(self) -> str | None:
+        if self.column.type == "board_relation":
+            return None  # "always returns null ... Use display_value" (since 2025-04)
         return values.text(self.column, self.stored)
 
     @property
     def value(self) -> str | None:
-        # Monday returns ColumnValue.value as a JSON-encoded string.
-        return None if self.stored is None else json.dumps(self.stored)
+        # Monday returns ColumnValue.value as a JSON-encoded string; connect boards null
+        # since 2025-04 ("use linked_items and linked_item_ids").
+        if self.stored is None or self.column.type == "board_relation":
+            return None
+        return json.dumps(self.stored)
 
     def _get(self, key: str) -> Any:
         return self.stored.get(key) if isinstance(self.stored, dict) else None
@@ -168,6 +177,7 @@ _VALUE_TYPES = {
     "link": "LinkValue",
     "status": "StatusValue",
     "dropdown": "DropdownValue",
+    "board_relation": "BoardRelationValue",
 }
 
 
@@ -209,7 +219,12 @@ def _page(ctx: Context, ids: Iterable[str], limit: int) -> ItemsPage:
 
 
 def writes(
-    board: Board, raw: Mapping[str, Any], create_labels: bool, *, simple: bool = False
+    store: Store,
+    board: Board,
+    raw: Mapping[str, Any],
+    create_labels: bool,
+    *,
+    simple: bool = False,
 ) -> tuple[str | None, dict[str, Stored | None], list[tuple[Column, dict[str, Any]]]]:
     """The new name, values and column settings that `raw` asks for, every value checked
     before anything changes, so that a bad one leaves the item as it was."""
@@ -230,7 +245,34 @@ def writes(
         vals[column_id] = write.value
         if write.settings is not None:
             settings.append((column, write.settings))
+        if column.type == "board_relation":
+            check_links(store, column, write.value)
     return name, vals, settings
+
+
+def check_links(store: Store, column: Column, stored: Stored | None) -> None:
+    """Every item a connect boards value links to is an active item of a board the column is
+    connected to, else ColumnValueException (Monday: "If the items sent do not belong to the
+    board(s) that are connected, an exception will be raised")."""
+    connected = {str(b) for b in column.settings.get("boardIds", ())}
+    for item_id in values.linked_ids(stored):
+        if not connected:
+            raise errors.ColumnValueError(
+                column.id, column.type, "the column is not connected to any board"
+            )
+        item = store.items.get(str(item_id))
+        if item is None or item.state != "active" or item.board_id not in connected:
+            raise errors.ColumnValueError(
+                column.id, column.type, f"item {item_id} is not on a board connected to the column"
+            )
+
+
+def connect_boards(store: Store, settings: Mapping[str, Any]) -> None:
+    """A connect boards column's boards exist (create_column and the control API)."""
+    for board_id in settings.get("boardIds", ()):
+        board = store.boards.get(str(board_id))
+        if board is None or board.state == "deleted":
+            raise errors.invalid_argument(f"Board with id {board_id} does not exist")
 
 
 def _change(
@@ -244,7 +286,7 @@ def _change(
 ) -> Item:
     board = _board(ctx.store, board_id)
     item = _item(ctx.store, item_id, board)
-    name, vals, settings = writes(board, raw, bool(create_labels), simple=simple)
+    name, vals, settings = writes(ctx.store, board, raw, bool(create_labels), simple=simple)
     for column, new in settings:
         ctx.store.set_settings(column, new)
     ctx.store.update_item(item, name, vals, user_id=ctx.user_id)
@@ -324,6 +366,10 @@ def _items_page_by_column_values(
         column = board.columns.get(rule["column_id"])
         if column is None:
             raise errors.invalid_column(rule["column_id"], board.id)
+        if column.type in UNSEARCHABLE:
+            raise errors.invalid_argument(
+                f"Column {column.id} of type {column.type} cannot be searched by its values"
+            )
         wanted = [v for v in rule["column_values"] if v is not None]
         ids = {i.id for i in ctx.store.find(board, column, wanted)}
         matched = ids if matched is None else matched & ids  # entries are ANDed
@@ -338,6 +384,43 @@ def _next_items_page(_root: Any, info: Info, cursor: str, limit: int) -> ItemsPa
 
 def _complexity(_root: Any, info: Info) -> Charge:
     return info.context.charge
+
+
+class PlatformApi:
+    """PlatformApi { daily_limit daily_analytics }: the account's limit, and its usage as the
+    last refresh of the analytics saw it."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    @property
+    def daily_limit(self) -> dict[str, int | None]:
+        limits = self._limiter.limits
+        return {"base": limits.daily_calls, "total": limits.daily_total}
+
+    @property
+    def daily_analytics(self) -> dict[str, Any]:
+        usage = self._limiter.daily_usage()
+        moment = dt.datetime.fromtimestamp(usage.last_updated, dt.UTC)
+        return {
+            "last_updated": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "by_day": [{"day": day, "usage": used} for day, used in usage.by_day],
+        }
+
+
+def _platform_api(_root: Any, info: Info) -> PlatformApi:
+    limiter = info.context.limiter
+    if not limiter.limits.platform_api_readable:
+        # Monday's answer to a token that may not read something (error-handling page).
+        raise errors.ApiError(
+            "USER_UNAUTHORIZED",
+            "User unauthorized to perform action",
+            status_code=403,
+            error_data={},
+        )
+    return PlatformApi(limiter)
 
 
 def _version(_root: Any, info: Info) -> versions.Version:
@@ -363,7 +446,7 @@ def _create_item(
     board = _board(ctx.store, board_id)
     name = values.check_name(item_name)
     raw = {} if column_values is None else values.parse_object(column_values, "column_values")
-    renamed, vals, settings = writes(board, raw, bool(create_labels_if_missing))
+    renamed, vals, settings = writes(ctx.store, board, raw, bool(create_labels_if_missing))
     for column, new in settings:
         ctx.store.set_settings(column, new)
     return ctx.store.create_item(board, renamed or name, vals, user_id=ctx.user_id)
@@ -495,8 +578,12 @@ def _create_column(
         )
     elif id in board.columns:
         raise errors.invalid_argument(f"Column id {id} already exists on the board")
-    raw = {} if defaults is None else values.parse_object(defaults, "defaults")
+    # Monday's own examples pass `defaults` as an object literal as well as a JSON string.
+    raw = defaults if isinstance(defaults, dict) else None
+    if raw is None:
+        raw = {} if defaults is None else values.parse_object(defaults, "defaults")
     settings = values.settings_from_defaults(column_type, raw)
+    connect_boards(store, settings)
     column = Column(id, title, column_type, settings, description)  # type: ignore[arg-type]
     return store.add_column(board, column)
 
@@ -600,6 +687,21 @@ def _item_column_values(
     ]
 
 
+def _links(cell: Cell, info: Info) -> list[Item]:
+    # An archived or deleted item drops out of the links and comes back when restored
+    # [inferred: Monday hides archived items from the column and restores them with it].
+    found = (info.context.store.items.get(str(i)) for i in values.linked_ids(cell.stored))
+    return [item for item in found if item is not None and item.state == "active"]
+
+
+def _linked_item_ids(cell: Cell, info: Info) -> list[str]:
+    return [item.id for item in _links(cell, info)]
+
+
+def _display_value(cell: Cell, info: Info) -> str:
+    return ", ".join(item.name for item in _links(cell, info))
+
+
 # Field resolvers by type; fields not listed read the attribute of the same name.
 RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
     "Query": {
@@ -612,6 +714,7 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "version": _version,
         "versions": _all_versions,
         "webhooks": _webhooks,
+        "platform_api": _platform_api,
     },
     "Mutation": {
         "create_item": _create_item,
@@ -634,5 +737,10 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "activity_logs": _board_activity_logs,
     },
     "Item": {"board": _item_board, "column_values": _item_column_values},
+    "BoardRelationValue": {
+        "linked_item_ids": _linked_item_ids,
+        "linked_items": _links,
+        "display_value": _display_value,
+    },
     "Webhook": {"config": _webhook_config},
 }

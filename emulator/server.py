@@ -28,7 +28,8 @@ from aiohttp import web
 from graphql import ExecutionResult
 
 from emulator import control, engine, errors, events, resolvers, values, versions, webhooks
-from emulator.clock import Clock, system_clock
+from emulator.clock import Clock, system_clock, utc_day
+from emulator.daily import Usage, day_name
 from emulator.faults import FaultPlan, Faults
 from emulator.idempotency import IdempotencyCache, InFlight
 from emulator.limits import AccountLimits, RateLimiter, Rejection, Spent, limits_to_json
@@ -41,6 +42,9 @@ from listener import mapping
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "emulator-token"  # noqa: S105 - the emulator's own, not a secret
+# Without `limits`: the Pro plan's, but no daily call limit (a client that paces itself by
+# platform_api would slow down every test that runs more than a few calls).
+DEFAULT_LIMITS = dataclasses.replace(AccountLimits.pro(), daily_calls=None)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _JSON = "application/json"
 
@@ -64,6 +68,7 @@ class _Exchange:
     replayed: bool = False
     executed: bool = False
     delayed: bool = False
+    calls: float = 0.0
 
 
 class Emulator:
@@ -72,10 +77,12 @@ class Emulator:
     `url = await emu.start()` serves on 127.0.0.1 (a free port unless `port` is given)
     and returns the /v2 URL; `await emu.stop()` ends it. Also an async context manager.
 
-    token (and extra_tokens) are the accepted raw Authorization values; tables default to
-    the built-in mapping; limits default to the Pro plan (`AccountLimits.unlimited()` turns them
-    off); clock drives windows, expiry and timestamps; state_file is read here when it
-    exists, written `save_interval` seconds after changes and on stop.
+    token (and extra_tokens) are the accepted raw Authorization values, all of one account
+    (they share its limits and its daily calls); tables default to the built-in mapping;
+    limits default to the Pro plan without a daily call limit (`AccountLimits.standard()`: a
+    1,000-call account; `AccountLimits.unlimited()` turns every limit off); clock drives the
+    day, windows, expiry and timestamps (`ScaledClock` runs a day in minutes); state_file is
+    read here when it exists, written `save_interval` seconds after changes and on stop.
 
     Webhooks (see `webhooks`): every change to an item, through the API (by API_USER_ID)
     or through this class (by PERSON_USER_ID unless told), is sent to the board's webhooks
@@ -116,7 +123,7 @@ class Emulator:
         self._state_file = Path(state_file) if state_file is not None else None
         self._save_interval = save_interval
         self._initial_faults = faults or Faults()
-        self._limiter = RateLimiter(limits or AccountLimits.pro(), clock)
+        self._limiter = RateLimiter(limits or DEFAULT_LIMITS, clock)
         self._faults = FaultPlan(self._initial_faults)
         self._idempotency = IdempotencyCache(clock)
         self._cursors = resolvers.CursorBook(clock)
@@ -286,7 +293,45 @@ class Emulator:
             "faults": self.faults.to_json(),
             "limits": limits_to_json(self.limits),
             "usage": self._limiter.usage(),
+            "daily": self.daily_json(),
             "hung": self._hung,
+        }
+
+    # --- the daily call limit -------------------------------------------------------------
+
+    @property
+    def daily_calls_used(self) -> float:
+        """Calls counted today (UTC, on the emulator's clock), with the tenths."""
+        return self._limiter.daily_used
+
+    def set_daily_calls_used(self, used: float, *, reported: bool = True) -> None:
+        """Make today's count `used`, as other apps of the account would have spent them
+        (a 1,000-call account with 4 calls left: `set_daily_calls_used(996)`); `reported`:
+        platform_api shows them at once rather than at its next refresh."""
+        if used < 0:
+            raise ValueError("used must not be negative")
+        self._limiter.set_daily_used(used, reported=reported)
+
+    def daily_usage(self) -> Usage:
+        """What platform_api's daily_analytics answer now (the copy of the last refresh)."""
+        return self._limiter.daily_usage()
+
+    def daily_json(self) -> dict[str, Any]:
+        """The day's count and what platform_api reports, for GET /control/daily."""
+        total = self.limits.daily_total
+        used = self._limiter.daily_used
+        reported = self.daily_usage()
+        return {
+            "now": self._clock(),
+            "day": day_name(utc_day(self._clock())),
+            "used": round(used, 1),
+            "limit": total,
+            "left": None if total is None else round(max(0.0, total - used), 1),
+            "resets_in_seconds": round(self._limiter.daily.resets_in(), 3),
+            "reported": {
+                "last_updated": reported.last_updated,
+                "by_day": [{"day": d, "usage": u} for d, u in reported.by_day],
+            },
         }
 
     # --- control ------------------------------------------------------------------------
@@ -343,13 +388,15 @@ class Emulator:
         title: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Column:
-        """Add a column to a board (e.g. to give a board a wrong or extra column)."""
-        column = Column(
-            column_id,
-            title or column_id,
-            column_type,
-            settings if settings is not None else values.default_settings(column_type),
-        )
+        """Add a column to a board (e.g. to give a board a wrong or extra column). A connect
+        boards column takes its boards in `settings` as Monday keeps them:
+        `add_column(contacts, "company", "board_relation", settings={"boardIds": [orgs]})`."""
+        if settings is None:
+            settings = values.default_settings(column_type)
+        if column_type == "board_relation":  # as create_column takes them: ids made ints
+            settings = values.settings_from_defaults(column_type, settings)
+            resolvers.connect_boards(self._store, settings)
+        column = Column(column_id, title or column_id, column_type, settings)
         self._store.add_column(self._store.boards[str(board_id)], column)
         self._changed()
         return copy.deepcopy(column)
@@ -374,7 +421,7 @@ class Emulator:
         if board is None:
             raise errors.invalid_board(str(board_id))
         name = values.check_name(name)
-        renamed, vals, _ = resolvers.writes(board, column_values or {}, False)
+        renamed, vals, _ = resolvers.writes(self._store, board, column_values or {}, False)
         item = self._store.create_item(board, renamed or name, vals, user_id=user_id)
         if state != "active":
             self._store.set_state(item, state, user_id=user_id)
@@ -398,7 +445,7 @@ class Emulator:
         raw = dict(column_values or {})
         if name is not None:
             raw["name"] = name
-        renamed, vals, settings = resolvers.writes(board, raw, False)
+        renamed, vals, settings = resolvers.writes(self._store, board, raw, False)
         for column, new in settings:
             self._store.set_settings(column, new)
         self._store.update_item(item, renamed, vals, user_id=user_id)
@@ -495,6 +542,7 @@ class Emulator:
         except errors.ApiError as exc:
             return self._answer(ex, 200, self._error(ex, exc))
         rejection = self._limiter.admit()
+        ex.calls += self._limiter.counted
         if rejection is not None:
             return self._reject(ex, rejection)
         try:
@@ -559,6 +607,8 @@ class Emulator:
             exc = errors.ApiError("INTERNAL_SERVER_ERROR", "Internal server error", status_code=500)
             return self._answer(ex, 500, self._error(ex, exc))
         if fault == "http_429":
+            self._limiter.refused()  # a refusal for a rate limit counts 0.1
+            ex.calls += self._limiter.counted
             retry = self._faults.faults.retry_in_seconds
             return self._reject(
                 ex, Rejection(429, "RATE_LIMIT_EXCEEDED", "Rate Limit Exceeded", retry)
@@ -566,10 +616,13 @@ class Emulator:
         ex.complexity = plan.cost(self.limits, variables)
         only_complexity = all(name in ("complexity", "__typename") for name in plan.root_fields)
         charge = self._limiter.charge(ex.complexity, complexity_only=only_complexity)
+        ex.calls += self._limiter.counted
         if isinstance(charge, Rejection):
             return self._reject(ex, charge)
         assert ex.served is not None
-        context = resolvers.Context(self._store, self._cursors, charge, ex.served, self._deliverer)
+        context = resolvers.Context(
+            self._store, self._cursors, charge, ex.served, self._deliverer, self._limiter
+        )
         run = engine.run(plan, variables, context)
         result = await run if inspect.isawaitable(run) else run
         ex.executed = True
@@ -665,6 +718,7 @@ class Emulator:
                 fault=ex.fault,
                 replayed=ex.replayed,
                 seconds=time.perf_counter() - ex.started,
+                calls=round(ex.calls, 1),
             )
         )
         if ex.executed and plan is not None:

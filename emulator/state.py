@@ -399,12 +399,14 @@ def boards_from_mappings(store: Store, tables: Sequence[mapping.TableMapping]) -
 
     Tables without a board id get the next free generated id, in order, so that the
     default mapping gives contacts 1000000001 and organizations 1000000002. Boards that
-    the store already has (from a state file) are left as they are.
+    the store already has (from a state file) are left as they are. A connect boards column
+    is connected to the board of the table it `references`, when the mapping says which.
     """
     ids = [t.board_id for t in tables if t.board_id is not None]
     if len(ids) != len(set(ids)):
         raise ValueError(f"two tables map to one board: {sorted(ids)}")
     names = {board.name for board in store.boards.values()}
+    created: list[tuple[mapping.TableMapping, Board]] = []
     for table in tables:
         # Boards loaded from a state file are kept: by id, or by name when ids are generated.
         if table.board_id in store.boards or (table.board_id is None and table.table in names):
@@ -412,7 +414,15 @@ def boards_from_mappings(store: Store, tables: Sequence[mapping.TableMapping]) -
         columns = [_column(c.id, c.type) for c in table.columns]
         if table.npd_id_column and all(c.id != table.npd_id_column for c in columns):
             columns.append(_column(table.npd_id_column, "text"))
-        store.add_board(table.table, columns, table.board_id)
+        board = store.add_board(table.table, columns, table.board_id)
+        created.append((table, board))
+    boards = {board.name: board for board in store.boards.values()}
+    for table, board in created:
+        for mapped in table.columns:
+            target = boards.get(str(getattr(mapped, "references", None) or ""))
+            # str(): the listener's mapping may not know the type yet.
+            if str(mapped.type) == "board_relation" and target is not None:
+                board.columns[mapped.id].settings["boardIds"] = [int(target.id)]
 
 
 def _column(column_id: str, column_type: ColumnType) -> Column:

@@ -92,7 +92,11 @@ def convert_simple(column: Column, value: str | None, *, create_labels: bool = F
 
 
 def text(column: Column, stored: Stored | None) -> str:
-    """ColumnValue.text: the value as Monday displays it ("" when empty)."""
+    """ColumnValue.text: the value as Monday displays it ("" when empty).
+
+    Connect boards show their items' names, which only the store knows: "" here (and the API
+    answers null for them since 2025-04, see `resolvers.Cell`).
+    """
     if stored is None:
         return ""
     match column.type:
@@ -113,7 +117,16 @@ def text(column: Column, stored: Stored | None) -> str:
             return _label_of(column, stored["index"], "label") or ""
         case "dropdown":
             return ", ".join(_label_of(column, i, "name") or "" for i in stored["ids"])
+        case "board_relation":
+            return ""
     raise AssertionError(column.type)  # pragma: no cover - ColumnType is exhausted
+
+
+def linked_ids(stored: Stored | None) -> list[int]:
+    """The item ids a connect boards value links to, in the order written."""
+    if not isinstance(stored, dict):
+        return []
+    return [int(link["linkedPulseId"]) for link in stored.get("linkedPulseIds", ())]
 
 
 def search_key(column_type: str, shown: str) -> str:
@@ -128,11 +141,24 @@ def default_settings(column_type: str) -> dict[str, Any]:
         return {"labels": labels}
     if column_type == "dropdown":
         return {"labels": []}
+    if column_type == "board_relation":  # connected to no board yet: every link is refused
+        return {"allowMultipleItems": True, "allowCreateReflectionColumn": False, "boardIds": []}
     return {}
 
 
+# What create_column's `defaults` may hold for a connect boards column (get_column_type_schema
+# for board_relation: "additionalProperties": false). `item_ids` is in that schema without a
+# word on what it does: taken, and ignored.
+RELATION_SETTINGS = frozenset(
+    {"boardIds", "boardId", "allowMultipleItems", "allowCreateReflectionColumn", "item_ids"}
+)
+
+
 def settings_from_defaults(column_type: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings from create_column's `defaults`: labels as {"1": "Done"} or a list."""
+    """Settings from create_column's `defaults`: labels as {"1": "Done"} or a list; the
+    connected boards of a connect boards column as {"boardIds": [...]}."""
+    if column_type == "board_relation":
+        return _relation_settings(defaults)
     raw = defaults.get("labels")
     if raw is None:
         return default_settings(column_type)
@@ -153,6 +179,27 @@ def settings_from_defaults(column_type: str, defaults: Mapping[str, Any]) -> dic
     if column_type == "dropdown":
         return {"labels": [{"id": i, "name": s} for i, s in pairs]}
     return {}
+
+
+def _relation_settings(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(defaults) - RELATION_SETTINGS
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise errors.invalid_argument(f"unknown board_relation settings: {names}")
+    raw = defaults.get("boardIds", [])
+    board_ids: list[int | None] = [_int(b) for b in raw] if isinstance(raw, list) else [None]
+    if "boardId" in defaults:
+        board_ids.append(_int(defaults["boardId"]))
+    if any(b is None for b in board_ids):
+        raise errors.invalid_argument("defaults.boardIds must be a list of board ids")
+    settings = default_settings("board_relation")
+    for flag in ("allowMultipleItems", "allowCreateReflectionColumn"):
+        if flag in defaults:
+            if not isinstance(defaults[flag], bool):
+                raise errors.invalid_argument(f"defaults.{flag} must be true or false")
+            settings[flag] = defaults[flag]
+    settings["boardIds"] = list(dict.fromkeys(b for b in board_ids if b is not None))
+    return settings
 
 
 # --- one converter per column type -----------------------------------------------------
@@ -311,6 +358,25 @@ def _dropdown(column: Column, value: object, create: bool) -> Write:
     return Write({"ids": ids} if ids else None, settings)
 
 
+def _board_relation(column: Column, value: object, _create: bool) -> Write:
+    # Only the ids are checked here; that each is an item of a connected board needs the
+    # store (resolvers.check_links).
+    obj = _object(column, value, "item_ids")
+    if "item_ids" not in obj:
+        raise ColumnValueError(column.id, column.type, 'expected {"item_ids": [item ids]}')
+    if obj["item_ids"] is None:
+        return Write(None)
+    ids = [_int(i) for i in _list(column, obj["item_ids"])]
+    if any(i is None or i <= 0 for i in ids):
+        raise ColumnValueError(column.id, column.type, "item_ids must be item ids")
+    linked = list(dict.fromkeys(i for i in ids if i is not None))
+    if len(linked) > 1 and column.settings.get("allowMultipleItems") is False:
+        raise ColumnValueError(column.id, column.type, "this column links to one item only")
+    if not linked:
+        return Write(None)
+    return Write({"linkedPulseIds": [{"linkedPulseId": i} for i in linked]})
+
+
 def _list(column: Column, value: object) -> list[Any]:
     if not isinstance(value, list):
         raise ColumnValueError(column.id, column.type, "expected a list")
@@ -344,6 +410,7 @@ _CONVERTERS: dict[str, Callable[[Column, object, bool], Write]] = {
     "link": _link,
     "status": _status,
     "dropdown": _dropdown,
+    "board_relation": _board_relation,
 }
 
 
@@ -376,4 +443,8 @@ def _from_simple(column: Column, value: str) -> object:
             if parts and all(p.isdigit() for p in parts):
                 return {"ids": [int(p) for p in parts]}
             return {"labels": parts}
+        case "board_relation":  # "Simple string updates are not supported" (Monday's page)
+            raise ColumnValueError(
+                column.id, column.type, 'send JSON {"item_ids": [...]}, not a simple string'
+            )
     raise AssertionError(column.type)  # pragma: no cover - ColumnType is exhausted

@@ -37,6 +37,15 @@ OTHERS = [
     ' to: "2026-12-31T00:00:00Z", column_ids: ["phone"], group_ids: ["topics"], item_ids: $i,'
     ' user_ids: ["1"], limit: 100, page: 2)'
     " { id event entity user_id created_at data account_id } } }",
+    # The daily call limit and today's usage (issue 17).
+    "query { platform_api { daily_limit { base total }"
+    " daily_analytics { last_updated by_day { day usage } } } }",
+    # Connect boards columns (issue 18): created connected, read through BoardRelationValue.
+    'mutation ($b: ID!, $d: JSON) { create_column(board_id: $b, title: "Company",'
+    " column_type: board_relation, defaults: $d) { id type settings } }",
+    "query ($ids: [ID!]) { items(ids: $ids, limit: 100) { id"
+    " column_values(types: [board_relation]) { id type text value"
+    " ... on BoardRelationValue { display_value linked_item_ids linked_items { id name } } } } }",
 ]
 
 
