@@ -64,7 +64,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             return uvloop.run(coro)
     except (settings.ConfigError, requeue.UsageError, WebhookError) as exc:
         fail(str(exc), 2)
-    except (install.InstallError, install.NotInstalled, daemon.SideTaskFailed) as exc:
+    except install.InstallError as exc:
+        if exc.fixes:
+            click.echo("npd-sync: " + str(exc).replace("\n", "\nnpd-sync: "), err=True)
+            fail("run this as the tables' owner, then install again:\n" + "\n".join(exc.fixes), 1)
+        fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
+    except (install.NotInstalled, daemon.SideTaskFailed) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Never print the DSN: it may hold a password.
