@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -426,9 +426,9 @@ def mapping_init(
     """Propose a mapping file for your boards: read each board's columns (id, title, type),
     match them to the table's columns by title and type, propose the item name, and comment
     every column left unmatched. Use the file with NPD_SYNC_CONFIG, then `npd-sync check`."""
-    config = load_settings()
-    environ = settings.read_environment(Path(".env"))
     say = click.echo if target is not None else _stderr
+    environ = settings.read_environment(Path(".env"))
+    config = load_settings() if _config_exists(environ) else _without_config(environ, say)
     text = run(
         mappings.init(
             config, tables=tables, board=board, create_columns=create_columns,
@@ -443,6 +443,24 @@ def mapping_init(
     except OSError as exc:
         fail(f"--write {target}: {exc.strerror or exc}", 1)
     click.echo(f"wrote {target}: use it with NPD_SYNC_CONFIG={target}, then run `npd-sync check`")
+
+
+def _config_exists(environ: dict[str, str]) -> bool:
+    path = environ.get("NPD_SYNC_CONFIG", "").strip()
+    return not path or Path(path).exists()
+
+
+def _without_config(environ: dict[str, str], say: Callable[[str], None]) -> settings.Settings:
+    """The settings as if NPD_SYNC_CONFIG were unset: the file it names is the one to write."""
+    say(f"NPD_SYNC_CONFIG={environ['NPD_SYNC_CONFIG']} does not exist yet: starting from the "
+        "built-in mapping")  # fmt: skip
+    rest = {k: v for k, v in environ.items() if k != "NPD_SYNC_CONFIG"}
+    try:
+        config = settings.load(environ=rest)
+        config.require_database()
+    except settings.ConfigError as exc:
+        fail(str(exc), 2)
+    return config
 
 
 def _stderr(line: str) -> None:

@@ -128,6 +128,27 @@ async def test_without_create_columns_the_board_is_left_alone_and_the_lack_said(
     assert "npd_id column missing" in ran.stderr
 
 
+async def test_npd_sync_config_may_name_the_file_it_is_about_to_write(
+    dsn: str, emulator: Emulator, tmp_path: Path
+) -> None:
+    # The guide says to set NPD_SYNC_CONFIG in .env; the file is what mapping init writes.
+    (tmp_path / ".env").write_text("NPD_SYNC_CONFIG=mapping.toml\n")
+    env = env_for(dsn, emulator)
+    ran = await npd_sync("mapping", "init", "--write", "mapping.toml", env=env, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout.startswith(
+        "NPD_SYNC_CONFIG=mapping.toml does not exist yet: starting from the built-in mapping\n"
+    )
+    checked = await npd_sync("check", env=env, cwd=tmp_path)
+    assert checked.code == 0, checked.stdout
+    # Any other command still says the file is missing.
+    (tmp_path / "mapping.toml").unlink()
+    status = await npd_sync("status", env=env, cwd=tmp_path)
+    assert (status.code, status.stderr) == (
+        2, "npd-sync: NPD_SYNC_CONFIG=mapping.toml: file not found\n"
+    )  # fmt: skip
+
+
 async def test_the_built_in_boards_give_the_built_in_mapping(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
