@@ -23,7 +23,7 @@ DEMO_ARGS   ?=
 PY_VERSION_OK := -c 'import sys; sys.exit(sys.version_info < (3, 11))'
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser test lint format demo screenshots bench clean distclean
+.PHONY: help setup browser test lint format docs demo screenshots bench clean distclean
 
 help: ## list the targets
 	@echo "make targets:"
@@ -49,7 +49,7 @@ $(STAMP): pyproject.toml
 	  echo "$(VENV) runs $$($(BIN)/python --version); npd-sync needs Python >= 3.11." \
 	    "Remove $(VENV) and run make setup again." >&2; \
 	  exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,emulator]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,emulator,docs]'
 	@touch $@
 
 browser: ## make sure the browser tests have Chromium (installs Debian's package as root)
@@ -67,10 +67,14 @@ format: setup ## fix what ruff can, then format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# NO_MKDOCS_2_WARNING: the Material theme's banner about MkDocs 2, printed on every build.
+docs: setup ## build the documentation site into site/ (MkDocs, --strict: any broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 demo: setup ## run the demo (devtools/demo.py; DEMO_ARGS=--no-wait to leave at once)
 	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
 
-screenshots: setup browser ## the README's console screenshots, made by the browser tests, into docs/
+screenshots: setup browser ## the console's screenshots in the docs, made by the browser tests, into docs/
 	NPD_SYNC_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_browser.py -k 'overview or retry or conflict'
 
 bench: setup ## run the benchmarks (bench/; BENCH_ARGS='--quick --only P1,P3')
@@ -82,7 +86,7 @@ clean: ## remove caches, build output and .tmp/ (stopping any server in it)
 	    [ -e "$$state" ] && $(BIN)/python -m devtools.pgcluster destroy "$$(dirname "$$state")"; \
 	  done; \
 	fi; true
-	rm -rf .tmp .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf .tmp .pytest_cache .mypy_cache .ruff_cache build dist site *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove .venv too

@@ -1,5 +1,5 @@
--- The application's tables as npd-sync expects them (README, "Tables the application
--- owns"): used by the demo, the tests and the benchmarks.
+-- The application's tables as npd-sync expects them (docs/mapping.md, "Prepare the tables"):
+-- used by the demo, the tests and the benchmarks.
 
 CREATE TABLE contacts (
     id serial PRIMARY KEY,

@@ -7,6 +7,7 @@ memory), so graphql-core executes a document without creating a coroutine per fi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import secrets
@@ -29,7 +30,9 @@ PAGE_MAX = 500  # items_page, items_page_by_column_values, next_items_page
 UNSEARCHABLE = frozenset({"board_relation"})
 ITEMS_MAX = 100  # items(ids:)
 CURSOR_TTL = 60 * 60.0  # Monday's cursors last 60 minutes
-_COLUMN_ID = re.compile(r"^[a-z0-9_]{1,20}$")
+# A column id given to create_column: 1-20 lowercase letters or underscores (Monday's changelog,
+# "Create a column with a custom ID"). Ids Monday makes itself look like `email_mkx1a2b3`.
+_COLUMN_ID = re.compile(r"^[a-z_]{1,20}$")
 WEBHOOK_URL_MAX = 255
 USER = {"id": str(events.API_USER_ID), "name": "Emulator User", "email": "emulator@example.com"}
 
@@ -568,14 +571,9 @@ def _create_column(
     if column_type not in COLUMN_TYPES or column_type == "name":
         raise errors.invalid_argument(f"The emulator cannot create {column_type} columns")
     if id is None:
-        n = len(board.columns)
-        while f"{column_type}_{n}" in board.columns:
-            n += 1
-        id = f"{column_type}_{n}"
+        id = _made_column_id(board, column_type)
     elif not _COLUMN_ID.match(id):
-        raise errors.invalid_argument(
-            "Column id must be 1-20 lowercase letters, digits or underscores"
-        )
+        raise errors.invalid_argument("Column id must be 1-20 lowercase letters or underscores")
     elif id in board.columns:
         raise errors.invalid_argument(f"Column id {id} already exists on the board")
     # Monday's own examples pass `defaults` as an object literal as well as a JSON string.
@@ -586,6 +584,23 @@ def _create_column(
     connect_boards(store, settings)
     column = Column(id, title, column_type, settings, description)  # type: ignore[arg-type]
     return store.add_column(board, column)
+
+
+def _made_column_id(board: Board, column_type: str) -> str:
+    """An id as Monday makes one: the type, `_mk` and a few letters and digits (the same for the
+    same board and column count, so that runs repeat)."""
+    n = 0
+    while True:
+        seed = f"{board.id}:{len(board.columns)}:{column_type}:{n}".encode()
+        digest = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big")
+        suffix = ""
+        for _ in range(6):
+            digest, digit = divmod(digest, 36)
+            suffix += "0123456789abcdefghijklmnopqrstuvwxyz"[digit]
+        made = f"{column_type}_mk{suffix}"
+        if made not in board.columns:
+            return made
+        n += 1
 
 
 def _create_board(

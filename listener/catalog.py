@@ -17,6 +17,17 @@ TEXT_TYPES = frozenset({"text", "character varying"})
 MONDAY_ID_TYPES = TEXT_TYPES | {"bigint", "numeric"}
 DIRECTIONS = ("BIDIRECTIONAL", "NPD_TO_MONDAY", "MONDAY_TO_NPD", "NONE")
 STATUSES = ("PENDING", "SYNCED", "FAILED")
+# The sync columns as `add_sync_columns` adds them (the types of CONTRACT.md, "Tables the
+# application owns"; the defaults of devtools/sample_schema.sql): rows the application writes
+# without naming them, and the rows already there, are synced both ways.
+SYNC_COLUMNS = {
+    mapping.SYNC_ENABLED: "boolean NOT NULL DEFAULT true",
+    mapping.SYNC_DIRECTION: "text NOT NULL DEFAULT 'BIDIRECTIONAL'",
+    mapping.MONDAY_ID: "text",
+    mapping.SYNC_STATUS: "text NOT NULL DEFAULT 'PENDING'",
+    mapping.SYNC_ERROR: "text",
+    mapping.LAST_SYNCED_AT: "timestamptz",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +145,17 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
         "timestamptz",
     )
     return found
+
+
+def missing_sync_columns(info: TableInfo) -> list[str]:
+    """The sync columns (required and optional) the table lacks."""
+    return [name for name in SYNC_COLUMNS if not info.has(name)]
+
+
+def add_sync_columns(info: TableInfo) -> str | None:
+    """The ALTER TABLE that adds the sync columns the table lacks; None when it has them all."""
+    missing = missing_sync_columns(info)
+    if not missing:
+        return None
+    adds = ",\n    ".join(f"ADD COLUMN {sql.quote_ident(c)} {SYNC_COLUMNS[c]}" for c in missing)
+    return f"ALTER TABLE {info.relation}\n    {adds};"

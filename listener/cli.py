@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -18,7 +18,7 @@ import click
 from listener import __version__, console, daemon, logs, settings
 from listener.capture import install
 from listener.commands import backfill as backfiller
-from listener.commands import check, pull, requeue, schema, status, webhooks
+from listener.commands import check, mappings, pull, requeue, schema, status, webhooks
 from listener.commands import conflicts as conflicting
 from listener.inbound.webhooks import WebhookError
 
@@ -64,7 +64,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             return uvloop.run(coro)
     except (settings.ConfigError, requeue.UsageError, WebhookError) as exc:
         fail(str(exc), 2)
-    except (install.InstallError, install.NotInstalled, daemon.SideTaskFailed) as exc:
+    except install.InstallError as exc:
+        if exc.fixes:
+            click.echo("npd-sync: " + str(exc).replace("\n", "\nnpd-sync: "), err=True)
+            fail("run this as the tables' owner, then install again:\n" + "\n".join(exc.fixes), 1)
+        fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
+    except (install.NotInstalled, daemon.SideTaskFailed, mappings.MondayFailed) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Never print the DSN: it may hold a password.
@@ -382,6 +387,93 @@ def conflicts_resolve(table: str, key: str, field: str | None, take: str) -> Non
         )
     )
     sys.exit(0 if ok else 1)
+
+
+@main.group(name="mapping", epilog=ENVIRONMENT)
+def mapping_group() -> None:
+    """The mapping: which board each table goes to, which table column feeds which board
+    column. `init` writes a mapping file for your boards; `show` prints the one in effect."""
+
+
+@mapping_group.command(name="init", epilog=ENVIRONMENT)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="TABLE",
+    help="A table to map; repeatable (default: every configured table with a board).",
+)
+@click.option(
+    "--board",
+    metavar="ID",
+    help="The table's board (default: MONDAY_<TABLE>_BOARD_ID); with one --table.",
+)
+@click.option(
+    "--create-columns",
+    is_flag=True,
+    help="Create on the board the columns the mapping needs and the board lacks (at least "
+    "the npd_id text column that holds each row's key).",
+)
+@click.option(
+    "--write",
+    "target",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the mapping file here (default: print it).",
+)
+def mapping_init(
+    tables: tuple[str, ...], board: str | None, create_columns: bool, target: Path | None
+) -> None:
+    """Propose a mapping file for your boards: read each board's columns (id, title, type),
+    match them to the table's columns by title and type, propose the item name, and comment
+    every column left unmatched. Use the file with NPD_SYNC_CONFIG, then `npd-sync check`."""
+    say = click.echo if target is not None else _stderr
+    environ = settings.read_environment(Path(".env"))
+    config = load_settings() if _config_exists(environ) else _without_config(environ, say)
+    text = run(
+        mappings.init(
+            config, tables=tables, board=board, create_columns=create_columns,
+            environ=environ, say=say,
+        )
+    )  # fmt: skip
+    if target is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"--write {target}: {exc.strerror or exc}", 1)
+    click.echo(f"wrote {target}: use it with NPD_SYNC_CONFIG={target}, then run `npd-sync check`")
+
+
+def _config_exists(environ: dict[str, str]) -> bool:
+    path = environ.get("NPD_SYNC_CONFIG", "").strip()
+    return not path or Path(path).exists()
+
+
+def _without_config(environ: dict[str, str], say: Callable[[str], None]) -> settings.Settings:
+    """The settings as if NPD_SYNC_CONFIG were unset: the file it names is the one to write."""
+    say(f"NPD_SYNC_CONFIG={environ['NPD_SYNC_CONFIG']} does not exist yet: starting from the "
+        "built-in mapping")  # fmt: skip
+    rest = {k: v for k, v in environ.items() if k != "NPD_SYNC_CONFIG"}
+    try:
+        config = settings.load(environ=rest)
+        config.require_database()
+    except settings.ConfigError as exc:
+        fail(str(exc), 2)
+    return config
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@mapping_group.command(name="show", epilog=ENVIRONMENT)
+def mapping_show() -> None:
+    """Print the mapping in effect: per table its board, key and item name, and each column
+    with its title on the board, its type, what feeds it and whether it flows back."""
+    config = load_settings(database=False)
+    source = settings.read_environment(Path(".env")).get("NPD_SYNC_CONFIG") or None
+    run(mappings.show(config, source=source, echo=click.echo))
 
 
 @main.command(name="emulator")

@@ -1,7 +1,7 @@
 """What a database row becomes on a Monday board: item name and column values.
 
 Everything here is pure: a row (column name -> text value) goes in, Monday's
-column-value JSON comes out. The built-in default is the README's mapping; a
+column-value JSON comes out. The built-in default is docs/mapping.md's; a
 mapping file (`NPD_SYNC_CONFIG`, read by `listener.settings`) describes other tables and boards.
 """
 

@@ -46,7 +46,8 @@ def cannot_listen(option: str, host: str, port: int, exc: OSError) -> ConfigErro
     return ConfigError(f"{option}: cannot listen on {host}:{port}: {why}")
 
 
-def _board_id(value: str | None) -> str | None:
+def parse_board_id(value: str | None) -> str | None:
+    """A board id as given (numeric), or None when empty; ValueError when it is not one."""
     if value is None or value.strip() == "":
         return None
     value = value.strip()
@@ -141,7 +142,7 @@ class Env(BaseModel):
     @field_validator("monday_contacts_board_id", "monday_organizations_board_id")
     @classmethod
     def _board(cls, value: str | None) -> str | None:
-        return _board_id(value)
+        return parse_board_id(value)
 
 
 def _hosts_and_ports(url: str) -> SplitResult:
@@ -221,7 +222,7 @@ class TableFile(_Strict):
     @field_validator("board_id", mode="before")
     @classmethod
     def _board(cls, value: Any) -> str | None:
-        return _board_id(None if value is None else str(value))
+        return parse_board_id(None if value is None else str(value))
 
     @field_validator("name")
     @classmethod
@@ -401,7 +402,7 @@ def _tables(file: ConfigFile, source: dict[str, str]) -> tuple[mapping.TableMapp
         board = table.board_id
         if raw is not None and raw.strip():
             try:
-                board = _board_id(raw)
+                board = parse_board_id(raw)
             except ValueError as exc:
                 raise ConfigError(f"{table.board_env}: {exc}") from None
         result.append(dataclasses.replace(table, board_id=board))

@@ -1,4 +1,4 @@
-"""The guarantees (README, "Guarantees") under real failures: killed listeners, restarted
+"""The guarantees (docs/guarantees.md) under real failures: killed listeners, restarted
 PostgreSQL, a terminated LISTEN connection, Monday failing in every way it does, several
 listeners at once, poison rows. Each test ends by checking the whole mirror
 (tests.helpers.assert_mirrored).

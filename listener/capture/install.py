@@ -50,7 +50,12 @@ DROP TRIGGER IF EXISTS npd_sync_truncate ON {table};"""
 
 
 class InstallError(Exception):
-    """Install cannot proceed; the message lists every problem, one per line."""
+    """Install cannot proceed; the message lists every problem, one per line, and `fixes` the
+    SQL that would mend some of them (printed as it is, to be run by the tables' owner)."""
+
+    def __init__(self, message: str, fixes: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.fixes = tuple(fixes)
 
 
 class NotInstalled(Exception):
@@ -83,6 +88,7 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)  # SQL for the tables' owner to run
 
 
 def data_columns(info: catalog.TableInfo, table: mapping.TableMapping) -> list[str]:
@@ -165,6 +171,7 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
             continue
         wanted.add(info.relation)
         issues = catalog.problems(info, table)
+        _sync_columns(result, table.table, info, missing=bool(issues))
         if issues:
             result.problems.extend(f"{table.table}: {issue}" for issue in issues)
             continue
@@ -215,6 +222,22 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
     return result
 
 
+def _sync_columns(result: Plan, name: str, info: catalog.TableInfo, *, missing: bool) -> None:
+    """Say which sync columns the table lacks, with the ALTER TABLE that adds them: a fix when
+    it keeps the table from syncing, else a note (the optional ones are written when present)."""
+    alter = catalog.add_sync_columns(info)
+    if alter is None:
+        return
+    lacking = ", ".join(catalog.missing_sync_columns(info))
+    if missing and any(not info.has(c) for c in mapping.REQUIRED_COLUMNS):
+        result.fixes.append(f"-- {name}: the sync columns it lacks ({lacking})\n{alter}")
+    elif not missing:
+        result.notes.append(
+            f"{name}: no {lacking} (optional: npd-sync writes them when present); to add them:"
+            f"\n{alter}"
+        )
+
+
 async def install(
     conn: db.Conn, tables: Sequence[mapping.TableMapping], *, dry_run: bool = False
 ) -> Plan:
@@ -226,7 +249,7 @@ async def install(
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         result = await plan(conn, tables)
         if result.problems:
-            raise InstallError("\n".join(result.problems))
+            raise InstallError("\n".join(result.problems), result.fixes)
         if not dry_run:
             for step in result.steps:
                 await conn.execute(step.sql)

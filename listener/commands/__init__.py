@@ -4,5 +4,6 @@
 - `backfill`: push rows that existed before the triggers, through the listener's queue;
 - `status`: what waits, what failed, the listeners, Monday's state;
 - `requeue`: `npd-sync retry`, failed rows back in the queue;
-- `check`: is everything in place, one line per check.
+- `check`: is everything in place, one line per check;
+- `mappings`: `npd-sync mapping init` (a mapping file for your boards) and `mapping show`.
 """

@@ -726,6 +726,28 @@ async def about(client: Client) -> About:
     return About(me, served, kind if isinstance(kind, str) else None)
 
 
+CREATE_COLUMN = (
+    "mutation ($b: ID!, $t: String!, $y: ColumnType!) { "
+    "create_column(board_id: $b, title: $t, column_type: $y) { id title type archived } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+
+
+async def create_column(client: Client, board_id: str, title: str, column_type: str) -> BoardColumn:
+    """Add a column to a board (`npd-sync mapping init --create-columns`); Monday makes its id."""
+    variables = {"b": board_id, "t": title, "y": column_type}
+    reply = await client.post(CREATE_COLUMN, variables)
+    made = reply.data.get("create_column")
+    if not isinstance(made, dict) or made.get("id") is None:
+        raise field_error(reply, "create_column") or errors.Permanent(
+            "Monday created no column", request_id=reply.request_id
+        )
+    return BoardColumn(
+        str(made["id"]), str(made.get("title") or title), str(made.get("type") or column_type),
+        bool(made.get("archived")),
+    )  # fmt: skip
+
+
 async def boards(client: Client, ids: Sequence[str]) -> dict[str, BoardInfo]:
     """The boards among `ids` that the token can see (in any state), with their columns."""
     found: dict[str, BoardInfo] = {}

@@ -116,6 +116,54 @@ async def test_missing_columns_are_named_and_nothing_is_installed(empty_dsn: str
         await conn.close()
 
 
+async def test_the_alter_table_install_prints_adds_what_is_missing(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute('ALTER TABLE contacts RENAME TO "Contacts 2"')
+        await conn.execute(
+            'ALTER TABLE "Contacts 2" DROP COLUMN sync_direction, DROP COLUMN monday_id,'
+            " DROP COLUMN sync_error"
+        )
+        await conn.execute("INSERT INTO \"Contacts 2\" (first_name) VALUES ('before')")
+        tables = [dataclasses.replace(DEFAULT_TABLES[0], table="Contacts 2"), DEFAULT_TABLES[1]]
+        with pytest.raises(install.InstallError) as caught:
+            await install.install(conn, tables)
+        [fix] = caught.value.fixes
+        assert fix == (
+            "-- Contacts 2: the sync columns it lacks (sync_direction, monday_id, sync_error)\n"
+            'ALTER TABLE "Contacts 2"\n'
+            "    ADD COLUMN \"sync_direction\" text NOT NULL DEFAULT 'BIDIRECTIONAL',\n"
+            '    ADD COLUMN "monday_id" text,\n'
+            '    ADD COLUMN "sync_error" text;'
+        )
+        await conn.execute(fix)
+        plan = await install.install(conn, tables)
+        assert any(step.kind == "attach" for step in plan.steps)
+        # The row already there is one to sync, both ways.
+        row = await conn.fetchrow('SELECT sync_enabled, sync_direction FROM "Contacts 2"')
+        assert tuple(row) == (True, "BIDIRECTIONAL")
+    finally:
+        await conn.close()
+
+
+async def test_optional_sync_columns_missing_are_a_note_with_their_alter_table(
+    empty_dsn: str,
+) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        await conn.execute("ALTER TABLE organizations DROP sync_error, DROP last_synced_at")
+        plan = await install.install(conn, DEFAULT_TABLES)
+        assert plan.notes == [
+            "organizations: no sync_error, last_synced_at (optional: npd-sync writes them when"
+            " present); to add them:\nALTER TABLE organizations\n"
+            '    ADD COLUMN "sync_error" text,\n    ADD COLUMN "last_synced_at" timestamptz;'
+        ]
+    finally:
+        await conn.close()
+
+
 async def test_wrong_column_types_are_named(empty_dsn: str) -> None:
     conn = await db.connect(empty_dsn)
     try:
@@ -306,7 +354,13 @@ async def test_cli_install_reports_missing_columns_and_exits_1(empty_dsn: str) -
     await conn.close()
     result = await asyncio.to_thread(run_cli, "install", env={"DATABASE_URL": empty_dsn})
     assert result.returncode == 1
-    assert result.stderr == "npd-sync: contacts: missing required columns: sync_status\n"
+    assert result.stderr == (
+        "npd-sync: contacts: missing required columns: sync_status\n"
+        "npd-sync: run this as the tables' owner, then install again:\n"
+        "-- contacts: the sync columns it lacks (sync_status)\n"
+        "ALTER TABLE contacts\n"
+        "    ADD COLUMN \"sync_status\" text NOT NULL DEFAULT 'PENDING';\n"
+    )
 
 
 async def test_cli_install_twice(empty_dsn: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -452,6 +453,31 @@ async def test_create_column_and_use_it(api: Api, emu: Emulator) -> None:
     assert emu.items()[0].values == {"stage": {"index": 2}}
     generated = await api.post(document, {"b": CONTACTS})
     assert generated.data["create_column"]["id"].startswith("status_")
+
+
+async def test_create_column_ids_are_as_monday_has_them(api: Api, emu: Emulator) -> None:
+    # Given: 1-20 lowercase letters or underscores; made by Monday: the type, "_mk" and a few
+    # letters and digits, never one the board has.
+    document = (
+        "mutation ($b: ID!, $id: String, $t: ColumnType!) { create_column(board_id: $b, id: $id,"
+        ' title: "Email", column_type: $t) { id title type } }'
+    )
+    made = []
+    for column_type in ("email", "email", "long_text", "dropdown"):
+        reply = await api.post(document, {"b": CONTACTS, "t": column_type})
+        made.append(reply.data["create_column"]["id"])
+    assert len(set(made)) == 4
+    for column_id, column_type in zip(
+        made, ("email", "email", "long_text", "dropdown"), strict=True
+    ):
+        assert re.fullmatch(column_type + r"_mk[a-z0-9]{6}", column_id), column_id
+        assert len(column_id) <= 20
+        assert emu.board(CONTACTS).columns[column_id].type == column_type
+    for bad in ("email2", "Email", "a" * 21, ""):
+        reply = await api.post(document, {"b": CONTACTS, "t": "email", "id": bad})
+        assert reply.codes == ["InvalidArgumentException"], bad
+    reply = await api.post(document, {"b": CONTACTS, "t": "email", "id": "work_email"})
+    assert reply.data["create_column"] == {"id": "work_email", "title": "Email", "type": "email"}
 
 
 async def test_create_board_and_query_boards(api: Api) -> None:

@@ -79,8 +79,9 @@ def test_a_full_batch_is_valid(schema: GraphQLSchema) -> None:
         (api.NEXT_PAGE_QUERY, {"cursor": "MSw5NzI4MjM", "c": "npd_id", "l": 500}),
         (api.ABOUT_QUERY, {}),
         (api.BOARDS_QUERY, {"ids": [BOARD, "1000000002"], "l": 2}),
+        (api.CREATE_COLUMN, {"b": BOARD, "t": "npd_id", "y": "text"}),
     ],
-    ids=["LOOKUP_QUERY", "NEXT_PAGE_QUERY", "ABOUT_QUERY", "BOARDS_QUERY"],
+    ids=["LOOKUP_QUERY", "NEXT_PAGE_QUERY", "ABOUT_QUERY", "BOARDS_QUERY", "CREATE_COLUMN"],
 )
 def test_every_query_is_valid(
     schema: GraphQLSchema, document: str, variables: dict[str, Any]
