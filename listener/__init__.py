@@ -4,14 +4,18 @@ The package in layers, each a folder, over a few foundation modules:
 
 - `capture/`: what runs in the database: the versioned schema, the triggers that record each
   change (`install`), and the wake-up that tells a listener to look (`notify`);
-- `outbound/`: PostgreSQL to Monday: the durable queue, the application's rows, the pure rules
-  of what to send, and the worker that pushes batches;
+- `engine/`: the two-way engine, one pipeline for both directions: the durable queue, where
+  batches come from (`source`), what each entry needs (`plans`, pure), the exchange with
+  Monday, the outcomes (`decide`, pure) and the transaction that records them (`recorder`);
+- `inbound/`: Monday to PostgreSQL: the webhook receiver, the inbox, the three-way merge
+  (pure), conflicts, reconciliation and the webhooks' registration;
 - `monday/`: the Monday edge: the GraphQL client (`api`), typed errors, and the governor that
   keeps every listener inside Monday's limits;
-- `commands/`: the operator commands (install, backfill, status, retry, check);
+- `commands/`: the operator commands (see `commands/__init__.py`); `console/`: the web console;
 - foundations: `settings`, `mapping` (row to column values, pure), `catalog` (the tables as
-  PostgreSQL describes them), `db`, `sql` (the `.sql` files by name), `redact`, `logs`,
-  `metrics`;
+  PostgreSQL describes them), `rows` (the application's rows), `links` (the values both sides
+  agreed on), `listeners` and `throughput` (heartbeats, the per-minute history), `db`, `sql`
+  (the `.sql` files by name), `redact`, `logs`, `metrics`;
 - `daemon` puts the layers together as `npd-sync listen`; `cli` is the command line.
 """
 

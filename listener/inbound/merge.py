@@ -1,6 +1,6 @@
 """Three-way merge of one row with its item, against the values both sides last agreed on.
 
-Pure: the row as loaded (through `outbound.rules.Work`), the item as Monday holds it, the
+Pure: the row as loaded (through `engine.plans.Pull`), the item as Monday holds it, the
 agreed values (`npd_sync.links`), and the table's policies go in; what to send to Monday, what
 to write into the row, what is now agreed, and the conflicts come out. Values are compared in
 one form, the one npd-sync sends (`mapping.column_value`), so an echo of npd-sync's own write
