@@ -7,6 +7,7 @@ decide on the kind and print the text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -145,6 +146,51 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
         "timestamptz",
     )
     return found
+
+
+# Key types whose text forms compare equal when their values do: a foreign key of one of a
+# family can reference a key of the same family.
+KEY_FAMILIES = ({"smallint", "integer", "bigint"}, {"uuid"}, TEXT_TYPES)
+
+
+def relation_problems(
+    info: TableInfo, table: mapping.TableMapping, keys: Mapping[str, ColumnInfo | None]
+) -> list[Problem]:
+    """What keeps the table's connect-boards columns from linking: each foreign key must be of
+    its referenced table's key type (or an array of it). `keys`: the referenced tables' key
+    columns, by table name (None: the table is not there)."""
+    found: list[Problem] = []
+    for column in table.relations:
+        source = info.columns.get(column.sources[0])
+        key = keys.get(column.references or "")
+        if source is None:
+            continue  # missing_mapped says so
+        if key is None:
+            text = f"{source.name}: the table it references, {column.references}, is not there"
+            found.append(Problem("wrong_type", (source.name,), text))
+        elif not _same_family(source.base.removesuffix("[]"), key.base):
+            text = (
+                f"{source.name} is {source.type}; expected {key.type} or {key.type}[] "
+                f"(the key of {column.references}, which it references)"
+            )
+            found.append(Problem("wrong_type", (source.name,), text))
+    return found
+
+
+def key_columns(
+    tables: Iterable[mapping.TableMapping], infos: Mapping[str, TableInfo | None]
+) -> dict[str, ColumnInfo | None]:
+    """Each table's key column as the catalog describes it (None: no such table or column),
+    by table name: what `relation_problems` checks foreign keys against."""
+    found: dict[str, ColumnInfo | None] = {}
+    for table in tables:
+        info = infos.get(table.table)
+        found[table.table] = None if info is None else info.columns.get(table.key_column)
+    return found
+
+
+def _same_family(one: str, other: str) -> bool:
+    return any(one in family and other in family for family in KEY_FAMILIES)
 
 
 def missing_sync_columns(info: TableInfo) -> list[str]:

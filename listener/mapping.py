@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import phonenumbers
 
 ColumnType = Literal[
-    "text", "long_text", "email", "phone", "numbers", "date", "link", "status", "dropdown"
-]
+    "text", "long_text", "email", "phone", "numbers", "date", "link", "status", "dropdown",
+    "board_relation",
+]  # fmt: skip
 COLUMN_TYPES: tuple[ColumnType, ...] = (
     "text",
     "long_text",
@@ -29,7 +30,9 @@ COLUMN_TYPES: tuple[ColumnType, ...] = (
     "link",
     "status",
     "dropdown",
+    "board_relation",
 )
+RELATION: ColumnType = "board_relation"  # a foreign key, as a link to the referenced row's item
 DeletePolicy = Literal["archive", "delete", "ignore"]
 ConflictPolicy = Literal["manual", "npd_wins", "monday_wins", "newest_wins"]
 CreatePolicy = Literal["insert", "ignore"]
@@ -70,6 +73,7 @@ class Column:
     sources: tuple[str, ...]
     separator: str = " "
     default_country: str | None = None
+    references: str | None = None  # board_relation: the synced table the source's keys are of
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,12 @@ class TableMapping:
         for column in self.columns:
             seen.update(dict.fromkeys(column.sources))
         return tuple(seen)
+
+    @property
+    def relations(self) -> tuple[Column, ...]:
+        """The connect-boards columns: foreign keys shown as links to the referenced rows'
+        items."""
+        return tuple(c for c in self.columns if c.type == RELATION)
 
     @property
     def inbound_columns(self) -> tuple[Column, ...]:
@@ -187,13 +197,53 @@ def item_name(row: RowValues, mapping: TableMapping, key: str) -> str:
     return _truncate(name, ITEM_NAME_MAX)
 
 
-def column_values(row: RowValues, mapping: TableMapping, key: str) -> dict[str, Any]:
+def column_values(
+    row: RowValues,
+    mapping: TableMapping,
+    key: str,
+    links: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """Monday column values for a row, keyed by column id; None for an empty column (sent as
-    null, so that a value cleared in the database is cleared on the board too)."""
-    values: dict[str, Any] = {column.id: column_value(column, row) for column in mapping.columns}
+    null, so that a value cleared in the database is cleared on the board too). `links`: per
+    connect-boards column, the items its keys' rows have."""
+    values: dict[str, Any] = {
+        column.id: relation_value((links or {}).get(column.id, ()))
+        if column.type == RELATION
+        else column_value(column, row)
+        for column in mapping.columns
+    }
     if mapping.npd_id_column:
         values[mapping.npd_id_column] = key
     return values
+
+
+def relation_value(items: Iterable[str]) -> dict[str, list[int]] | None:
+    """A connect-boards column's value: its items as a set, in one order (a write replaces the
+    whole set, and Monday gives them in any order); None for no link."""
+    ids = sorted({int(i) for i in items})
+    return {"item_ids": ids} if ids else None
+
+
+def relation_items(value: str | None) -> list[str]:
+    """The items of a connect-boards value as `relation_value` writes it (or Monday's
+    `linked_item_ids`, as the client gives them)."""
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return []
+    ids = data.get("item_ids") if isinstance(data, dict) else None
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
+def keys_value(keys: Sequence[str], many: bool) -> str | None:
+    """The foreign key's text for the rows `keys`: one key, or a PostgreSQL array literal for
+    an array column; None for none."""
+    if not keys:
+        return None
+    if not many:
+        return keys[0]
+    quoted = ('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+    return "{" + ",".join(quoted) + "}"
 
 
 def column_value(column: Column, row: RowValues) -> Any:
@@ -222,6 +272,8 @@ def column_value(column: Column, row: RowValues) -> Any:
             return {"label": text}
         case "dropdown":
             return {"labels": [p for p in (s.strip() for s in text.split(",")) if p]}
+        case "board_relation":
+            raise MappingError(f"column {column.id}: links are made from items, not text")
     raise AssertionError(column.type)  # pragma: no cover - Literal exhausted
 
 
@@ -290,6 +342,9 @@ def from_monday(column: Column, value: str | None, text: str | None) -> str | No
             return _from_object(column, data if isinstance(data, dict) else {}, text)
         case "status" | "dropdown":
             return _clean(text)
+        case "board_relation":
+            # The row's keys come from the items through the links (`merge`), not from text.
+            return ",".join(relation_items(value)) or None
     raise AssertionError(column.type)  # pragma: no cover - Literal exhausted
 
 

@@ -7,12 +7,34 @@ keys, enum or text statuses and text or bigint `monday_id` all work.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from listener import catalog, db, links, mapping, settings, sql
 from listener.capture.install import NotInstalled
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A row a foreign key references, for a connect-boards column: its item, or why it will
+    never have one (None: it will, once it is pushed)."""
+
+    table_id: int
+    key: str
+    item_id: str | None
+    never: str | None = None  # "missing" or "not pushed"
+
+
+@dataclass(frozen=True, slots=True)
+class Referenced:
+    """A table a connect-boards column references, as the load statement needs it."""
+
+    id: int
+    relation: str  # quoted, as the catalog prints it
+    key: str  # its key column, quoted
+    key_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +52,7 @@ class Row:
     agreed: Mapping[str, Any] | None = None
     unlinked: bool = False  # the linked item went on Monday (on_monday_delete = unlink)
     conflicted: frozenset[str] = frozenset()  # columns with an open conflict
+    refs: Mapping[str, tuple[Ref, ...]] = field(default_factory=dict)  # per relation column
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +71,8 @@ class Table:
     pull_delete_sql: str = ""
     pull_insert_sql: str = ""
     conflict_status: str = "CONFLICT"  # FAILED when sync_status is an enum without CONFLICT
+    references: Mapping[str, int] = field(default_factory=dict)  # relation column -> table id
+    many: frozenset[str] = frozenset()  # relation columns whose foreign key is an array
 
     @property
     def name(self) -> str:
@@ -62,12 +87,23 @@ class WriteBack:
     error: str | None
 
 
-def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.TableInfo) -> Table:
-    """Build the load and write-back statements of one table."""
+def compile_table(
+    table_id: int,
+    table: mapping.TableMapping,
+    info: catalog.TableInfo,
+    referenced: Mapping[str, Referenced] | None = None,
+) -> Table:
+    """Build the load and write-back statements of one table; `referenced`: the tables its
+    connect-boards columns reference, by name."""
     key = sql.quote_ident(table.key_column)
     key_type = info.columns[table.key_column].type
     columns = "".join(
         f", t.{sql.quote_ident(name)}::text AS c{i}" for i, name in enumerate(table.source_columns)
+    )
+    refs = {c.references or "": (referenced or {})[c.references or ""] for c in table.relations}
+    relations = "".join(
+        f", {_relation_refs(column, info, refs[column.references or ''])} AS r{i}"
+        for i, column in enumerate(table.relations)
     )
     extra = ""
     if info.has(mapping.SYNC_ERROR):
@@ -89,7 +125,9 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
     return Table(
         id=table_id,
         mapping=table,
-        load_sql=sql.query("load_rows").format(columns=columns, status=status, **names),
+        load_sql=sql.query("load_rows").format(
+            columns=columns, relations=relations, status=status, **names
+        ),
         write_sql=sql.query("write_back").format(
             monday_type=info.columns[mapping.MONDAY_ID].type,
             status_type=info.columns[mapping.SYNC_STATUS].type,
@@ -118,7 +156,22 @@ def compile_table(table_id: int, table: mapping.TableMapping, info: catalog.Tabl
         conflict_status="FAILED"
         if status_labels is not None and "CONFLICT" not in status_labels
         else "CONFLICT",
+        references={c.id: refs[c.references or ""].id for c in table.relations},
+        many=frozenset(
+            c.id for c in table.relations if info.columns[c.sources[0]].base.endswith("[]")
+        ),
     )
+
+
+def _relation_refs(column: mapping.Column, info: catalog.TableInfo, ref: Referenced) -> str:
+    """The load statement's expression for one connect-boards column (see relation_refs)."""
+    source = info.columns[column.sources[0]]
+    fk = f"t.{sql.quote_ident(source.name)}"
+    keys = f"{fk}::text[]" if source.base.endswith("[]") else f"ARRAY[{fk}::text]"
+    return sql.query("relation_refs").format(
+        keys=keys, ref_table=ref.relation, ref_id=int(ref.id), ref_key=ref.key,
+        ref_key_type=ref.key_type,
+    )  # fmt: skip
 
 
 def writable_columns(table: mapping.TableMapping, info: catalog.TableInfo) -> tuple[str, ...]:
@@ -134,22 +187,35 @@ async def load_tables(conn: db.Conn, config: settings.Settings) -> list[Table]:
     if not await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
         raise NotInstalled("npd-sync is not installed in this database: run `npd-sync install`")
     attached = {r["name"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    infos = {t.table: await catalog.describe(conn, t.table) for t in config.tables}
+    referenced = {
+        t.table: Referenced(
+            attached[t.table]["id"], info.relation, sql.quote_ident(t.key_column),
+            info.columns[t.key_column].type,
+        )
+        for t in config.tables
+        if t.table in attached and (info := infos[t.table]) is not None and info.has(t.key_column)
+    }  # fmt: skip
+    keys = catalog.key_columns(config.tables, infos)
     tables = []
     problems = []
     for table in config.tables:
         row = attached.get(table.table)
-        info = await catalog.describe(conn, table.table)
+        info = infos[table.table]
         if row is None or info is None:
             if table.board_id:
                 problems.append(f"{table.table}: capture not installed (run `npd-sync install`)")
             continue
-        issues = [str(problem) for problem in catalog.problems(info, table)]
+        found = [*catalog.problems(info, table), *catalog.relation_problems(info, table, keys)]
+        issues = [str(problem) for problem in found]
         if row["key_column"] != table.key_column:
             issues.append(f"installed with key {row['key_column']!r}: run `npd-sync install`")
+        missing = [c.references for c in table.relations if c.references not in referenced]
+        issues += [f"references {name}: capture not installed there" for name in missing]
         if issues:
             problems.extend(f"{table.table}: {issue}" for issue in issues)
             continue
-        tables.append(compile_table(row["id"], table, info))
+        tables.append(compile_table(row["id"], table, info, referenced))
     if problems:
         raise NotInstalled("\n".join(problems))
     return tables
@@ -171,9 +237,17 @@ async def load(conn: db.Conn, table: Table, keys: Sequence[str]) -> dict[str, Ro
             agreed=links.parse(r["agreed"]),
             unlinked=r["unlinked"],
             conflicted=frozenset(r["conflicted"]),
+            refs={
+                c.id: _refs(table.references[c.id], r[f"r{i}"])
+                for i, c in enumerate(table.mapping.relations)
+            },
         )
         for r in records
     }
+
+
+def _refs(table_id: int, raw: str) -> tuple[Ref, ...]:
+    return tuple(Ref(table_id, str(key), item, never) for key, item, never in json.loads(raw))
 
 
 async def write_back(conn: db.Conn, table: Table, writes: Sequence[WriteBack]) -> set[str]:

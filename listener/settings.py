@@ -197,6 +197,7 @@ class ColumnFile(_Strict):
     sources: list[Identifier] | None = None
     separator: str = " "
     default_country: Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")] | None = None
+    references: Identifier | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ColumnFile:
@@ -204,6 +205,13 @@ class ColumnFile(_Strict):
             raise ValueError("give exactly one of 'source' or 'sources'")
         if self.sources is not None and not self.sources:
             raise ValueError("'sources' must not be empty")
+        if self.type == mapping.RELATION:
+            if self.source is None:
+                raise ValueError("a board_relation column takes one 'source': the foreign key")
+            if self.references is None:
+                raise ValueError("a board_relation column needs 'references': the synced table")
+        elif self.references is not None:
+            raise ValueError("'references' is only for a board_relation column")
         return self
 
 
@@ -267,6 +275,19 @@ class Tuning(_Strict):
 class ConfigFile(_Strict):
     tables: dict[Identifier, TableFile] | None = None
     tuning: Tuning = Tuning()
+
+    @model_validator(mode="after")
+    def _references(self) -> ConfigFile:
+        tables = self.tables or {}
+        for name, table in tables.items():
+            for column_id, column in table.columns.items():
+                if column.references is not None and column.references not in tables:
+                    where = f"tables.{name}.columns.{column_id}.references"
+                    synced = ", ".join(tables)
+                    raise ValueError(
+                        f"{where}: {column.references!r} is not a synced table (synced: {synced})"
+                    )
+        return self
 
 
 # --- the whole configuration --------------------------------------------------------------
@@ -386,7 +407,7 @@ def _read_file(path: Path) -> ConfigFile:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{path}: {loc}: {_message(error)}") from None
+        raise ConfigError(f"{path}: {loc + ': ' if loc else ''}{_message(error)}") from None
 
 
 def _tables(file: ConfigFile, source: dict[str, str]) -> tuple[mapping.TableMapping, ...]:
@@ -406,6 +427,15 @@ def _tables(file: ConfigFile, source: dict[str, str]) -> tuple[mapping.TableMapp
             except ValueError as exc:
                 raise ConfigError(f"{table.board_env}: {exc}") from None
         result.append(dataclasses.replace(table, board_id=board))
+    boards = {t.table: t for t in result}
+    for table in result:
+        for column in table.relations:
+            referenced = boards[column.references or ""]
+            if table.board_id and not referenced.board_id:
+                raise ConfigError(
+                    f"tables.{table.table}.columns.{column.id}.references: {referenced.table} is "
+                    f"not synced ({referenced.board_env} is not set): its rows have no items"
+                )
     return tuple(result)
 
 
@@ -417,6 +447,7 @@ def _table(name: str, spec: TableFile) -> mapping.TableMapping:
             sources=tuple(column.sources or [column.source or ""]),
             separator=column.separator,
             default_country=column.default_country,
+            references=column.references,
         )
         for column_id, column in spec.columns.items()
     )

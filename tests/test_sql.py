@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from pathlib import Path
@@ -228,6 +229,7 @@ def _info() -> catalog.TableInfo:
         "sync_error": column("sync_error", "text"),
         "last_synced_at": column("last_synced_at", "timestamp with time zone"),
         **{c: column(c, "text") for c in mapping.default_mappings()[0].source_columns},
+        "organization_id": column("organization_id", "integer"),
     }
     return catalog.TableInfo("contacts", '"crm"."Contacts"', columns)
 
@@ -265,7 +267,18 @@ TABLE_STATEMENTS = {
     "pull_write": "pull_write_sql",
     "pull_delete": "pull_delete_sql",
     "pull_insert": "pull_insert_sql",
+    "relation_refs": "load_sql",  # a part of load_rows, one per connect-boards column
 }
+
+# The contacts mapping with organization_id as a connect-boards column.
+RELATING = dataclasses.replace(
+    mapping.default_mappings()[0],
+    columns=(
+        *mapping.default_mappings()[0].columns,
+        mapping.Column("company", "board_relation", ("organization_id",), references="orgs"),
+    ),
+)
+ORGS = rows.Referenced(4, '"crm"."Orgs"', '"id"', "integer")
 
 
 @pytest.mark.parametrize("name", sorted(TABLE_STATEMENTS))
@@ -276,7 +289,7 @@ def test_every_placeholder_of_tables_sql_is_filled_by_rows(
     recording = _Recording(template)
     real = sql.query
     monkeypatch.setattr(sql, "query", lambda n: recording if n == name else real(n))
-    table = rows.compile_table(3, mapping.default_mappings()[0], _info())
+    table = rows.compile_table(3, RELATING, _info(), {"orgs": ORGS})
     compiled = getattr(table, TABLE_STATEMENTS[name])
     # Every placeholder is filled; nothing is filled that the template does not have.
     assert recording.filled is not None
@@ -288,6 +301,14 @@ def test_every_placeholder_of_tables_sql_is_filled_by_rows(
 def test_the_sql_files_name_every_per_table_statement() -> None:
     text = (ROOT / "sql" / "queries" / "tables.sql").read_text()
     assert set(sql.parse_queries(text)) == set(TABLE_STATEMENTS)
+
+
+def test_a_connect_boards_column_reads_its_referenced_rows_items() -> None:
+    table = rows.compile_table(3, RELATING, _info(), {"orgs": ORGS})
+    assert 'unnest(ARRAY[t."organization_id"::text])' in table.load_sql
+    assert 'LEFT JOIN "crm"."Orgs" r ON r."id" = k.key::integer' in table.load_sql
+    assert "l.table_id = 4" in table.load_sql
+    assert table.references == {"company": 4}
 
 
 def test_compiled_statements_quote_every_name() -> None:

@@ -161,8 +161,9 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
         )
     next_id = max((r["id"] for r in attached.values()), default=0) + 1
     wanted: set[str] = set()
+    infos = {t.table: await catalog.describe(conn, t.table) for t in tables}
     for table in tables:
-        info = await catalog.describe(conn, table.table)
+        info = infos[table.table]
         if info is None:
             if table.board_id:
                 result.problems.append(f"{table.table}: table not found")
@@ -170,7 +171,8 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
                 result.notes.append(f"{table.table}: no such table, skipped (no board configured)")
             continue
         wanted.add(info.relation)
-        issues = catalog.problems(info, table)
+        keys = catalog.key_columns(tables, infos)
+        issues = catalog.problems(info, table) + catalog.relation_problems(info, table, keys)
         _sync_columns(result, table.table, info, missing=bool(issues))
         if issues:
             result.problems.extend(f"{table.table}: {issue}" for issue in issues)

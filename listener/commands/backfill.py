@@ -68,6 +68,9 @@ async def show_dry_run(pool: asyncpg.Pool, tables: Sequence[rows.Table], *, ever
                 row = loaded[key]
                 entry = queue.Entry(table.id, key, 1, 1, 0, True, None, (), dt.datetime.now(dt.UTC))
                 p = plans.plan(entry, row, table.mapping, inbound=False)
+                if isinstance(p, plans.Claim):
+                    echo(f"  {key}: item {p.item_id}, set by the application: checked first")
+                    continue
                 assert isinstance(p, plans.Push)  # not read first: inbound is off
                 if p.error is not None:
                     echo(f"  {key}: cannot be sent: {p.error}")
@@ -111,14 +114,41 @@ async def push(
     everything: bool,
     echo: Echo,
 ) -> Report:
-    """Queue the tables' rows that need a push, then work the queue until they are done."""
+    """Queue the tables' rows that need a push, then work the queue until they are done: the
+    tables other tables' connect-boards columns reference first, so that the others' links
+    go with their first push."""
     report = Report()
+    for stage in stages(tables):
+        await _push(settings, pool, stage, report, everything=everything, echo=echo)
+    return report
+
+
+def stages(tables: Sequence[rows.Table]) -> list[list[rows.Table]]:
+    """The tables in the order a backfill takes them: those referencing none of the others,
+    then the others."""
+    ids = {t.id for t in tables}
+    first = [t for t in tables if not (set(t.references.values()) - {t.id}) & ids]
+    rest = [t for t in tables if t not in first]
+    return [stage for stage in (first or rest, rest if first else []) if stage]
+
+
+async def _push(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    tables: Sequence[rows.Table],
+    report: Report,
+    *,
+    everything: bool,
+    echo: Echo,
+) -> None:
+    queued = {}
     async with pool.acquire() as conn:
         for table in tables:
-            report.queued[table.name] = await _queue_table(conn, table, everything)
+            queued[table.name] = await _queue_table(conn, table, everything)
         await queue.analyze(conn)  # so that claims use its index
-    total = sum(report.queued.values())
-    echo(", ".join(f"{name}: {n} queued" for name, n in report.queued.items()) or "nothing")
+    report.queued.update(queued)
+    total = sum(queued.values())
+    echo(", ".join(f"{name}: {n} queued" for name, n in queued.items()) or "nothing")
     ids = [t.id for t in tables]
     progress = Progress(total, echo)
     shown = asyncio.create_task(_show_progress(pool, ids, progress))
@@ -138,8 +168,9 @@ async def push(
         with contextlib.suppress(asyncio.CancelledError):
             await shown
     progress.done(total - min(total, pending))
-    report.synced, report.failed, report.left = w.stats.synced, w.stats.failed, pending
-    return report
+    report.synced += w.stats.synced
+    report.failed += w.stats.failed
+    report.left += pending
 
 
 async def _left(pool: asyncpg.Pool, table_ids: Sequence[int]) -> tuple[int, float | None]:

@@ -11,7 +11,7 @@ errors come without the API key, and the database is named without its password.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -138,11 +138,25 @@ async def _database(settings: Settings, add: Report) -> None:
         version = str(version).split(" ", 1)[0]
         add(Result("ok", "database", f"reachable ({where}, PostgreSQL {version})"))
         infos = {t.table: await _table(conn, t, add) for t in settings.tables}
+        _relations(settings.tables, infos, add)
         await _capture(conn, settings.tables, infos, add)
     except (*db.ERRORS, asyncpg.PostgresError) as exc:
         add(Result("fail", "database", f"error while checking: {_reason(exc)}"))
     finally:
         await conn.close()
+
+
+def _relations(
+    tables: Sequence[mapping.TableMapping],
+    infos: Mapping[str, catalog.TableInfo | None],
+    add: Report,
+) -> None:
+    """Each connect-boards column's foreign key is of the referenced table's key type."""
+    keys = catalog.key_columns(tables, infos)
+    for table in tables:
+        info = infos.get(table.table)
+        for problem in catalog.relation_problems(info, table, keys) if info else []:
+            add(Result("fail", table.table, str(problem), "map a foreign key of that type"))
 
 
 async def _table(
@@ -424,10 +438,39 @@ async def _boards(client: api.Client, settings: Settings, add: Report) -> None:
                 )
             )
             continue
-        _board(table, board, add)
+        _board(table, board, add, {t.table: t.board_id for t in settings.tables})
 
 
-def _board(table: mapping.TableMapping, board: api.BoardInfo, add: Report) -> None:
+def _connected(
+    table: mapping.TableMapping,
+    board: api.BoardInfo,
+    column: mapping.Column,
+    boards: Mapping[str, str | None],
+    add: Report,
+) -> bool:
+    """A connect-boards column links to the referenced table's board; True when it does not
+    (reported)."""
+    target = boards.get(column.references or "")
+    if target is None or target in board.columns[column.id].connected:
+        return False
+    add(
+        Result(
+            "fail",
+            table.table,
+            f"column {column.id!r} does not connect to board {target} ({column.references}): "
+            "Monday refuses links to its items",
+            f"connect the column to board {target} in its settings on Monday",
+        )
+    )
+    return True
+
+
+def _board(
+    table: mapping.TableMapping,
+    board: api.BoardInfo,
+    add: Report,
+    boards: Mapping[str, str | None] | None = None,
+) -> None:
     where = f"board {board.id} ({board.name})"
     if board.state != "active":
         add(
@@ -441,7 +484,10 @@ def _board(table: mapping.TableMapping, board: api.BoardInfo, add: Report) -> No
         return
     bad = False
     for column in table.columns:
-        bad |= _column(table, board, column.id, column.type, add)
+        unusable = _column(table, board, column.id, column.type, add)
+        if not unusable and column.type == mapping.RELATION:
+            unusable = _connected(table, board, column, boards or {}, add)
+        bad |= unusable
     npd_id = table.npd_id_column
     if not npd_id:  # None, or "" in a mapping file (TOML has no null): the worker skips it
         add(

@@ -36,6 +36,7 @@ class Decision:
     unchanged: bool = False  # nothing changed on either side: nothing was sent or written
     landing: Landing | None = None  # what reading the item decided for the row (inbound)
     keeps: str | None = None  # written back as the row's monday_id instead of the queue's
+    waiting: tuple[tuple[int, str], ...] = ()  # referenced rows whose items the links await
 
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -78,7 +79,10 @@ def decide(
         return Decision(done, status, push.error, keeps=push.keeps)
     failure = worst(failures)
     if failure is None:
-        return _succeeded(push, landing, item_id, policy)
+        succeeded = _succeeded(push, landing, item_id, policy)
+        if push.waiting:
+            return dataclasses.replace(succeeded, waiting=push.waiting)
+        return succeeded
     decision = _failed(push, landing is not None, item_id, failure, policy, rng)
     c = decision.completion
     if looked and c.uncertain and c.outcome is Outcome.WAIT and _only_waits(failures):
@@ -112,8 +116,10 @@ def _succeeded(
         return _landed(push, landing, completion, link, policy)
     if push.in_sync:
         # Nothing was sent; the row is written only if it does not say so yet.
-        return Decision(completion, _stale_status(push, item_id), None, unchanged=True)
-    return Decision(completion, "SYNCED" if _writes_back(push, False) else None, None, link)
+        status = _stale_status(push, item_id)
+        return Decision(completion, status, push.note if status else None, unchanged=True)
+    status = "SYNCED" if _writes_back(push, False) else None
+    return Decision(completion, status, push.note if status else None, link)
 
 
 def _stale_status(push: Push, item_id: str | None) -> str | None:
@@ -148,7 +154,7 @@ def _landed(
         # Read, and nothing changed on either side (the echo of our own push, a pull that
         # found nothing): neither a sync to count nor a row to touch.
         return Decision(done, _stale_status(push, done.monday_id), None, None, True, landing)
-    return Decision(done, "SYNCED", None, link, landing=landing)
+    return Decision(done, "SYNCED", push.note, link, landing=landing)
 
 
 def _quiet(push: Push, landing: Landing, link: links.Link | None) -> bool:

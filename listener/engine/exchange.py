@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from listener import rows
+from listener import mapping, rows
 from listener.engine import plans
 from listener.engine.bisect import bisect
 from listener.engine.plans import Claim, Landing, Plan, Pull, Push
@@ -55,18 +55,30 @@ class Created:
     later: list[inbox.Entry] = field(default_factory=list)  # not read: the budget held fewer
     error: errors.MondayError | None = None  # the read failed: every entry waits or retries
     requests: int = 0
+    relations: dict[str, merge.Backlinks] = field(default_factory=dict)
+
+
+# Which rows items are: item id -> (table id, key). The engine's one look at the database while
+# it talks to Monday, for the links of connect-boards columns; given by the worker.
+RowsOf = Callable[[Sequence[str]], Awaitable[Mapping[str, tuple[int, str]]]]
 
 
 class Exchange:
     """Talks to Monday for the engine: one board's plans in, what Monday said out."""
 
     def __init__(
-        self, client: api.Client, meter: governor.Governor, batch_size: int, metrics: Metrics
+        self,
+        client: api.Client,
+        meter: governor.Governor,
+        batch_size: int,
+        metrics: Metrics,
+        rows_of: RowsOf,
     ) -> None:
         self.client = client
         self.governor = meter
         self.batch_size = batch_size
         self.metrics = metrics
+        self.rows_of = rows_of
 
     async def board(
         self,
@@ -136,6 +148,7 @@ class Exchange:
                 ids = [e.item_id for e in read.entries]
                 read.items = await api.read_items(self.client, ids, columns)
             read.requests += 1
+            read.relations = await self._backlinks(table, read.items.values())
         except errors.MondayError as exc:
             await self.failed(exc)
             read.error = exc
@@ -194,6 +207,7 @@ class Exchange:
         wanted = {k: p.item_id for k, p in pulls.items() if ex.ready(p.push)}
         columns = [c.id for c in table.mapping.inbound_columns]
         items = await self._items(ex, wanted, columns)
+        relations = await self._backlinks(table, items.values())
         for i, push in enumerate(ex.pushes):
             pull = pulls.get(push.entry.key)
             if pull is None or not ex.ready(push) or push.row is None:
@@ -202,11 +216,28 @@ class Exchange:
             if found is None or found.state != "active":
                 push, landing = plans.gone(pull, table.mapping)
             else:
-                push, landing = plans.merged(pull, _merge(pull, found, table))
+                push, landing = plans.merged(pull, _merge(pull, found, table, relations))
             ex.pushes[i] = push
             ex.items[push.entry.key] = push.item_id
             if landing is not None:
                 ex.landings[push.entry.key] = landing
+
+    async def _backlinks(
+        self, table: rows.Table, items: Iterable[api.Item]
+    ) -> dict[str, merge.Backlinks]:
+        """Which rows of the referenced tables the items' connect-boards links are."""
+        columns = table.mapping.relations
+        if not columns:
+            return {}
+        linked = {i for item in items for c in columns for i in _links_of(item, c.id)}
+        found = await self.rows_of(sorted(linked)) if linked else {}
+        return {
+            c.id: merge.Backlinks(
+                {item: key for item, (t, key) in found.items() if t == table.references[c.id]},
+                many=c.id in table.many,
+            )
+            for c in columns
+        }
 
     async def _items(
         self, ex: Exchanged, wanted: Mapping[str, str], columns: Sequence[str]
@@ -330,7 +361,9 @@ class _Invalid(Exception):
         self.count = count
 
 
-def _merge(pull: Pull, item: api.Item, table: rows.Table) -> merge.Merge:
+def _merge(
+    pull: Pull, item: api.Item, table: rows.Table, relations: merge.Relations
+) -> merge.Merge:
     push = pull.push
     assert push.row is not None
     return merge.merge(
@@ -343,7 +376,13 @@ def _merge(pull: Pull, item: api.Item, table: rows.Table) -> merge.Merge:
         conflicted=push.row.conflicted,
         npd_changed_at=push.entry.last_changed_at,
         monday_changed_at=push.entry.monday_changed_at,
+        relations=relations,
     )
+
+
+def _links_of(item: api.Item, column_id: str) -> list[str]:
+    raw, _ = item.values.get(column_id, (None, None))
+    return mapping.relation_items(raw)
 
 
 def _apply(result: api.Result, ex: Exchanged) -> None:

@@ -54,6 +54,10 @@ class Push:
     error: str | None = None  # the row cannot be sent as it is (FAILED without a request)
     adopting: bool = False  # the row's claim on its item checked out: link them
     keeps: str | None = None  # an item id the row holds and keeps, never npd-sync's (a refusal)
+    # Connect-boards columns: the referenced rows whose items are still to come (table id,
+    # key), linked as soon as they have them; and why some never will (for sync_error).
+    waiting: tuple[tuple[int, str], ...] = ()
+    note: str | None = None
 
     @property
     def agreed(self) -> dict[str, Any]:
@@ -131,12 +135,13 @@ def plan(
     linked = item is not None and row.linked_item == item
     if not pushes and not (receives and linked):
         return Push(entry, row, archive)
+    linked_items, waiting, note = _relations(row, table)
     try:
         name = mapping.item_name(row.values, table, row.key)
-        values = mapping.column_values(row.values, table, row.key)
+        values = mapping.column_values(row.values, table, row.key, linked_items)
     except mapping.MappingError as exc:
         return Push(entry, row, archive, item_id=current, error=str(exc))
-    push = Push(entry, row, archive, None, current, name, values)
+    push = Push(entry, row, archive, None, current, name, values, waiting=waiting, note=note)
     # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
     # Monday holds: it sends everything.
     changes = None
@@ -152,6 +157,45 @@ def plan(
         )
         return Pull(reading, item)
     return _outbound(push, pushes=pushes, unlinked=unlinked, changes=changes)
+
+
+def _relations(
+    row: Row, table: mapping.TableMapping
+) -> tuple[dict[str, list[str]], tuple[tuple[int, str], ...], str | None]:
+    """Per connect-boards column, the items its keys' rows have; the rows without one yet
+    (table id, key), whose items the links wait for; and why some will not get one as they
+    are, for the row's sync_error (None: all will)."""
+    items: dict[str, list[str]] = {}
+    waiting: list[tuple[int, str]] = []
+    notes: list[str] = []
+    for column in table.relations:
+        refs = row.refs.get(column.id, ())
+        items[column.id] = [r.item_id for r in refs if r.item_id]
+        # A row not pushed may be turned on: the link follows its item then too.
+        waiting += [(r.table_id, r.key) for r in refs if not r.item_id and r.never != "missing"]
+        notes += [
+            f"{column.sources[0]} {r.key}: {column.references} row {r.key} "
+            + ("does not exist" if r.never == "missing" else "is not pushed to Monday")
+            + ", so it is not linked"
+            for r in refs
+            if r.never
+        ]
+    return items, tuple(waiting), "; ".join(notes) or None
+
+
+def with_items(row: Row, found: Mapping[tuple[int, str], str]) -> Row:
+    """The row, its references to rows that got their items meanwhile (`found`: by table id and
+    key) now linked."""
+    refs = {
+        column: tuple(
+            dataclasses.replace(r, item_id=found[r.table_id, r.key])
+            if not r.item_id and (r.table_id, r.key) in found
+            else r
+            for r in references
+        )
+        for column, references in row.refs.items()
+    }
+    return dataclasses.replace(row, refs=refs)
 
 
 def _claimed(entry: Entry, row: Row) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import db, links, rows
+from listener import db, links, relations, rows
 from listener.engine import decide, queue
 from listener.engine.bisect import bisect
 from listener.engine.decide import Decision
@@ -66,6 +66,8 @@ class Recorder:
         self.policy = policy
         self.patience = patience  # seconds to wait for a database that is away
         self.rng = rng or random.Random()
+        # Whether any table has connect-boards columns: links between rows to look after.
+        self.relations = any(t.mapping.relations for t in tables.values())
 
     async def record(
         self, decisions: Sequence[Decision], retired: Sequence[str], outcome: Outcome
@@ -114,6 +116,8 @@ class Recorder:
             for table_id, group in by_table.items():
                 await self._write_back(conn, self.tables[table_id], group, attempt)
             completions = [await self._complete(conn, d, attempt, landed) for d in decisions]
+            if self.relations:
+                await self._relate(conn, decisions, completions, retired)
             await queue.complete(conn, self.listener_id, completions)
         outcome.inbound.update(landed.inbound)
         outcome.inbound_latencies += landed.inbound_latencies
@@ -221,6 +225,32 @@ class Recorder:
         await conflicts.settle(conn, entry.table_id, entry.key, landing.settled)
         return True
 
+    async def _relate(
+        self,
+        conn: db.Conn,
+        decisions: Sequence[Decision],
+        completions: Sequence[Completion],
+        retired: Sequence[str],
+    ) -> None:
+        """Connect-boards links: rows pushed without a link whose row had no item yet wait for
+        it; rows that waited for a row that got its item now, or whose link holds an item
+        that went, arrive again (their next push carries or clears the link)."""
+        waits = [
+            ((c.entry.table_id, c.entry.key), ref)
+            for d, c in zip(decisions, completions, strict=True)
+            if c.outcome is queue.Outcome.DONE
+            for ref in d.waiting
+        ]
+        await relations.await_items(conn, waits)
+        linked = [(d.completion.entry.table_id, d.link.key) for d in decisions if d.link]
+        again = await relations.items_came(conn, linked)
+        if retired:
+            for table in self.tables.values():
+                for column in table.mapping.relations:
+                    keys = await relations.linking(conn, table.id, column.id, retired)
+                    again += [(table.id, key) for key in keys]
+        await queue.arrive(conn, [queue.Arrival(t, k) for t, k in dict.fromkeys(again)])
+
     async def made(self, table: rows.Table, read: Created, outcome: Outcome) -> None:
         """Make a row for each item created on the board that is to be one, and record what
         became of the inbox entries."""
@@ -242,7 +272,9 @@ class Recorder:
         async with self.pool.acquire() as conn, conn.transaction():
             for entry in read.entries:
                 found = read.items.get(entry.item_id)
-                values = None if found is None else merge.new_row(found, table.mapping)
+                values = (
+                    None if found is None else merge.new_row(found, table.mapping, read.relations)
+                )
                 if values is None or found is None:
                     done.append(inbox.Completion(entry, "done"))
                     continue

@@ -26,7 +26,7 @@ import asyncpg
 from listener import db, links, rows
 from listener.engine import decide, plans, queue
 from listener.engine.bisect import bisect
-from listener.engine.exchange import Exchange
+from listener.engine.exchange import Exchange, Exchanged
 from listener.engine.outcome import Outcome, Stats, Tally
 from listener.engine.plans import Plan
 from listener.engine.queue import Entry
@@ -129,8 +129,15 @@ class Worker:
             pool, self.tables, listener_id, policy, patience=tuning.lease_seconds / 2, rng=rng
         )
         self.exchange = (
-            None if client is None else Exchange(client, meter, tuning.batch_size, self.metrics)
+            None
+            if client is None
+            else Exchange(client, meter, tuning.batch_size, self.metrics, self._rows_of)
         )
+
+    async def _rows_of(self, items: Sequence[str]) -> Mapping[str, tuple[int, str]]:
+        """Which rows npd-sync linked these items to (for connect-boards links read back)."""
+        async with self.pool.acquire() as conn:
+            return await links.linked(conn, items)
 
     @property
     def stats(self) -> Stats:
@@ -225,36 +232,57 @@ class Worker:
         for entry in entries:
             by_table[entry.table_id].append(entry)
         planned, linked = await self._plan(by_table)
-        boards = await asyncio.gather(
-            *(
-                self.exchange.board(self.tables[t], ps, linked, inbound=self.inbound)
-                for t, ps in planned.items()
-            )
-        )
         decisions: list[decide.Decision] = []
         retired: list[str] = []
-        for table_id, ex in zip(planned, boards, strict=True):
-            policy = self.policies[table_id]
-            for push in ex.pushes:
-                key = push.entry.key
-                decisions.append(
-                    decide.decide(
-                        push,
-                        ex.landings.get(key),
-                        ex.items[key],
-                        ex.failures[key],
-                        policy,
-                        self.rng,
-                        looked=key in ex.looked,
+        found: dict[tuple[int, str], str] = {}  # items rows got in this batch
+        # Tables whose connect-boards columns reference others go after those: a link to a row
+        # created in the same batch is then written with the row's first push.
+        for layer in _layers(planned, self.tables):
+            boards = await asyncio.gather(
+                *(
+                    self.exchange.board(
+                        self.tables[t], self._linked(planned[t], found), linked,
+                        inbound=self.inbound,
                     )
+                    for t in layer
                 )
-            retired += ex.retired
-            outcome.requests += ex.requests
+            )  # fmt: skip
+            for table_id, ex in zip(layer, boards, strict=True):
+                decisions += self._decided(table_id, ex)
+                found.update(_new_items(table_id, ex))
+                retired += ex.retired
+                outcome.requests += ex.requests
         completions = await self.recorder.record(decisions, retired, outcome)
         for d, c in zip(decisions, completions, strict=True):
             outcome.entry(self.tables[c.entry.table_id].name, d, c)
         if outcome.total("synced") or outcome.total("failed"):
             self.finished = time.monotonic()
+
+    def _decided(self, table_id: int, ex: Exchanged) -> list[decide.Decision]:
+        policy = self.policies[table_id]
+        return [
+            decide.decide(
+                push, ex.landings.get(push.entry.key), ex.items[push.entry.key],
+                ex.failures[push.entry.key], policy, self.rng, looked=push.entry.key in ex.looked,
+            )
+            for push in ex.pushes
+        ]  # fmt: skip
+
+    def _linked(
+        self, planned: Sequence[Plan | plans.Claim], found: Mapping[tuple[int, str], str]
+    ) -> list[Plan | plans.Claim]:
+        """The plans again where a row they reference got its item in this batch."""
+        if not found:
+            return list(planned)
+        again: list[Plan | plans.Claim] = []
+        for p in planned:
+            row = p.row if isinstance(p, plans.Claim | plans.Push) else p.push.row
+            if row is None or not _awaits(row, found):
+                again.append(p)
+                continue
+            table = self.tables[p.entry.table_id]
+            again.append(self._planned(p.entry, plans.with_items(row, found), table))
+        return again
 
     async def _plan(
         self, by_table: Mapping[int, Sequence[Entry]]
@@ -295,6 +323,33 @@ class Worker:
             read = await self.exchange.created(table, group)
             outcome.requests += read.requests
             await self.recorder.made(table, read, outcome)
+
+
+def _layers(planned: Mapping[int, object], tables: Mapping[int, rows.Table]) -> list[list[int]]:
+    """The batch's tables in the order their boards are worked: those referencing no other
+    table of the batch first (together), then the others (together)."""
+    first = [
+        t for t in planned
+        if not any(ref != t and ref in planned for ref in tables[t].references.values())
+    ]  # fmt: skip
+    rest = [t for t in planned if t not in first]
+    return [layer for layer in (first or rest, rest if first else []) if layer]
+
+
+def _awaits(row: rows.Row, found: Mapping[tuple[int, str], str]) -> bool:
+    return any(
+        not r.item_id and (r.table_id, r.key) in found for refs in row.refs.values() for r in refs
+    )
+
+
+def _new_items(table_id: int, ex: Exchanged) -> dict[tuple[int, str], str]:
+    """The items rows of the board got: created, or found by a lookup."""
+    found: dict[tuple[int, str], str] = {}
+    for push in ex.pushes:
+        item = ex.items.get(push.entry.key)
+        if item and push.action in ("create", "find") and not ex.failures[push.entry.key]:
+            found[table_id, push.entry.key] = item
+    return found
 
 
 def _items_named(plan: Plan | plans.Claim) -> tuple[str, ...]:

@@ -107,6 +107,8 @@ def shown(column: mapping.Column | None, raw: str | None) -> str | None:
             return value["unreadable"]  # type: ignore[no-any-return]
         if column.type == "dropdown":
             return ", ".join(value.get("labels") or [])
+        if column.type == mapping.RELATION:
+            return "items " + ", ".join(str(i) for i in value.get("item_ids") or [])
         if column.type == "date":
             return " ".join(v for v in (value.get("date"), value.get("time")) if v)
         key = {"long_text": "text", "email": "email", "phone": "phone", "link": "url"}

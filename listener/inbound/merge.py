@@ -56,12 +56,27 @@ class Merge:
     settled: tuple[str, ...] = ()  # open conflicts whose two sides now hold the same value
 
 
+@dataclass(frozen=True, slots=True)
+class Backlinks:
+    """For a connect-boards column: which row of the referenced table each item is (item id ->
+    key), and whether the foreign key holds many."""
+
+    keys: Mapping[str, str]
+    many: bool = False
+
+
+Relations = Mapping[str, Backlinks]  # connect-boards column id -> its backlinks
+
+
 def monday_values(item: Item, table: mapping.TableMapping, key: str) -> dict[str, Any]:
     """The item's values in the form npd-sync sends, for the columns that flow back (and the
     name, when it does); each is what the row would send once Monday's value is written."""
     out: dict[str, Any] = {}
     for column in table.inbound_columns:
         raw, text = item.values.get(column.id, (None, None))
+        if column.type == mapping.RELATION:
+            out[column.id] = mapping.relation_value(mapping.relation_items(raw))
+            continue
         value = mapping.from_monday(column, raw, text)
         try:
             out[column.id] = mapping.column_value(column, {column.sources[0]: value})
@@ -75,14 +90,24 @@ def monday_values(item: Item, table: mapping.TableMapping, key: str) -> dict[str
     return out
 
 
-def row_values(column_id: str, item: Item, table: mapping.TableMapping) -> dict[str, str | None]:
+def row_values(
+    column_id: str, item: Item, table: mapping.TableMapping, relations: Relations | None = None
+) -> dict[str, str | None] | None:
     """The row columns (and their text values) to write so that the row holds Monday's value
-    of one column."""
+    of one column; None when no row value can hold it (a link to an item that is no row of
+    the referenced table, or several links where the key holds one)."""
     if column_id == mapping.NAME:
         return mapping.name_to_row(table, item.name) or {}
     column = next(c for c in table.inbound_columns if c.id == column_id)
     raw, text = item.values.get(column.id, (None, None))
-    return {column.sources[0]: mapping.from_monday(column, raw, text)}
+    if column.type != mapping.RELATION:
+        return {column.sources[0]: mapping.from_monday(column, raw, text)}
+    back = (relations or {}).get(column.id, Backlinks({}))
+    items = mapping.relation_items(raw)
+    keys = [back.keys[i] for i in items if i in back.keys]
+    if len(keys) < len(items) or (len(keys) > 1 and not back.many):
+        return None
+    return {column.sources[0]: mapping.keys_value(keys, back.many)}
 
 
 def merge(
@@ -96,11 +121,13 @@ def merge(
     conflicted: frozenset[str] = frozenset(),
     npd_changed_at: dt.datetime | None = None,
     monday_changed_at: dt.datetime | None = None,
+    relations: Relations | None = None,
 ) -> Merge:
     """Merge one row (`ours`: every column's value and the name, as the row would send them)
     with its item. `pushes`: the row goes to Monday (BIDIRECTIONAL), else it only receives
     (MONDAY_TO_NPD). `conflicted`: columns with an open conflict, left alone unless their two
-    sides now agree."""
+    sides now agree. `relations`: which rows the items of connect-boards columns are. A board
+    value no row value can hold is a conflict, whatever the policy."""
     theirs = monday_values(item, table, key)
     base = agreed or {}
     push: dict[str, Any] = {}
@@ -125,17 +152,22 @@ def merge(
             if d != a and pushes:
                 push[column_id] = d
             continue
-        if d in (a, m):
-            if d == a:
-                write.update(row_values(column_id, item, table))
+        if d == m:
+            agree[column_id] = m  # both sides changed it the same way
+            continue
+        board = row_values(column_id, item, table, relations)
+        if d == a and board is not None:
+            write.update(board)
             agree[column_id] = m
             continue
         winner = _winner(table.conflict, pushes, npd_changed_at, monday_changed_at, item)
+        if winner == "monday" and board is None:
+            winner = None  # the row cannot hold the board's value: for people to settle
         conflicts.append(Conflict(column_id, a, d, m, winner))
         if winner == "npd":
             push[column_id] = d
         elif winner == "monday":
-            write.update(row_values(column_id, item, table))
+            write.update(board or {})
             agree[column_id] = m
     return Merge(push, write, agree, tuple(conflicts), tuple(settled))
 
@@ -162,7 +194,9 @@ def _winner(
     return None
 
 
-def new_row(item: Item, table: mapping.TableMapping) -> dict[str, str | None] | None:
+def new_row(
+    item: Item, table: mapping.TableMapping, relations: Relations | None = None
+) -> dict[str, str | None] | None:
     """The row for an item no row is linked to, when one is to be made: an active item of the
     table's board without an npd_id (a row's item carries its key), on a table whose policy is
     insert."""
@@ -176,7 +210,7 @@ def new_row(item: Item, table: mapping.TableMapping) -> dict[str, str | None] | 
         return None
     values: dict[str, str | None] = {}
     for column in table.inbound_columns:
-        raw, text = item.values.get(column.id, (None, None))
-        values[column.sources[0]] = mapping.from_monday(column, raw, text)
+        # A link no row value can hold is left out: the row's first push shows the conflict.
+        values.update(row_values(column.id, item, table, relations) or {})
     values.update(mapping.name_to_row(table, item.name) or {})
     return values

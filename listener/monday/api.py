@@ -448,7 +448,8 @@ class Client:
 
 ITEMS_QUERY = (
     "query ($ids: [ID!], $l: Int, $c: [String!]) { items(ids: $ids, limit: $l) { "
-    "id name state updated_at board { id } column_values(ids: $c) { id value text } } "
+    "id name state updated_at board { id } column_values(ids: $c) { "
+    "id value text ... on BoardRelationValue { linked_item_ids } } } "
     f"{COMPLEXITY_FIELD} }}"
 )
 ITEMS_PAGE = 100  # Monday's maximum for items(ids:)
@@ -471,6 +472,21 @@ class _CellModel(BaseModel):
     id: str
     value: str | None = None
     text: str | None = None
+    # Connect-boards columns: their value and text are null (since API 2025-04).
+    linked_item_ids: list[str] | None = None
+
+    @field_validator("linked_item_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        return [str(i) for i in value] if isinstance(value, list) else value
+
+    @property
+    def raw(self) -> str | None:
+        """The value as the rest of npd-sync reads it: a connect-boards column's links in the
+        form npd-sync writes them."""
+        if self.linked_item_ids is not None:
+            return json.dumps({"item_ids": self.linked_item_ids})
+        return self.value
 
 
 class _BoardRef(BaseModel):
@@ -507,14 +523,17 @@ def parse_items(data: Mapping[str, Any]) -> dict[str, Item]:
             id=model.id,
             name=model.name,
             state=model.state or "active",
-            values={c.id: (c.value, c.text) for c in model.column_values},
+            values={c.id: (c.raw, c.text) for c in model.column_values},
             board_id=model.board.id if model.board else None,
             updated_at=model.updated_at,
         )
     return found
 
 
-_ITEM_FIELDS = "id name state updated_at column_values(ids: $c) { id value text }"
+_ITEM_FIELDS = (
+    "id name state updated_at column_values(ids: $c) { "
+    "id value text ... on BoardRelationValue { linked_item_ids } }"
+)
 BOARD_ITEMS_QUERY = (
     "query ($b: [ID!], $l: Int!, $c: [String!]) { boards(ids: $b) { items_page(limit: $l) { "
     f"cursor items {{ {_ITEM_FIELDS} }} }} }} {COMPLEXITY_FIELD} }}"
@@ -679,7 +698,7 @@ async def delete_webhook(client: Client, webhook_id: str) -> None:
 ABOUT_QUERY = f"query {{ me {{ id name email }} version {{ value kind }} {COMPLEXITY_FIELD} }}"
 BOARDS_QUERY = (
     "query ($ids: [ID!], $l: Int) { boards(ids: $ids, limit: $l, state: all) { "
-    "id name state columns { id title type archived } } "
+    "id name state columns { id title type archived settings } } "
     f"{COMPLEXITY_FIELD} }}"
 )
 BOARDS_PAGE = 100  # board ids asked for in one request
@@ -700,6 +719,7 @@ class BoardColumn:
     title: str
     type: str  # Monday's ColumnType, e.g. "text", "email"
     archived: bool
+    connected: tuple[str, ...] = ()  # a connect-boards column: the boards it links to
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,6 +728,18 @@ class BoardInfo:
     name: str
     state: str  # active, archived or deleted
     columns: Mapping[str, BoardColumn]
+
+
+def _connected(settings: Any) -> tuple[str, ...]:
+    """The boards a connect-boards column links to, from its settings (a JSON object, or its
+    text in older versions)."""
+    if isinstance(settings, str):
+        try:
+            settings = json.loads(settings)
+        except ValueError:
+            return ()
+    ids = settings.get("boardIds") if isinstance(settings, dict) else None
+    return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
 
 
 async def about(client: Client) -> About:
@@ -764,7 +796,7 @@ async def boards(client: Client, ids: Sequence[str]) -> dict[str, BoardInfo]:
             columns = {
                 str(c["id"]): BoardColumn(
                     str(c["id"]), str(c.get("title") or ""), str(c.get("type") or ""),
-                    bool(c.get("archived")),
+                    bool(c.get("archived")), _connected(c.get("settings")),
                 )
                 for c in board.get("columns") or []
                 if isinstance(c, dict) and c.get("id") is not None

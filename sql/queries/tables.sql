@@ -5,13 +5,14 @@
 -- name: load_rows
 -- The rows with keys $1 of table $2, every mapped value as text (c0, c1, ... in mapping
 -- order), with their link: the item and the values both sides last agreed on (npd_sync.links),
--- and the columns with an open conflict.
+-- the columns with an open conflict, and per connect-boards column (r0, r1, ...: see
+-- relation_refs) the rows its foreign key references.
 SELECT t.{key}::text AS key, t.sync_enabled AS enabled, t.sync_direction::text AS direction,
        t.monday_id::text AS monday_id, t.{status}::text AS status,
        l.item_id AS linked_item, l.agreed::text AS agreed, l.unlinked_at IS NOT NULL AS unlinked,
        ARRAY(SELECT c.column_id FROM npd_sync.conflicts c
               WHERE c.table_id = $2 AND c.row_key = t.{key}::text AND c.state = 'open')
-           AS conflicted{columns}
+           AS conflicted{columns}{relations}
   FROM {table} t
   LEFT JOIN npd_sync.links l ON l.table_id = $2 AND l.row_key = t.{key}::text
  WHERE t.{key} = ANY ($1::text[]::{key_type}[]);
@@ -74,3 +75,20 @@ INSERT INTO {table} ({columns}, sync_enabled, sync_direction, monday_id, {status
 VALUES ({values}, true, 'BIDIRECTIONAL'::{direction_type}, $1::text::{monday_type},
         'SYNCED'::{status_type})
 RETURNING {key}::text;
+
+-- name: relation_refs
+-- Template, one column of load_rows per connect-boards column: the rows the foreign key
+-- {keys} (a text array) references in {ref_table} (table id {ref_id}), in order, as a JSON array
+-- of [key, the item npd-sync linked it to or null, why it will never have one or null]: it is
+-- not there, or it is not pushed (sync_enabled false, or a direction away from Monday).
+(SELECT coalesce(jsonb_agg(jsonb_build_array(k.key, l.item_id,
+            CASE WHEN l.item_id IS NOT NULL THEN NULL
+                 WHEN r.{ref_key} IS NULL THEN 'missing'
+                 WHEN r.sync_enabled IS TRUE
+                      AND r.sync_direction::text IN ('BIDIRECTIONAL', 'NPD_TO_MONDAY') THEN NULL
+                 ELSE 'not pushed' END) ORDER BY k.n), '[]')::text
+   FROM unnest({keys}) WITH ORDINALITY AS k(key, n)
+   LEFT JOIN npd_sync.links l
+          ON l.table_id = {ref_id} AND l.row_key = k.key AND l.unlinked_at IS NULL
+   LEFT JOIN {ref_table} r ON r.{ref_key} = k.key::{ref_key_type}
+  WHERE k.key IS NOT NULL)

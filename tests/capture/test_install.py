@@ -219,6 +219,7 @@ async def test_a_key_unique_and_not_null_is_enough(empty_dsn: str) -> None:
         await conn.execute(SAMPLE_SCHEMA)
         await conn.execute(
             "ALTER TABLE contacts DROP CONSTRAINT contacts_pkey, ADD UNIQUE (id);"
+            " ALTER TABLE contacts DROP CONSTRAINT contacts_organization_id_fkey;"
             " ALTER TABLE organizations DROP CONSTRAINT organizations_pkey;"
             " CREATE UNIQUE INDEX organizations_id ON organizations (id) INCLUDE (name)"
         )
@@ -251,7 +252,7 @@ async def test_missing_table_is_skipped_unless_it_has_a_board(empty_dsn: str) ->
     conn = await db.connect(empty_dsn)
     try:
         await conn.execute(SAMPLE_SCHEMA)
-        await conn.execute("DROP TABLE organizations")
+        await conn.execute("DROP TABLE organizations CASCADE")  # and contacts' foreign key
         plan = await install.install(conn, DEFAULT_TABLES)
         assert "organizations: no such table, skipped (no board configured)" in plan.notes
         with_board = settings.load(environ={"MONDAY_ORGANIZATIONS_BOARD_ID": "42"}).tables

@@ -540,5 +540,6 @@ async def test_concrete_column_value_types(api: Api) -> None:
         {"__typename": "LinkValue", "url": "https://x.com", "url_text": "X"},
         {"__typename": "StatusValue", "index": 1, "label": "Done"},
         {"__typename": "DropdownValue"},
+        {"__typename": "BoardRelationValue"},
         {"__typename": "TextValue"},  # npd_id
     ]
