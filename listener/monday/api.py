@@ -173,7 +173,7 @@ NEXT_PAGE_QUERY = (
 )
 
 
-ITEMS_QUERY = (
+ITEM_BOARDS_QUERY = (
     "query ($ids: [ID!], $l: Int) { items(ids: $ids, limit: $l) { id board { id } } "
     f"{COMPLEXITY_FIELD} }}"
 )
@@ -404,7 +404,7 @@ class Client:
 
     async def item_boards(self, ids: Sequence[str]) -> dict[str, str]:
         """The board of each item among `ids` (at most ITEMS_PAGE) that Monday knows, by id."""
-        reply = await self.post(ITEMS_QUERY, {"ids": list(ids), "l": ITEMS_PAGE})
+        reply = await self.post(ITEM_BOARDS_QUERY, {"ids": list(ids), "l": ITEMS_PAGE})
         error = field_error(reply, "items")
         if error is not None:
             raise error
@@ -451,7 +451,6 @@ ITEMS_QUERY = (
     "id name state updated_at board { id } column_values(ids: $c) { id value text } } "
     f"{COMPLEXITY_FIELD} }}"
 )
-ITEMS_PAGE = 100  # Monday's maximum for items(ids:)
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,6 +723,28 @@ async def about(client: Client) -> About:
     if served is None and isinstance(version, dict) and isinstance(version.get("value"), str):
         served = version["value"]
     return About(me, served, kind if isinstance(kind, str) else None)
+
+
+CREATE_COLUMN = (
+    "mutation ($b: ID!, $t: String!, $y: ColumnType!) { "
+    "create_column(board_id: $b, title: $t, column_type: $y) { id title type archived } "
+    f"{COMPLEXITY_FIELD} }}"
+)
+
+
+async def create_column(client: Client, board_id: str, title: str, column_type: str) -> BoardColumn:
+    """Add a column to a board (`npd-sync mapping init --create-columns`); Monday makes its id."""
+    variables = {"b": board_id, "t": title, "y": column_type}
+    reply = await client.post(CREATE_COLUMN, variables)
+    made = reply.data.get("create_column")
+    if not isinstance(made, dict) or made.get("id") is None:
+        raise field_error(reply, "create_column") or errors.Permanent(
+            "Monday created no column", request_id=reply.request_id
+        )
+    return BoardColumn(
+        str(made["id"]), str(made.get("title") or title), str(made.get("type") or column_type),
+        bool(made.get("archived")),
+    )  # fmt: skip
 
 
 async def boards(client: Client, ids: Sequence[str]) -> dict[str, BoardInfo]:

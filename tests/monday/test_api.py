@@ -875,3 +875,18 @@ async def test_a_row_changed_back_and_forth_ends_in_its_latest_state() -> None:
         item = emu.item(created.item_id)
         assert item is not None
         assert item.values["text"] == "B"
+
+
+async def test_finding_the_boards_of_items_asks_for_their_boards_only(
+    http: aioresponses, client: api.Client
+) -> None:
+    # Not their columns: that is ITEMS_QUERY, a name once bound to both queries.
+    http.post(URL, payload=ok({"items": [{"id": "1", "board": {"id": "7"}}]}))
+    found = await client.item_boards(["1", "2"])
+    assert found == {"1": "7"}
+    [request] = sent(http)
+    assert request.body == {
+        "query": api.ITEM_BOARDS_QUERY,
+        "variables": {"ids": ["1", "2"], "l": api.ITEMS_PAGE},
+    }
+    assert "column_values" not in api.ITEM_BOARDS_QUERY
