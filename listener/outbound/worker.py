@@ -30,7 +30,7 @@ import asyncpg
 from listener import db, links, sql
 from listener.inbound import conflicts, inbox, merge
 from listener.metrics import Metrics
-from listener.monday import api, errors, governor
+from listener.monday import api, cost, errors, governor
 from listener.outbound import queue, rows, rules
 from listener.settings import Settings, Tuning
 
@@ -73,13 +73,14 @@ async def open_worker(
     metrics = metrics or Metrics()
     tuning = settings.tuning
     meter = governor.Governor(
-        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
-    )
+        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics,
+        lease_seconds=tuning.request_timeout + 5,
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(meter.flush)
         client = None
         if settings.api_key is not None:
-            client = api.client(settings, on_reply=meter.observe)
+            client = api.client(settings)
             await stack.enter_async_context(client)
         yield Worker(
             tuning, pool, client, meter, tables, listener_id, metrics=metrics,
@@ -219,11 +220,15 @@ class Worker:
                 columns.append(table.mapping.npd_id_column)
             later: list[inbox.Entry] = []
             try:
-                reads = [governor.READ] * len(group)
-                async with self.governor.request(None, reads) as granted:
+                async with self.governor.reserve(group, kind=cost.Kind.READ) as grant:
                     # As many as the budget holds now; the others are due again at once.
-                    group, later = group[:granted], group[granted:]
-                    items = await api.read_items(self.client, [e.item_id for e in group], columns)
+                    group, later = list(grant.ops), group[len(grant.ops) :]
+                    try:
+                        ids = [e.item_id for e in group]
+                        items, reply = await api.read_items(self.client, ids, columns)
+                    except errors.MondayError as exc:
+                        raise await grant.settle(exc) or exc from None
+                    await grant.settle(reply)
                 self.stats.requests += 1
             except errors.MondayError as exc:
                 await self._note_request_error(exc)
@@ -360,8 +365,13 @@ class Worker:
         for start in range(0, len(unknown), api.ITEMS_PAGE):
             page = unknown[start : start + api.ITEMS_PAGE]
             try:
-                async with self.governor.request(None, 1):
-                    boards.update(await self.client.item_boards(page))
+                async with self.governor.reserve([page], kind=cost.Kind.LOCATE) as grant:
+                    try:
+                        located, reply = await api.item_boards(self.client, page)
+                    except errors.MondayError as exc:
+                        raise await grant.settle(exc) or exc from None
+                    await grant.settle(reply)
+                    boards.update(located)
                 self.stats.requests += 1
             except errors.MondayError as exc:
                 await self._note_request_error(exc)
@@ -377,15 +387,26 @@ class Worker:
         finds = [p.entry.key for p in plans if p.push == "find" and p.error is None]
         if finds and table.mapping.npd_id_column:
             try:
-                async with self.governor.request(None, [governor.LOOKUP]):
-                    found = await self.client.find_items(board, table.mapping.npd_id_column, finds)
-                self.stats.requests += 1
+                cursor: str | None = None
+                while True:  # a page a request, each under its own grant
+                    async with self.governor.reserve([finds], kind=cost.Kind.LOOKUP) as grant:
+                        try:
+                            page_found, reply = await api.find_items(
+                                self.client, board, table.mapping.npd_id_column, finds, cursor
+                            )
+                        except errors.MondayError as exc:
+                            raise await grant.settle(exc) or exc from None
+                        await grant.settle(reply)
+                    self.stats.requests += 1
+                    for key, ids in page_found.found.items():
+                        found.setdefault(key, []).extend(ids)
+                    cursor = page_found.cursor
+                    if cursor is None:
+                        break
                 looked = set(finds)
                 # What a lookup found is kept even if the push must wait: no second lookup.
                 item.update({key: rules.adopt(items) for key, items in found.items()})
             except errors.MondayError as exc:
-                if exc.budget is not None:
-                    exc = self.governor.refused(exc, [governor.LOOKUP]) or exc
                 await self._note_request_error(exc)
                 for key in finds:
                     failures[key].append(exc)
@@ -402,22 +423,25 @@ class Worker:
         size = self.tuning.batch_size
         while ops:
             granted = 0
-            kinds = [governor.kind_of(op) for op in ops[:size]]
             try:
                 # The governor grants what the budget holds now: maybe fewer than asked.
-                async with self.governor.request(board, kinds) as granted:
-                    results = await self.client.mutate(board, ops[:granted])
+                async with self.governor.reserve(ops[:size], board=board) as grant:
+                    granted = len(grant.ops)
+                    try:
+                        results, reply = await api.mutate(self.client, board, grant.ops)
+                    except errors.MondayError as exc:
+                        # Refused for its complexity: the governor learns from what Monday
+                        # said, and the same operations go again in pieces that fit, unless
+                        # even those must wait.
+                        again = await grant.settle(exc)
+                        if again is None:
+                            self._count_request(exc)
+                            continue
+                        raise again from None
+                    await grant.settle(reply)
                 self.stats.requests += 1
                 size = min(self.tuning.batch_size, size * 2)
             except errors.MondayError as exc:
-                if exc.budget is not None and granted:
-                    # Refused for its complexity: learn from what Monday said, and send the
-                    # same operations again in pieces that fit, unless even those must wait.
-                    again = self.governor.refused(exc, kinds[:granted])
-                    if again is None:
-                        self._count_request(exc)
-                        continue
-                    exc = again
                 if exc.kind is errors.Kind.PERMANENT and granted > 1:
                     # One operation may make the whole request invalid: send halves until
                     # it is alone, so that it fails alone (and is logged once, then).
@@ -473,9 +497,14 @@ class Worker:
             page = ids[: api.ITEMS_PAGE]
             try:
                 # As many as the budget holds now: the rest in the next request.
-                async with self.governor.request(None, [governor.READ] * len(page)) as granted:
-                    page = page[:granted]
-                    items.update(await api.read_items(self.client, page, columns))
+                async with self.governor.reserve(page, kind=cost.Kind.READ) as grant:
+                    page = list(grant.ops)
+                    try:
+                        read, reply = await api.read_items(self.client, page, columns)
+                    except errors.MondayError as exc:
+                        raise await grant.settle(exc) or exc from None
+                    await grant.settle(reply)
+                    items.update(read)
                 self.stats.requests += 1
             except errors.MondayError as exc:
                 await self._note_request_error(exc)
