@@ -470,17 +470,17 @@ class Daemon:
         boards = {t.mapping.board_id: t for t in self.worker.tables.values() if t.mapping.board_id}
         interval = self.settings.tuning.reconcile_interval
         async with pool.acquire(timeout=10) as conn:
-            for board in await reconcile.due(conn, list(boards), interval):
-                table = boards[board]
-                found = await reconcile.pull(
-                    conn, self.worker.client, self.worker.governor, table.id, table.mapping
+            due = await reconcile.due(conn, list(boards), interval)
+        for board in due:
+            table = boards[board]
+            found = await reconcile.pull(
+                pool, self.worker.client, self.worker.governor, table.id, table.mapping
+            )
+            if found.changed:
+                log.info(
+                    "reconcile.found", extra={"table": table.name, "items": len(found.changed)}
                 )
-                if found.changed:
-                    log.info(
-                        "reconcile.found",
-                        extra={"table": table.name, "items": len(found.changed)},
-                    )
-                    self.waker.wake()
+                self.waker.wake()
 
     async def _history(self, pool: asyncpg.Pool) -> None:
         # What was counted since the last write, added to this minute's row; given back to

@@ -137,6 +137,23 @@ async def app_role(conn: asyncpg.Connection) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def connect_only(conn: asyncpg.Connection) -> AsyncIterator[str]:
+    """A login role with nothing but CONNECT (which every role has through PUBLIC): anyone
+    who can log in. Unique, and dropped after the test with its sessions of this database."""
+    role = f"npd_nobody_{os.getpid()}_{next(_counter)}"
+    await conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        yield role
+    finally:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = $1 AND datname = current_database()",
+            role,
+        )
+        await conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.fixture
 async def app(dsn: str, app_role: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection as the application's role (`app_role`)."""
     connection = await asyncpg.connect(dsn, user=app_role)

@@ -129,3 +129,30 @@ async def test_mondays_figures_beat_the_plans(
         await eventually(lambda: all_synced(conn), timeout=30, interval=0.1)
     assert await conn.fetchval("SELECT paused_until FROM npd_sync.monday") is None
     assert sum(r.complexity for r in charged(emulator.requests)) == 300 * 100_000
+
+
+async def test_a_budget_monday_states_far_above_the_plans_pauses_nobody(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # Monday states 10^9 points a minute (RateLimit-Policy, complexity.before); the plan says
+    # 10M. Two listeners, two boards, answers taking a moment: their first requests are all
+    # reserved before any reply, against the plan's 10M at the first guess of 30,001 a create.
+    # The replies' figures win: nobody waits for the plan's minute to end.
+    emulator.set_limits(
+        AccountLimits(
+            complexity_per_minute=10**9, requests_per_minute=None, concurrency=None,
+            daily_calls=None, ip_requests=None,
+        )
+    )  # fmt: skip
+    emulator.set_faults(latency=0.3)
+    await conn.execute(
+        "INSERT INTO contacts (first_name) SELECT 'row ' || g FROM generate_series(1, 600) g"
+    )
+    await conn.execute(
+        "INSERT INTO organizations (name) SELECT 'org ' || g FROM generate_series(1, 600) g"
+    )
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    async with running(config), running(config):
+        await eventually(lambda: all_synced(conn), timeout=40, interval=0.1)
+    assert await conn.fetchval("SELECT paused_until FROM npd_sync.monday") is None
+    assert not [r for r in emulator.requests if EXHAUSTED in r.error_codes]

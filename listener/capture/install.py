@@ -1,15 +1,19 @@
 """`npd-sync install` / `uninstall`: the versioned schema and the capture on each table.
 
 Install runs in one transaction under an advisory lock, so two concurrent installs cannot
-interleave and a failure leaves the database as it was. It applies the numbered migrations not
+interleave and a failure leaves the database as it was. (The schema may not exist yet, so the
+lock cannot be a row of it: any role may take the lock too, and install waits for it a while
+only, then names the session that holds it.) It applies the numbered migrations not
 yet recorded in `npd_sync.migrations`, then (re)attaches capture to each configured table whose
 generated DDL differs from what is installed: running it twice is a no-op.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +24,7 @@ from listener import catalog, db, mapping, sql
 from listener.capture import notify
 
 INSTALL_LOCK = 7237733  # pg_advisory_xact_lock key serialising installs
+LOCK_WAIT = 30.0  # seconds install waits for another session's install lock
 TRIGGERS = 5  # npd_sync_insert, _update, _rekey, _delete, _truncate on each table
 
 BOOTSTRAP = """\
@@ -240,12 +245,38 @@ def _sync_columns(result: Plan, name: str, info: catalog.TableInfo, *, missing: 
         )
 
 
+async def lock(conn: db.Conn, wait: float = LOCK_WAIT) -> None:
+    """Take install's lock for the transaction, waiting at most `wait` seconds for another
+    session to release it; then InstallError names that session."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", INSTALL_LOCK):
+        if time.monotonic() >= deadline:
+            holder = await conn.fetchrow(sql.query("install_lock_holder"), INSTALL_LOCK)
+            who = (
+                f"pid {holder['pid']}, user {holder['usename']}, application "
+                f"{holder['application_name'] or '(none)'!r}"
+                if holder
+                else "a session that has ended since"
+            )
+            raise InstallError(
+                f"another session has held npd-sync's install lock ({INSTALL_LOCK}) for "
+                f"{wait:g}s: {who}; end it (SELECT pg_terminate_backend(pid)) and run again"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 async def install(
-    conn: db.Conn, tables: Sequence[mapping.TableMapping], *, dry_run: bool = False
+    conn: db.Conn,
+    tables: Sequence[mapping.TableMapping],
+    *,
+    dry_run: bool = False,
+    wait: float = LOCK_WAIT,
 ) -> Plan:
     """Bring the database up to date; with dry_run, only plan. Raises InstallError on problems."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", INSTALL_LOCK)
+        await lock(conn, wait)
         # Attaching takes a brief lock on each application table; never queue behind a long
         # application transaction for ever.
         await conn.execute("SET LOCAL lock_timeout = '10s'")
@@ -260,11 +291,11 @@ async def install(
     return result
 
 
-async def uninstall(conn: db.Conn) -> list[str]:
+async def uninstall(conn: db.Conn, *, wait: float = LOCK_WAIT) -> list[str]:
     """Remove the triggers and the npd_sync schema; application rows are not touched."""
     done: list[str] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", INSTALL_LOCK)
+        await lock(conn, wait)
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         if not await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL"):
             return done

@@ -325,7 +325,7 @@ async def _monday(settings: Settings, add: Report) -> None:
     add(Result("ok", "MONDAY_API_KEY", "set"))
     async with api.client(settings, timeout=MONDAY_TIMEOUT) as client:
         try:
-            about = await api.about(client)
+            about, _ = await api.about(client)
         except errors.MondayError as exc:
             add(_monday_failure(settings, exc))
             _unboarded(settings, add)
@@ -411,7 +411,9 @@ async def _boards(client: api.Client, settings: Settings, add: Report) -> None:
     found: dict[str, api.BoardInfo] = {}
     if ids:
         try:
-            found = await api.boards(client, ids)
+            for start in range(0, len(ids), api.BOARDS_PAGE):
+                page, _ = await api.boards(client, ids[start : start + api.BOARDS_PAGE])
+                found.update(page)
         except errors.MondayError as exc:
             add(
                 Result(

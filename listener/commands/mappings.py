@@ -11,15 +11,19 @@ straight, as `check`'s do.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
 from listener import catalog, db, mapping, proposal, settings, sql
 from listener.capture import install
-from listener.monday import api, errors, governor
+from listener.monday import api, cost, errors, governor
 from listener.settings import ConfigError, Settings
+
+T = TypeVar("T")
 
 Echo = Callable[[str], None]
 MONDAY_TIMEOUT = 30.0
@@ -82,20 +86,39 @@ class Monday:
 
     async def boards(self, ids: Sequence[str]) -> dict[str, api.BoardInfo]:
         """The boards among `ids` that the token can see, with their columns."""
-        async with self._held(None, governor.READ):
-            return await api.boards(self.client, ids)
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, api.BoardInfo] = {}
+        for start in range(0, len(wanted), api.BOARDS_PAGE):
+            page = wanted[start : start + api.BOARDS_PAGE]
+            found.update(await self._send(functools.partial(api.boards, self.client, page),
+                                          cost.Kind.QUERY))  # fmt: skip
+        return found
 
     async def create_column(self, board_id: str, title: str, column_type: str) -> api.BoardColumn:
         """Add a column to a board; Monday makes its id."""
-        async with self._held(board_id, "create"):
-            return await api.create_column(self.client, board_id, title, column_type)
+        return await self._send(
+            lambda: api.create_column(self.client, board_id, title, column_type),
+            cost.Kind.COLUMN,
+            board_id,
+        )
 
-    def _held(
-        self, board_id: str | None, kind: str
-    ) -> contextlib.AbstractAsyncContextManager[object]:
+    async def _send(
+        self,
+        send: Callable[[], Awaitable[tuple[T, api.Reply]]],
+        kind: cost.Kind,
+        board_id: str | None = None,
+    ) -> T:
+        """One request, within the shared budget when there is one."""
         if self.meter is None:
-            return contextlib.nullcontext()
-        return self.meter.request(board_id, [kind])
+            value, _ = await send()
+            return value
+        async with self.meter.reserve([kind], kind=kind, board=board_id) as grant:
+            try:
+                value, reply = await send()
+            except errors.MondayError as exc:
+                raise await grant.settle(exc) or exc from None
+            await grant.settle(reply)
+        return value
 
 
 @contextlib.asynccontextmanager
@@ -110,9 +133,8 @@ async def open_monday(config: Settings, pool: asyncpg.Pool | None) -> AsyncItera
             meter = governor.Governor(
                 pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait
             )
-    on_reply = meter.observe if meter is not None else None
     try:
-        async with api.client(config, timeout=MONDAY_TIMEOUT, on_reply=on_reply) as client:
+        async with api.client(config, timeout=MONDAY_TIMEOUT) as client:
             yield Monday(client, meter)
     except errors.MondayError as exc:
         raise MondayFailed(f"Monday: {exc.redacted(config.secrets())}") from None

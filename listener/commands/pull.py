@@ -41,19 +41,18 @@ async def run(
         name = f"pull:{id(tables):x}"
         async with worker.open_worker(settings, pool, tables, name, inbound=True) as w:
             assert w.client is not None
-            async with pool.acquire() as conn:
-                for t in tables:
-                    found = await reconcile.pull(
-                        conn, w.client, w.governor, t.id, t.mapping, full=full, mark=not dry_run
-                    )
-                    how = f"read {found.read} items" if found.full else "read the activity log"
-                    requests = counted(found.requests, "request")
-                    items = counted(len(found.changed), "item")
-                    echo(f"{t.name}: {how} in {requests}; {items} to look at")
-                    if dry_run and found.changed:
-                        more = len(found.changed) - SHOWN
-                        shown = ", ".join(found.changed[:SHOWN])
-                        echo(f"  items {shown}" + (f" (+{more})" if more > 0 else ""))
+            for t in tables:
+                found = await reconcile.pull(
+                    pool, w.client, w.governor, t.id, t.mapping, full=full, mark=not dry_run
+                )
+                how = f"read {found.read} items" if found.full else "read the activity log"
+                requests = counted(found.requests, "request")
+                items = counted(len(found.changed), "item")
+                echo(f"{t.name}: {how} in {requests}; {items} to look at")
+                if dry_run and found.changed:
+                    more = len(found.changed) - SHOWN
+                    shown = ", ".join(found.changed[:SHOWN])
+                    echo(f"  items {shown}" + (f" (+{more})" if more > 0 else ""))
             if dry_run:
                 return True
             await _work(w)

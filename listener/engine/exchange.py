@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from listener import mapping, rows
 from listener.engine import plans
@@ -22,9 +23,12 @@ from listener.engine.bisect import bisect
 from listener.engine.plans import Claim, Landing, Plan, Pull, Push
 from listener.inbound import inbox, merge
 from listener.metrics import Metrics
-from listener.monday import api, errors, governor
+from listener.monday import api, cost, errors, governor
 
 log = logging.getLogger("npd_sync.worker")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -142,11 +146,13 @@ class Exchange:
             columns.append(table.mapping.npd_id_column)
         read = Created(list(entries))
         try:
-            async with self.governor.request(None, [governor.READ] * len(entries)) as granted:
-                # As many as the budget holds now; the others are due again at once.
-                read.entries, read.later = read.entries[:granted], read.entries[granted:]
-                ids = [e.item_id for e in read.entries]
-                read.items = await api.read_items(self.client, ids, columns)
+            # As many as the budget holds now; the others are due again at once.
+            sent, read.items = await self._ask(
+                [e.item_id for e in entries],
+                lambda ids: api.read_items(self.client, ids, columns),
+                kind=cost.Kind.READ,
+            )
+            read.entries, read.later = read.entries[: len(sent)], read.entries[len(sent) :]
             read.requests += 1
             read.relations = await self._backlinks(table, read.items.values())
         except errors.MondayError as exc:
@@ -164,8 +170,10 @@ class Exchange:
         for start in range(0, len(unknown), api.ITEMS_PAGE):
             page = unknown[start : start + api.ITEMS_PAGE]
             try:
-                async with self.governor.request(None, [governor.LOOKUP]):
-                    boards.update(await self.client.item_boards(page))
+                _, located = await self._ask(
+                    [page], lambda p: api.item_boards(self.client, p[0]), kind=cost.Kind.LOCATE
+                )
+                boards.update(located)
                 ex.requests += 1
             except errors.MondayError as exc:
                 await self.failed(exc)
@@ -183,16 +191,24 @@ class Exchange:
         finds = [p.entry.key for p in ex.pushes if p.action == "find" and p.error is None]
         if not finds or not table.mapping.npd_id_column:
             return {}
-        assert table.mapping.board_id is not None
+        board, column = table.mapping.board_id, table.mapping.npd_id_column
+        assert board is not None
+        found: dict[str, list[str]] = {}
+        cursor: str | None = None
         try:
-            async with self.governor.request(None, [governor.LOOKUP]):
-                found = await self.client.find_items(
-                    table.mapping.board_id, table.mapping.npd_id_column, finds
+            while True:  # a page a request
+                _, page = await self._ask(
+                    [(finds, cursor)],
+                    lambda asked: api.find_items(self.client, board, column, *asked[0]),
+                    kind=cost.Kind.LOOKUP,
                 )
-            ex.requests += 1
+                ex.requests += 1
+                for key, ids in page.found.items():
+                    found.setdefault(key, []).extend(ids)
+                cursor = page.cursor
+                if cursor is None:
+                    break
         except errors.MondayError as exc:
-            if exc.budget is not None:
-                exc = self.governor.refused(exc, [governor.LOOKUP]) or exc
             await self.failed(exc)
             for key in finds:
                 ex.failures[key].append(exc)
@@ -250,9 +266,13 @@ class Exchange:
             page = ids[: api.ITEMS_PAGE]
             try:
                 # As many as the budget holds now: the rest in the next request.
-                async with self.governor.request(None, [governor.READ] * len(page)) as granted:
-                    page = page[:granted]
-                    items.update(await api.read_items(self.client, page, [c for c in columns if c]))
+                sent, read = await self._ask(
+                    page,
+                    lambda ids: api.read_items(self.client, ids, [c for c in columns if c]),
+                    kind=cost.Kind.READ,
+                )
+                items.update(read)
+                page = list(sent)
                 ex.requests += 1
             except errors.MondayError as exc:
                 await self.failed(exc)
@@ -322,24 +342,54 @@ class Exchange:
         self, board: str, ops: Sequence[api.Op], ex: Exchanged
     ) -> tuple[int, list[api.Result] | errors.MondayError]:
         """Send as many of `ops` as the budget holds now (0 when none: the error says why):
-        how many were sent and their results, or the request's error. A request refused for its
-        complexity is sent again in pieces that fit, unless even those must wait."""
-        kinds = [governor.kind_of(op) for op in ops]
+        how many were sent and their results, or the request's error."""
+        sent, answer = await self._try(
+            ops, lambda part: api.mutate(self.client, board, part), board=board
+        )
+        if not isinstance(answer, errors.MondayError):
+            ex.requests += 1
+        return len(sent), answer
+
+    async def _ask(
+        self,
+        ops: Sequence[T],
+        send: Callable[[Sequence[T]], Awaitable[tuple[R, api.Reply]]],
+        *,
+        kind: cost.Kind | None = None,
+    ) -> tuple[Sequence[T], R]:
+        """`_try`, raising the error of a request that failed."""
+        sent, answer = await self._try(ops, send, kind=kind)
+        if isinstance(answer, errors.MondayError):
+            raise answer
+        return sent, answer
+
+    async def _try(
+        self,
+        ops: Sequence[T],
+        send: Callable[[Sequence[T]], Awaitable[tuple[R, api.Reply]]],
+        *,
+        kind: cost.Kind | None = None,
+        board: str | None = None,
+    ) -> tuple[Sequence[T], R | errors.MondayError]:
+        """One request under a grant of the governor: as many of the leading `ops` as the
+        limits hold now go to `send`. Returns those and what `send` read, or the request's
+        error (with no ops when the limits held none). A request refused for its complexity
+        is sent again in pieces that fit, unless even those must wait."""
         while True:
-            granted = 0
             try:
-                # The governor grants what the budget holds now: maybe fewer than asked.
-                async with self.governor.request(board, kinds) as granted:
-                    results = await self.client.mutate(board, ops[:granted])
-                ex.requests += 1
-                return granted, results
-            except errors.MondayError as exc:
-                if exc.budget is None or not granted:
-                    return granted, exc
-                again = self.governor.refused(exc, kinds[:granted])
-                if again is not None:
-                    return granted, again
-                self._count(exc)  # learnt from what Monday said: send again, smaller
+                async with self.governor.reserve(ops, kind=kind, board=board) as grant:
+                    try:
+                        value, reply = await send(grant.ops)
+                    except errors.MondayError as exc:
+                        verdict = await grant.settle(exc)
+                        if verdict is not None:
+                            return grant.ops, verdict
+                        self._count(exc)  # learnt from what Monday said: again, smaller
+                        continue
+                    await grant.settle(reply)
+                    return grant.ops, value
+            except errors.MondayError as exc:  # the limits hold none for longer than we wait
+                return (), exc
 
     def _count(self, exc: errors.MondayError) -> None:
         self.metrics.requests.labels(str(exc.status or ""), exc.code or exc.kind.value).inc()

@@ -58,13 +58,14 @@ async def open_worker(
     metrics = metrics or Metrics()
     tuning = settings.tuning
     meter = governor.Governor(
-        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics
-    )
+        pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait, metrics=metrics,
+        lease_seconds=tuning.request_timeout + 5,
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(meter.flush)
         client = None
         if settings.api_key is not None:
-            client = api.client(settings, on_reply=meter.observe)
+            client = api.client(settings)
             await stack.enter_async_context(client)
         yield Worker(
             tuning,

@@ -18,9 +18,11 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import asyncpg
+
 from listener import db, links, mapping, sql
 from listener.inbound import merge
-from listener.monday import api, governor
+from listener.monday import api, cost, errors, governor
 
 # An activity log may show an entry a little late: a pass after an incremental one reads this
 # much of what that one read already. (Monday does not document the delay: a guess.)
@@ -49,7 +51,7 @@ def differs(item: api.Item, table: mapping.TableMapping, key: str, agreed: links
 
 
 async def pull(
-    conn: db.Conn,
+    pool: asyncpg.Pool,
     client: api.Client,
     meter: governor.Governor,
     table_id: int,
@@ -58,38 +60,57 @@ async def pull(
     full: bool = False,
     mark: bool = True,
 ) -> Pass:
-    """One pass over a table's board; with `mark`, the items found go in the inbox."""
+    """One pass over a table's board; with `mark`, the items found go in the inbox. A
+    connection is taken for each step, never held while Monday answers."""
     assert table.board_id is not None
     board = table.board_id
-    started = await conn.fetchval(sql.query("database_now"))
-    state = await conn.fetchrow(sql.query("board_state"), board)
+    async with pool.acquire() as conn:
+        started = await conn.fetchval(sql.query("database_now"))
+        state = await conn.fetchrow(sql.query("board_state"), board)
     watermark = state["watermark"] if state else None
     last_full = state["full_read_at"] if state else None
     full = full or watermark is None or last_full is None or started - last_full > FULL_EVERY
     found = Pass(table.table, board, full)
     if full:
-        await _read_board(conn, client, meter, table_id, table, found)
+        await _read_board(pool, client, meter, table_id, table, found)
     else:
         assert watermark is not None
-        page, entries = 1, []
-        while True:
-            async with meter.request(None, [governor.ACTIVITY]):
-                got = await api.activity(client, board, watermark, page)
-            found.requests += 1
-            entries += got
-            if len(got) < api.ACTIVITY_PAGE:
-                break
-            page += 1
-        await _unknown(conn, table_id, table, entries, found)
+        entries = await _activity(client, meter, board, watermark, found)
+        async with pool.acquire() as conn:
+            await _unknown(conn, table_id, table, entries, found)
     if mark:
-        if found.changed:
-            when = [found.when.get(i) for i in found.changed]
-            await conn.execute(sql.query("mark_items"), board, found.changed, when)
-        # What this pass saw: everything before a full read's start; before an incremental
-        # pass's, all but entries that may show up late.
-        covered = started if full else started - OVERLAP
-        await conn.execute(sql.query("board_pulled"), board, covered, full)
+        async with pool.acquire() as conn:
+            if found.changed:
+                when = [found.when.get(i) for i in found.changed]
+                await conn.execute(sql.query("mark_items"), board, found.changed, when)
+            # What this pass saw: everything before a full read's start; before an incremental
+            # pass's, all but entries that may show up late.
+            covered = started if full else started - OVERLAP
+            await conn.execute(sql.query("board_pulled"), board, covered, full)
     return found
+
+
+async def _activity(
+    client: api.Client,
+    meter: governor.Governor,
+    board: str,
+    since: dt.datetime,
+    found: Pass,
+) -> list[api.Activity]:
+    """The board's activity log since a moment, a page a request."""
+    page, entries = 1, []
+    while True:
+        async with meter.reserve([page], kind=cost.Kind.ACTIVITY) as grant:
+            try:
+                got, reply = await api.activity(client, board, since, page)
+            except errors.MondayError as exc:
+                raise await grant.settle(exc) or exc from None
+            await grant.settle(reply)
+        found.requests += 1
+        entries += got
+        if len(got) < api.ACTIVITY_PAGE:
+            return entries
+        page += 1
 
 
 async def _unknown(
@@ -120,26 +141,34 @@ async def _unknown(
 
 
 async def _read_board(
-    conn: db.Conn,
+    pool: asyncpg.Pool,
     client: api.Client,
     meter: governor.Governor,
     table_id: int,
     table: mapping.TableMapping,
     found: Pass,
 ) -> None:
-    linked = {r["item_id"]: r for r in await conn.fetch(sql.query("table_links"), table_id)}
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(sql.query("table_links"), table_id)
+    linked = {r["item_id"]: r for r in rows}
     columns = [c.id for c in table.inbound_columns]
     if table.npd_id_column:
         columns.append(table.npd_id_column)
     seen: set[str] = set()
     cursor: str | None = None
+    slots = range(api.BOARD_PAGE)  # a page's items: as many as the budget holds now
     while True:
-        async with meter.request(None, [governor.READ] * api.BOARD_PAGE) as granted:
-            page, cursor = await api.board_page(
-                client, table.board_id or "", columns, cursor, limit=granted
-            )
+        async with meter.reserve(slots, kind=cost.Kind.READ) as grant:
+            try:
+                page, reply = await api.board_page(
+                    client, table.board_id or "", columns, cursor, limit=len(grant.ops)
+                )
+            except errors.MondayError as exc:
+                raise await grant.settle(exc) or exc from None
+            await grant.settle(reply)
+        cursor = page.cursor
         found.requests += 1
-        for item in page.values():
+        for item in page.found.values():
             seen.add(item.id)
             found.read += 1
             link = linked.get(item.id)

@@ -90,14 +90,15 @@ async def install(
         if not table.board_id:
             continue
         board = table.board_id
-        present = {w.id for w in await api.webhooks(client, board)}
+        listed, _ = await api.webhooks(client, board)
+        present = {w.id for w in listed}
         for event in EVENTS:
             existing = known.get((board, event))
             if existing is not None and existing in present:
                 done.append(Subscription(table.table, board, event, "present", existing))
                 continue
             try:
-                created = await api.create_webhook(client, board, target, event)
+                created, _ = await api.create_webhook(client, board, target, event)
             except errors.MondayError as exc:
                 # Monday's message may quote the URL, and the URL holds the secret.
                 failed = redact(str(exc), [hidden])
@@ -117,7 +118,8 @@ async def survey(
     for table in tables:
         if not table.board_id:
             continue
-        present = {w.id for w in await api.webhooks(client, table.board_id)}
+        listed, _ = await api.webhooks(client, table.board_id)
+        present = {w.id for w in listed}
         for event in EVENTS:
             webhook = known.get((table.board_id, event))
             state: State = "present" if webhook is not None and webhook in present else "missing"

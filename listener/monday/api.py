@@ -3,6 +3,10 @@
 Documents are built from fixed text and variables only (never from row data), every response
 body is parsed whatever its HTTP status, and each failure becomes an `errors` type.
 Building documents and reading replies are pure functions, tested without a network.
+
+Each function that sends a request sends exactly one, and returns what it read together with
+the `Reply` it came in, so that the caller can settle the request with the governor (a paged
+read is one call per page).
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
@@ -173,7 +177,7 @@ NEXT_PAGE_QUERY = (
 )
 
 
-ITEMS_QUERY = (
+ITEM_BOARDS_QUERY = (
     "query ($ids: [ID!], $l: Int) { items(ids: $ids, limit: $l) { id board { id } } "
     f"{COMPLEXITY_FIELD} }}"
 )
@@ -310,12 +314,7 @@ def results(ops: Sequence[Op], reply: Reply) -> list[Result]:
 # --- the client ---------------------------------------------------------------------------
 
 
-def client(
-    settings: Settings,
-    *,
-    timeout: float | None = None,
-    on_reply: Callable[[Reply], Awaitable[None]] | None = None,
-) -> Client:
+def client(settings: Settings, *, timeout: float | None = None) -> Client:
     """A client for the configured endpoint, token and version (the token must be set)."""
     if settings.api_key is None:
         raise ValueError("MONDAY_API_KEY is not set")
@@ -324,15 +323,11 @@ def client(
         api_key=settings.api_key,
         version=settings.api_version,
         timeout=settings.tuning.request_timeout if timeout is None else timeout,
-        on_reply=on_reply,
     )
 
 
 class Client:
-    """Monday's API over one aiohttp session. Use as an async context manager.
-
-    `on_reply` sees every successful reply (the governor calibrates the shared budget on it).
-    """
+    """Monday's API over one aiohttp session. Use as an async context manager."""
 
     def __init__(
         self,
@@ -341,9 +336,7 @@ class Client:
         api_key: SecretStr,
         version: str,
         timeout: float = 65.0,
-        on_reply: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> None:
-        self._on_reply = on_reply
         self._url = url
         self._api_key = api_key
         self._version = version
@@ -391,57 +384,75 @@ class Client:
         except (aiohttp.ClientError, OSError) as exc:
             # The request may have been applied before the connection broke.
             raise errors.OutcomeUnknown(f"connection lost: {type(exc).__name__}") from None
-        if self._on_reply is not None:
-            await self._on_reply(reply)
         return reply
 
-    async def mutate(self, board_id: str, ops: Sequence[Op]) -> list[Result]:
-        """Apply ops to one board in one request; per-op results, or a request-level error."""
-        query, variables = build_mutation(board_id, ops)
-        key = idempotency_key(query, variables, [op.change for op in ops])
-        reply = await self.post(query, variables, idempotency_key=key)
-        return results(ops, reply)
 
-    async def item_boards(self, ids: Sequence[str]) -> dict[str, str]:
-        """The board of each item among `ids` (at most ITEMS_PAGE) that Monday knows, by id."""
-        reply = await self.post(ITEMS_QUERY, {"ids": list(ids), "l": ITEMS_PAGE})
-        error = field_error(reply, "items")
-        if error is not None:
-            raise error
-        found = {}
-        for item in reply.data.get("items") or []:
-            board = item.get("board") if isinstance(item, dict) else None
-            if isinstance(board, dict) and board.get("id") is not None:
-                found[str(item["id"])] = str(board["id"])
-        return found
+T = TypeVar("T")
 
-    async def find_items(
-        self, board_id: str, column_id: str, values: Sequence[str]
-    ) -> dict[str, list[str]]:
-        """Active items whose text column `column_id` is one of `values`: value -> item ids."""
-        found: dict[str, list[str]] = {}
-        if not values:
-            return found
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a paged read: what it found, and the cursor of the next page (None after
+    the last)."""
+
+    found: T
+    cursor: str | None
+
+
+async def mutate(client: Client, board_id: str, ops: Sequence[Op]) -> tuple[list[Result], Reply]:
+    """Apply ops to one board in one request: per-op results and the reply, or a
+    request-level error."""
+    query, variables = build_mutation(board_id, ops)
+    key = idempotency_key(query, variables, [op.change for op in ops])
+    reply = await client.post(query, variables, idempotency_key=key)
+    return results(ops, reply), reply
+
+
+async def item_boards(client: Client, ids: Sequence[str]) -> tuple[dict[str, str], Reply]:
+    """The board of each item among `ids` (at most ITEMS_PAGE) that Monday knows, by id."""
+    reply = await client.post(ITEM_BOARDS_QUERY, {"ids": list(ids), "l": ITEMS_PAGE})
+    error = field_error(reply, "items")
+    if error is not None:
+        raise error
+    found = {}
+    for item in reply.data.get("items") or []:
+        board = item.get("board") if isinstance(item, dict) else None
+        if isinstance(board, dict) and board.get("id") is not None:
+            found[str(item["id"])] = str(board["id"])
+    return found, reply
+
+
+async def find_items(
+    client: Client,
+    board_id: str,
+    column_id: str,
+    values: Sequence[str],
+    cursor: str | None = None,
+) -> tuple[Page[dict[str, list[str]]], Reply]:
+    """One page of the active items whose text column `column_id` is one of `values` (the
+    first page without a cursor): value -> item ids, and the next page's cursor."""
+    if not values:
+        raise ValueError("nothing to look up")
+    if cursor is None:
         variables: dict[str, Any] = {
             "b": board_id, "c": column_id, "v": list(values), "l": LOOKUP_PAGE,
         }  # fmt: skip
-        reply = await self.post(LOOKUP_QUERY, variables)
+        reply = await client.post(LOOKUP_QUERY, variables)
         page = reply.data.get("items_page_by_column_values") or {}
-        wanted = {v.lower(): v for v in values}
-        while True:
-            for item in page.get("items") or []:
-                text = next((c.get("text") for c in item.get("column_values") or []), None)
-                # Text columns match case-insensitively on Monday; map back to our spelling.
-                key = wanted.get((text or "").lower())
-                if key is not None:
-                    found.setdefault(key, []).append(str(item["id"]))
-            cursor = page.get("cursor")
-            if not cursor:
-                return found
-            reply = await self.post(
-                NEXT_PAGE_QUERY, {"cursor": cursor, "c": column_id, "l": LOOKUP_PAGE}
-            )
-            page = reply.data.get("next_items_page") or {}
+    else:
+        variables = {"cursor": cursor, "c": column_id, "l": LOOKUP_PAGE}
+        reply = await client.post(NEXT_PAGE_QUERY, variables)
+        page = reply.data.get("next_items_page") or {}
+    found: dict[str, list[str]] = {}
+    wanted = {v.lower(): v for v in values}
+    for item in page.get("items") or []:
+        text = next((c.get("text") for c in item.get("column_values") or []), None)
+        # Text columns match case-insensitively on Monday; map back to our spelling.
+        key = wanted.get((text or "").lower())
+        if key is not None:
+            found.setdefault(key, []).append(str(item["id"]))
+    following = page.get("cursor")
+    return Page(found, following if isinstance(following, str) and following else None), reply
 
 
 # --- reading items (inbound) -----------------------------------------------------------------
@@ -452,7 +463,6 @@ ITEMS_QUERY = (
     "id value text ... on BoardRelationValue { linked_item_ids } } } "
     f"{COMPLEXITY_FIELD} }}"
 )
-ITEMS_PAGE = 100  # Monday's maximum for items(ids:)
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,7 +569,7 @@ async def board_page(
     cursor: str | None = None,
     *,
     limit: int = BOARD_PAGE,
-) -> tuple[dict[str, Item], str | None]:
+) -> tuple[Page[dict[str, Item]], Reply]:
     """One page of a board's active items (the first without a cursor), and the next page's
     cursor (None after the last)."""
     limit = max(1, min(limit, BOARD_PAGE))
@@ -577,7 +587,8 @@ async def board_page(
         reply = await client.post(NEXT_BOARD_ITEMS_QUERY, variables)
         page = reply.data.get("next_items_page") or {}
     following = page.get("cursor")
-    return parse_items(page), following if isinstance(following, str) and following else None
+    cursor = following if isinstance(following, str) and following else None
+    return Page(parse_items(page), cursor), reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -616,7 +627,7 @@ def parse_activity(entry: Mapping[str, Any]) -> Activity:
 
 async def activity(
     client: Client, board_id: str, since: dt.datetime, page: int = 1
-) -> list[Activity]:
+) -> tuple[list[Activity], Reply]:
     """One page of a board's activity log since a moment (ACTIVITY_PAGE entries; fewer on the
     last page)."""
     variables = {"b": [board_id], "from": since.isoformat(), "l": ACTIVITY_PAGE, "p": page}
@@ -626,19 +637,20 @@ async def activity(
         raise field_error(reply, "boards") or errors.Permanent(
             f"board {board_id} not found", request_id=reply.request_id
         )
-    return [parse_activity(e) for e in boards[0].get("activity_logs") or [] if isinstance(e, dict)]
+    entries = boards[0].get("activity_logs") or []
+    return [parse_activity(e) for e in entries if isinstance(e, dict)], reply
 
 
 async def read_items(
     client: Client, ids: Sequence[str], column_ids: Sequence[str]
-) -> dict[str, Item]:
+) -> tuple[dict[str, Item], Reply]:
     """The items among `ids` Monday returns (up to ITEMS_PAGE), with the given columns."""
     variables = {"ids": list(ids), "l": len(ids), "c": list(column_ids)}
     reply = await client.post(ITEMS_QUERY, variables)
     error = field_error(reply, "items")
     if error is not None:
         raise error
-    return parse_items(reply.data)
+    return parse_items(reply.data), reply
 
 
 # --- webhooks (inbound) ----------------------------------------------------------------------
@@ -661,7 +673,7 @@ class Webhook:
     event: str
 
 
-async def webhooks(client: Client, board_id: str) -> list[Webhook]:
+async def webhooks(client: Client, board_id: str) -> tuple[list[Webhook], Reply]:
     """The webhooks registered on a board (by anyone)."""
     reply = await client.post(WEBHOOKS_QUERY, {"b": board_id})
     error = field_error(reply, "webhooks")
@@ -671,10 +683,12 @@ async def webhooks(client: Client, board_id: str) -> list[Webhook]:
         Webhook(str(w["id"]), str(w.get("board_id") or board_id), str(w.get("event") or ""))
         for w in reply.data.get("webhooks") or []
         if isinstance(w, dict) and w.get("id") is not None
-    ]
+    ], reply
 
 
-async def create_webhook(client: Client, board_id: str, url: str, event: str) -> Webhook:
+async def create_webhook(
+    client: Client, board_id: str, url: str, event: str
+) -> tuple[Webhook, Reply]:
     """Register a webhook; Monday first checks that the URL answers its challenge."""
     reply = await client.post(CREATE_WEBHOOK, {"b": board_id, "u": url, "e": event})
     created = reply.data.get("create_webhook")
@@ -682,15 +696,16 @@ async def create_webhook(client: Client, board_id: str, url: str, event: str) ->
         raise field_error(reply, "create_webhook") or errors.Permanent(
             "Monday created no webhook", request_id=reply.request_id
         )
-    return Webhook(str(created["id"]), board_id, event)
+    return Webhook(str(created["id"]), board_id, event), reply
 
 
-async def delete_webhook(client: Client, webhook_id: str) -> None:
+async def delete_webhook(client: Client, webhook_id: str) -> Reply:
     """Remove a webhook; one already gone is not an error."""
     reply = await client.post(DELETE_WEBHOOK, {"i": webhook_id})
     error = field_error(reply, "delete_webhook")
     if error is not None and error.kind is not errors.Kind.ITEM_GONE:
         raise error
+    return reply
 
 
 # --- for `npd-sync check`: who the token is, the version served, the boards ------------------
@@ -742,7 +757,7 @@ def _connected(settings: Any) -> tuple[str, ...]:
     return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
 
 
-async def about(client: Client) -> About:
+async def about(client: Client) -> tuple[About, Reply]:
     """Check the token (`me`) and read the version Monday serves; raises MondayError."""
     reply = await client.post(ABOUT_QUERY, {})
     me = reply.data.get("me")
@@ -755,7 +770,7 @@ async def about(client: Client) -> About:
     served = reply.headers.get("API-Version")
     if served is None and isinstance(version, dict) and isinstance(version.get("value"), str):
         served = version["value"]
-    return About(me, served, kind if isinstance(kind, str) else None)
+    return About(me, served, kind if isinstance(kind, str) else None), reply
 
 
 CREATE_COLUMN = (
@@ -765,7 +780,9 @@ CREATE_COLUMN = (
 )
 
 
-async def create_column(client: Client, board_id: str, title: str, column_type: str) -> BoardColumn:
+async def create_column(
+    client: Client, board_id: str, title: str, column_type: str
+) -> tuple[BoardColumn, Reply]:
     """Add a column to a board (`npd-sync mapping init --create-columns`); Monday makes its id."""
     variables = {"b": board_id, "t": title, "y": column_type}
     reply = await client.post(CREATE_COLUMN, variables)
@@ -774,35 +791,39 @@ async def create_column(client: Client, board_id: str, title: str, column_type: 
         raise field_error(reply, "create_column") or errors.Permanent(
             "Monday created no column", request_id=reply.request_id
         )
-    return BoardColumn(
+    column = BoardColumn(
         str(made["id"]), str(made.get("title") or title), str(made.get("type") or column_type),
         bool(made.get("archived")),
     )  # fmt: skip
+    return column, reply
 
 
-async def boards(client: Client, ids: Sequence[str]) -> dict[str, BoardInfo]:
-    """The boards among `ids` that the token can see (in any state), with their columns."""
-    found: dict[str, BoardInfo] = {}
+async def boards(client: Client, ids: Sequence[str]) -> tuple[dict[str, BoardInfo], Reply]:
+    """The boards among `ids` (at most BOARDS_PAGE) that the token can see (in any state),
+    with their columns."""
     wanted = list(dict.fromkeys(ids))
-    for start in range(0, len(wanted), BOARDS_PAGE):
-        page = wanted[start : start + BOARDS_PAGE]
-        reply = await client.post(BOARDS_QUERY, {"ids": page, "l": len(page)})
-        error = field_error(reply, "boards")
-        if error is not None:
-            raise error
-        for board in reply.data.get("boards") or []:
-            if not isinstance(board, dict) or board.get("id") is None:
-                continue
-            columns = {
-                str(c["id"]): BoardColumn(
-                    str(c["id"]), str(c.get("title") or ""), str(c.get("type") or ""),
-                    bool(c.get("archived")), _connected(c.get("settings")),
-                )
-                for c in board.get("columns") or []
-                if isinstance(c, dict) and c.get("id") is not None
-            }  # fmt: skip
-            found[str(board["id"])] = BoardInfo(
-                str(board["id"]), str(board.get("name") or ""), str(board.get("state") or ""),
-                columns,
-            )  # fmt: skip
-    return found
+    if len(wanted) > BOARDS_PAGE:
+        raise ValueError(f"at most {BOARDS_PAGE} boards a request")
+    reply = await client.post(BOARDS_QUERY, {"ids": wanted, "l": len(wanted)})
+    error = field_error(reply, "boards")
+    if error is not None:
+        raise error
+    found: dict[str, BoardInfo] = {}
+    for board in reply.data.get("boards") or []:
+        if isinstance(board, dict) and board.get("id") is not None:
+            found[str(board["id"])] = _board_info(board)
+    return found, reply
+
+
+def _board_info(board: Mapping[str, Any]) -> BoardInfo:
+    columns = {
+        str(c["id"]): BoardColumn(
+            str(c["id"]), str(c.get("title") or ""), str(c.get("type") or ""),
+            bool(c.get("archived")), _connected(c.get("settings")),
+        )
+        for c in board.get("columns") or []
+        if isinstance(c, dict) and c.get("id") is not None
+    }  # fmt: skip
+    return BoardInfo(
+        str(board["id"]), str(board.get("name") or ""), str(board.get("state") or ""), columns
+    )

@@ -109,3 +109,14 @@ SELECT table_id, row_key, min(changed_at) AS changed_at, max(changed_at) AS last
   FROM judged WHERE reason IS NULL GROUP BY table_id, row_key
 UNION ALL
 SELECT table_id, left(row_key, 40), NULL, NULL, NULL, 1, reason FROM rejected;
+
+-- name: install_lock_holder
+-- Who holds install's advisory lock $1 in this database (another session): its pid, user and
+-- application name.
+SELECT a.pid, a.usename, a.application_name
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid
+   AND l.objsubid = 1
+ LIMIT 1;

@@ -1,156 +1,185 @@
--- Monday's account-wide budget and pause, shared by every listener
--- (see listener/monday/governor.py).
+-- Monday's limits, shared by every listener: the ledger (`npd_sync.monday_limits`, a row per
+-- limit), the account-wide pause, the board leases (see listener/monday/ledger.py).
 
 -- name: reserve
--- Take from the account's budget, which every listener of this database shares, as many of
--- the operations asked for as it holds, and one request. $1 holds the operations' estimated
--- costs, summed (the first, the first two, ...); $2 and $3 are the budget a window and its
--- length to assume until Monday has reported them, $4 the requests a minute; $5: the first
--- operation's cost is a guess nothing has confirmed yet. A window that
--- has run out starts again in full; its end is a guess (a second late, to be safe) until a
--- reply says. Returns how many operations were granted (0: none) and their points, the
--- window they were taken from, and, if none was granted, in how many seconds some could be.
-WITH s AS (
-    SELECT m.*, now() AS t,
-           m.complexity_reset_at IS NULL OR m.complexity_reset_at <= now() AS complexity_new,
-           m.requests_reset_at IS NULL OR m.requests_reset_at <= now() AS requests_new,
-           coalesce(m.complexity_limit, $2) AS budget
-      FROM npd_sync.monday m
-     WHERE m.id
-       FOR UPDATE
-), b AS (
+-- Take from every limit of the ledger, which all listeners of this database share, as many of
+-- the operations asked for as all of them hold. $1: the limits' names; $2, $3: the quota a
+-- window and its length to assume for each until Monday has reported them; $4: what the first
+-- k operations need of each limit, k = 1..$5 (the limits one after the other, $5 figures
+-- each); $6: per limit, whether the first figure is a guess nothing has confirmed yet.
+--
+-- A window that has run out starts again in full; its end is a guess (a second late, to be
+-- safe) until a reply says. A window nothing was spent from takes at least one operation:
+-- whether one costs more than a whole window is for Monday to say, not for our estimate; so
+-- does any budget left when the estimate is only a guess (that one request tells the real
+-- cost: a guess too high must not keep every request back).
+--
+-- Returns how many operations were granted (0: none), per limit the units taken and the window
+-- they were taken from; if none was granted, in how many seconds some could be, why, and
+-- whether requests in flight hold what is missing (their replies may give it back).
+WITH d AS (
+    SELECT *
+      FROM unnest($1::text[], $2::bigint[], $3::float8[], $6::boolean[]) WITH ORDINALITY
+           AS d(name, plan_quota, plan_window, guessing, i)
+), s AS (
+    SELECT l.name, l.reported, l.in_flight, l.reset_at, l.window_id, d.guessing, now() AS t,
+           l.reset_at IS NULL OR l.reset_at <= now() AS fresh,
+           coalesce(l.quota, d.plan_quota) AS budget,
+           coalesce(l.window_seconds, d.plan_window) AS window_length,
+           ($4::bigint[])[(d.i - 1) * $5 + 1 : d.i * $5] AS needs
+      FROM npd_sync.monday_limits l JOIN d USING (name)
+     ORDER BY l.name
+       FOR UPDATE OF l
+), a AS (
     SELECT s.*,
-           CASE WHEN s.complexity_new THEN s.budget
-                ELSE coalesce(s.complexity_remaining, 0) END AS avail,
-           coalesce(s.complexity_window, $3) AS window_seconds
+           CASE WHEN s.fresh THEN s.budget
+                ELSE coalesce(s.reported, s.budget) - s.in_flight END AS avail
       FROM s
-), g AS (
-    SELECT b.*,
-           CASE WHEN b.paused_until > b.t THEN 0
-                WHEN NOT b.requests_new AND b.requests_remaining < 1 THEN 0
-                -- A window nothing was spent from takes at least one operation: whether one
-                -- costs more than a whole window is for Monday to say, not for our estimate;
-                -- so does any budget left when the estimate is only a guess (that one request
-                -- tells the real cost: a guess too high must not keep every request back).
-                WHEN b.complexity_new OR b.avail >= b.budget OR ($5::boolean AND b.avail > 0)
-                    THEN greatest(1,
-                    (SELECT count(*) FROM unnest($1::bigint[]) c WHERE c <= b.avail))
-                ELSE (SELECT count(*) FROM unnest($1::bigint[]) c WHERE c <= b.avail)
+), f AS (
+    SELECT a.*,
+           CASE WHEN a.fresh OR a.avail >= a.budget OR (a.guessing AND a.avail > 0)
+                    THEN greatest(1, (SELECT count(*) FROM unnest(a.needs) c WHERE c <= a.avail))
+                ELSE (SELECT count(*) FROM unnest(a.needs) c WHERE c <= a.avail)
            END::int AS ops
-      FROM b
+      FROM a
+), p AS (
+    SELECT m.paused_until > now() AS paused, m.paused_until, m.pause_reason
+      FROM npd_sync.monday m
+), g AS (
+    SELECT CASE WHEN (SELECT paused FROM p) THEN 0 ELSE coalesce(min(f.ops), 1) END AS granted
+      FROM f
 ), taken AS (
-    UPDATE npd_sync.monday m SET
-        complexity_remaining = g.avail - ($1::bigint[])[g.ops],
-        complexity_reported = CASE WHEN g.complexity_new THEN g.budget
-                                   ELSE m.complexity_reported END,
-        complexity_in_flight = CASE WHEN g.complexity_new THEN 0
-                                    ELSE m.complexity_in_flight END + ($1::bigint[])[g.ops],
-        complexity_reset_at =
-            CASE WHEN g.complexity_new THEN g.t + make_interval(secs => g.window_seconds + 1)
-                 ELSE m.complexity_reset_at END,
-        complexity_window_id =
-            m.complexity_window_id + CASE WHEN g.complexity_new THEN 1 ELSE 0 END,
-        requests_remaining = CASE WHEN g.requests_new THEN $4 ELSE m.requests_remaining END - 1,
-        requests_reset_at =
-            CASE WHEN g.requests_new THEN g.t + interval '60 seconds' ELSE m.requests_reset_at END,
-        updated_at = g.t
-      FROM g
-     WHERE m.id = g.id AND g.ops >= 1
-    RETURNING m.complexity_window_id
+    UPDATE npd_sync.monday_limits l SET
+        reported = CASE WHEN f.fresh THEN f.budget ELSE l.reported END,
+        in_flight = CASE WHEN f.fresh THEN 0 ELSE l.in_flight END + f.needs[g.granted],
+        reset_at = CASE WHEN f.fresh THEN f.t + make_interval(secs => f.window_length + 1)
+                        ELSE l.reset_at END,
+        window_id = l.window_id + CASE WHEN f.fresh THEN 1 ELSE 0 END,
+        updated_at = f.t
+      FROM f, g
+     WHERE l.name = f.name AND g.granted >= 1
+    RETURNING l.name, f.needs[g.granted] AS amount, l.window_id
+), short AS (
+    -- The limits that hold none of the operations.
+    SELECT f.* FROM f WHERE f.ops < 1
 )
-SELECT g.ops AS granted,
-       coalesce(($1::bigint[])[g.ops], 0) AS points,
-       (SELECT complexity_window_id FROM taken) AS window_id,
+SELECT g.granted,
+       (SELECT array_agg(taken.name ORDER BY taken.name) FROM taken) AS names,
+       (SELECT array_agg(taken.amount ORDER BY taken.name) FROM taken) AS amounts,
+       (SELECT array_agg(taken.window_id ORDER BY taken.name) FROM taken) AS window_ids,
        extract(epoch FROM greatest(
-           CASE WHEN g.paused_until > g.t THEN g.paused_until END,
-           CASE WHEN g.ops < 1 AND NOT g.complexity_new THEN g.complexity_reset_at END,
-           CASE WHEN NOT g.requests_new AND g.requests_remaining < 1 THEN g.requests_reset_at END
-       ) - g.t)::float8 AS wait,
-       CASE WHEN g.paused_until > g.t THEN g.pause_reason END AS pause_reason
+           (SELECT CASE WHEN p.paused THEN p.paused_until END FROM p),
+           (SELECT max(short.reset_at) FROM short)
+       ) - now())::float8 AS wait,
+       (SELECT CASE WHEN p.paused THEN p.pause_reason END FROM p) AS pause_reason,
+       (SELECT string_agg(short.name, ',' ORDER BY short.name) FROM short) AS short,
+       coalesce((SELECT bool_and(short.in_flight > 0) FROM short), false) AS settling
   FROM g;
 
--- name: observe
--- Correct the shared budget from what Monday said of one request, a reply or a refusal: the
--- request had reserved $1 points in window $2 and cost $3 (0 when refused, NULL when unknown);
--- Monday reports $4 points before it, $5 after it, a reset in $6 seconds, a budget of $7 a
--- window of $8 seconds, $9 requests left for $10 seconds; $11 rows were synced since the last
--- report; $12: refused for its complexity. NULL: not reported.
+-- name: settle
+-- Correct the ledger from what Monday said of one request, a reply or a refusal, and count the
+-- request; give the board back. Per limit ($1): the request had reserved $2 units in window
+-- $3 and used $4 (NULL when not known); Monday reports $5 units before it and $6 after it, a
+-- reset in $7 seconds, a quota of $8 a window of $9 seconds (NULL: not reported). $10 points
+-- spent, $11 rows synced since the last count and $12 (refused for complexity) go to this
+-- minute's row; $13, $14: the board and the lease's holder to release (NULL: none).
 --
--- Monday's window is placed by its end: the request that opened it (before = the budget) ends
+-- Monday's window is placed by its end: the request that opened it (before = the quota) ends
 -- it a window from now, else now plus the reset Monday gives (whole seconds, rounded up). In
 -- the same window as ours, Monday's figure replaces ours unless a smaller one came already (a
--- late reply), or unless it shows a larger budget than we assumed (then it is right); in a newer
+-- late reply), or unless it shows a larger quota than we assumed (then it is right); in a newer
 -- one, Monday's figures replace ours; in an older one (a late reply), nothing changes. What is
--- left to reserve is what Monday says is left less what is reserved and not answered yet.
-WITH v AS (
-    SELECT m.*, now() AS t,
-           coalesce($7::bigint, greatest(m.complexity_limit, $4::bigint)) AS new_limit,
-           coalesce($8::float8, m.complexity_window) AS new_window
-      FROM npd_sync.monday m
-     WHERE m.id  -- the one row: without it the planner's guess of the rows makes JIT compile
-       FOR UPDATE
+-- left to reserve is what Monday says is left less what is reserved and not settled yet.
+WITH r AS (
+    SELECT *
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+                  $6::bigint[], $7::float8[], $8::bigint[], $9::float8[])
+           AS r(name, reserved, granted_window, used, before, after, reset_in, told_quota,
+                told_window)
+), v AS (
+    SELECT l.name, l.quota, l.reported, l.in_flight, l.reset_at, l.window_id, r.reserved,
+           r.granted_window, r.used, r.before, r.after, r.reset_in, now() AS t,
+           coalesce(r.told_quota, greatest(l.quota, r.before)) AS new_quota,
+           coalesce(r.told_window, l.window_seconds) AS new_window
+      FROM npd_sync.monday_limits l JOIN r USING (name)
+     ORDER BY l.name
+       FOR UPDATE OF l
 ), e AS (
     SELECT v.*,
-           coalesce($4::bigint >= v.new_limit AND v.new_window IS NOT NULL, false) AS fresh,
-           CASE WHEN $4::bigint >= v.new_limit AND v.new_window IS NOT NULL
+           coalesce(v.before >= v.new_quota AND v.new_window IS NOT NULL, false) AS opened,
+           CASE WHEN v.before >= v.new_quota AND v.new_window IS NOT NULL
                     THEN v.t + make_interval(secs => v.new_window)
-                WHEN $6::float8 IS NOT NULL THEN v.t + make_interval(secs => $6::float8)
+                WHEN v.reset_in IS NOT NULL THEN v.t + make_interval(secs => v.reset_in)
            END AS ends,
-           CASE WHEN $2::bigint = v.complexity_window_id THEN $1::bigint ELSE 0 END AS given_back,
-           v.complexity_limit IS NULL OR v.new_limit > v.complexity_limit AS larger
+           CASE WHEN v.granted_window = v.window_id THEN v.reserved ELSE 0 END AS given_back,
+           v.quota IS NULL OR v.new_quota > v.quota AS larger
       FROM v
 ), w AS (
     SELECT e.*,
-           CASE WHEN e.ends IS NULL OR $5::bigint IS NULL THEN 'unknown'
-                WHEN e.complexity_reset_at IS NULL OR e.complexity_reset_at <= e.t
-                     OR e.ends > e.complexity_reset_at + interval '1.5 seconds' THEN 'newer'
-                WHEN $2::bigint = e.complexity_window_id
-                     OR e.ends >= e.complexity_reset_at - interval '1.5 seconds' THEN 'same'
+           CASE WHEN e.after IS NULL THEN 'unknown'
+                WHEN e.ends IS NULL THEN
+                    CASE WHEN e.granted_window = e.window_id THEN 'same' ELSE 'stale' END
+                WHEN e.reset_at IS NULL OR e.reset_at <= e.t
+                     OR e.ends > e.reset_at + interval '1.5 seconds' THEN 'newer'
+                WHEN e.granted_window = e.window_id
+                     OR e.ends >= e.reset_at - interval '1.5 seconds' THEN 'same'
                 ELSE 'stale' END AS relation
       FROM e
 ), n AS (
     SELECT w.*,
            CASE w.relation
-               WHEN 'newer' THEN $5::bigint
-               WHEN 'same' THEN CASE WHEN w.larger OR w.complexity_reported IS NULL THEN $5::bigint
-                                     ELSE least(w.complexity_reported, $5::bigint) END
-               WHEN 'unknown' THEN w.complexity_reported
-                   - CASE WHEN w.given_back > 0 THEN coalesce($3::bigint, w.given_back)
-                          ELSE coalesce($3::bigint, 0) END
-               ELSE w.complexity_reported
-           END AS reported,
+               WHEN 'newer' THEN w.after
+               WHEN 'same' THEN CASE WHEN w.larger OR w.reported IS NULL THEN w.after
+                                     ELSE least(w.reported, w.after) END
+               WHEN 'unknown' THEN w.reported
+                   - CASE WHEN w.given_back > 0 THEN coalesce(w.used, w.given_back)
+                          ELSE coalesce(w.used, 0) END
+               ELSE w.reported
+           END AS new_reported,
            CASE WHEN w.relation = 'newer' THEN 0
-                ELSE greatest(w.complexity_in_flight - w.given_back, 0) END AS in_flight
+                ELSE greatest(w.in_flight - w.given_back, 0) END AS new_in_flight
       FROM w
 ), updated AS (
-    UPDATE npd_sync.monday m SET
-        complexity_limit = n.new_limit,
-        complexity_window = n.new_window,
-        complexity_reported = n.reported,
-        complexity_in_flight = n.in_flight,
-        complexity_remaining = n.reported - n.in_flight,
-        complexity_reset_at = CASE n.relation
+    UPDATE npd_sync.monday_limits l SET
+        quota = n.new_quota,
+        window_seconds = n.new_window,
+        reported = n.new_reported,
+        in_flight = n.new_in_flight,
+        reset_at = CASE n.relation
             WHEN 'newer' THEN n.ends
-            WHEN 'same' THEN CASE WHEN n.fresh THEN n.ends
-                                  ELSE least(m.complexity_reset_at, n.ends) END
-            ELSE m.complexity_reset_at END,
-        complexity_window_id = m.complexity_window_id
-            + CASE WHEN n.relation = 'newer' THEN 1 ELSE 0 END,
-        requests_remaining = coalesce($9::int, m.requests_remaining),
-        requests_reset_at = coalesce(n.t + make_interval(secs => $10::float8), m.requests_reset_at),
+            WHEN 'same' THEN CASE WHEN n.opened THEN n.ends ELSE least(l.reset_at, n.ends) END
+            ELSE l.reset_at END,
+        window_id = l.window_id + CASE WHEN n.relation = 'newer' THEN 1 ELSE 0 END,
         updated_at = n.t
       FROM n
-     WHERE m.id = n.id
+     WHERE l.name = n.name
     RETURNING 1
+), released AS (
+    DELETE FROM npd_sync.board_leases WHERE board_id = $13 AND holder = $14
 )
 INSERT INTO npd_sync.monday_minutes AS mm (minute, points, requests, refused, rows_synced)
-VALUES (date_trunc('minute', now()), coalesce($3::bigint, $1::bigint), 1,
-        CASE WHEN $12::boolean THEN 1 ELSE 0 END, $11::int)
+VALUES (date_trunc('minute', now()), $10::bigint, 1, CASE WHEN $12::boolean THEN 1 ELSE 0 END,
+        $11::int)
 ON CONFLICT (minute) DO UPDATE SET
     points = mm.points + excluded.points,
     requests = mm.requests + excluded.requests,
     refused = mm.refused + excluded.refused,
     rows_synced = mm.rows_synced + excluded.rows_synced;
+
+-- name: take_board
+-- Hold board $1 for holder $2 for $3 seconds, unless another holder's lease on it still runs
+-- (it has not expired and the session that took it is still there). Returns true when taken.
+INSERT INTO npd_sync.board_leases AS b (board_id, holder, holder_pid, expires_at)
+VALUES ($1, $2, pg_backend_pid(), now() + make_interval(secs => $3))
+ON CONFLICT (board_id) DO UPDATE SET
+    holder = excluded.holder, holder_pid = excluded.holder_pid, expires_at = excluded.expires_at
+ WHERE b.expires_at <= now() OR b.holder = excluded.holder
+    OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = b.holder_pid)
+RETURNING true;
+
+-- name: give_board
+-- Release holder $2's lease on board $1 (nothing if it ran out and another took it).
+DELETE FROM npd_sync.board_leases WHERE board_id = $1 AND holder = $2;
 
 -- name: synced_rows
 -- Count $1 rows synced this minute (when no request reported them), and forget the minutes
@@ -163,10 +192,10 @@ VALUES (date_trunc('minute', now()), $1)
 ON CONFLICT (minute) DO UPDATE SET rows_synced = mm.rows_synced + excluded.rows_synced;
 
 -- name: budget_recent
--- What the listeners spent lately: the budget as Monday reports it (points a window, the
--- window's length), the points charged per minute over the last five busy complete minutes of
--- the past hour (and how many there were, and the requests refused in them), and the points
--- per row synced over that hour.
+-- What the listeners spent lately: the complexity budget as Monday reports it (points a
+-- window, the window's length), the points charged per minute over the last five busy complete
+-- minutes of the past hour (and how many there were, and the requests refused in them), and
+-- the points per row synced over that hour.
 WITH recent AS (
     SELECT * FROM npd_sync.monday_minutes
      WHERE minute < date_trunc('minute', now())
@@ -174,12 +203,13 @@ WITH recent AS (
 ), busy AS (
     SELECT * FROM recent WHERE points > 0 ORDER BY minute DESC LIMIT 5
 )
-SELECT m.complexity_limit, m.complexity_window,
+SELECT l.quota AS complexity_limit, l.window_seconds AS complexity_window,
        (SELECT avg(points) FROM busy)::float8 AS points_per_minute,
        (SELECT count(*) FROM busy)::int AS minutes,
        (SELECT coalesce(sum(refused), 0) FROM busy)::int AS refused,
        (SELECT sum(points)::float8 / nullif(sum(rows_synced), 0) FROM recent) AS points_per_row
-  FROM npd_sync.monday m;
+  FROM npd_sync.monday_limits l
+ WHERE l.name = 'complexity';
 
 -- name: pause
 -- Hold every listener's Monday traffic for $1 seconds because of $2 (a longer pause stays).

@@ -39,9 +39,10 @@ SELECT coalesce(t.name, '#' || q.table_id) AS table_name, q.row_key, q.state, q.
 
 -- name: status_monday
 -- Monday's account-wide state as the listeners last recorded it.
-SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paused,
-       complexity_remaining, complexity_reset_at, updated_at
-  FROM npd_sync.monday;
+SELECT m.paused_until, m.pause_reason, coalesce(m.paused_until > now(), false) AS paused,
+       l.reported - l.in_flight AS complexity_remaining, l.reset_at AS complexity_reset_at,
+       greatest(m.updated_at, l.updated_at) AS updated_at
+  FROM npd_sync.monday m LEFT JOIN npd_sync.monday_limits l ON l.name = 'complexity';
 
 -- name: count_synced
 -- Template: how many rows of the table are in sync.

@@ -151,7 +151,11 @@ async def test_monday_state_and_missing_key(
 ) -> None:
     await conn.execute(
         "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour',"
-        " pause_reason = 'DAILY_LIMIT_EXCEEDED', complexity_remaining = 1234567"
+        " pause_reason = 'DAILY_LIMIT_EXCEEDED'"
+    )
+    await conn.execute(
+        "UPDATE npd_sync.monday_limits SET reported = 1234567, in_flight = 0"
+        " WHERE name = 'complexity'"
     )
     r = await report(make_settings(MONDAY_API_KEY=""))
     assert r.monday.paused
@@ -175,7 +179,8 @@ async def test_the_budget_spent_and_the_points_per_synced_row(
     # Monday reported a budget of 10M a minute; the listeners spent 9M in each of three
     # minutes, syncing 300 rows in each, and one request was refused.
     await conn.execute(
-        "UPDATE npd_sync.monday SET complexity_limit = 10000000, complexity_window = 60"
+        "UPDATE npd_sync.monday_limits SET quota = 10000000, window_seconds = 60"
+        " WHERE name = 'complexity'"
     )
     await conn.execute(
         "INSERT INTO npd_sync.monday_minutes (minute, points, requests, refused, rows_synced)"

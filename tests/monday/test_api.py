@@ -525,14 +525,10 @@ def ok(data: dict[str, Any], request_id: str = "req-ok") -> dict[str, Any]:
 
 async def test_requests_carry_the_documented_headers_and_body(http: aioresponses) -> None:
     http.post(URL, payload=ok({"me": ME}))
-    replies: list[api.Reply] = []
-
-    async def seen(reply: api.Reply) -> None:
-        replies.append(reply)
-
-    config = api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION, on_reply=seen)
+    config = api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION)
     async with config as client:
-        assert (await api.about(client)).user == ME
+        about, reply = await api.about(client)
+        assert about.user == ME
     [request] = sent(http)
     assert request.headers == {
         "Authorization": API_KEY,  # the raw token: no "Bearer"
@@ -540,7 +536,6 @@ async def test_requests_carry_the_documented_headers_and_body(http: aioresponses
         "Content-Type": "application/json",
     }
     assert request.body == {"query": api.ABOUT_QUERY, "variables": {}}
-    [reply] = replies
     assert reply.request_id == "req-ok"
     assert reply.complexity is not None
 
@@ -553,9 +548,9 @@ async def test_mutations_send_an_idempotency_key_reused_on_retry(
     http.post(URL, payload=ok({f"o{i}": {"id": str(10 + i)} for i in range(4)}))
     http.post(URL, payload=ok({"o0": {"id": "99"}}))
     with pytest.raises(errors.Transient):
-        await client.mutate(BOARD, ops)
-    results = await client.mutate(BOARD, ops)  # the retry of the same batch
-    await client.mutate(BOARD, [Create("5", "Other", {"npd_id": "5"})])
+        await api.mutate(client, BOARD, ops)
+    results, _ = await api.mutate(client, BOARD, ops)  # the retry of the same batch
+    await api.mutate(client, BOARD, [Create("5", "Other", {"npd_id": "5"})])
 
     assert [r.item_id for r in results] == ["10", "11", "12", "13"]
     first, retry, other = sent(http)
@@ -573,7 +568,7 @@ async def test_queries_send_no_idempotency_key(http: aioresponses, client: api.C
     http.post(URL, payload=ok({"me": ME}))
     http.post(URL, payload=ok({"items_page_by_column_values": {"cursor": None, "items": []}}))
     await api.about(client)
-    await client.find_items(BOARD, "npd_id", ["1"])
+    await api.find_items(client, BOARD, "npd_id", ["1"])
     assert all("Idempotency-Key" not in r.headers for r in sent(http))
 
 
@@ -585,7 +580,7 @@ async def test_429_is_rate_limited_with_retry_after(http: aioresponses, client: 
         headers={"Retry-After": "7"},
     )
     with pytest.raises(errors.RateLimited) as caught:
-        await client.mutate(BOARD, mixed_ops())
+        await api.mutate(client, BOARD, mixed_ops())
     assert caught.value.retry_after == 7.0
     assert caught.value.status == 429
 
@@ -601,7 +596,7 @@ async def test_500_is_transient(http: aioresponses, client: api.Client) -> None:
 async def test_a_timeout_is_outcome_unknown(http: aioresponses, client: api.Client) -> None:
     http.post(URL, exception=TimeoutError())
     with pytest.raises(errors.OutcomeUnknown, match="no answer within 65s"):
-        await client.mutate(BOARD, mixed_ops())
+        await api.mutate(client, BOARD, mixed_ops())
 
 
 async def test_a_dropped_connection_is_outcome_unknown(
@@ -609,7 +604,7 @@ async def test_a_dropped_connection_is_outcome_unknown(
 ) -> None:
     http.post(URL, exception=aiohttp.ServerDisconnectedError())
     with pytest.raises(errors.OutcomeUnknown, match="connection lost: ServerDisconnectedError"):
-        await client.mutate(BOARD, mixed_ops())
+        await api.mutate(client, BOARD, mixed_ops())
 
 
 async def test_connection_refused_is_transient_not_outcome_unknown(
@@ -621,7 +616,7 @@ async def test_connection_refused_is_transient_not_outcome_unknown(
     )
     http.post(URL, exception=refused)
     with pytest.raises(errors.Transient) as caught:
-        await client.mutate(BOARD, mixed_ops())
+        await api.mutate(client, BOARD, mixed_ops())
     assert type(caught.value) is errors.Transient
     assert "cannot connect to Monday" in str(caught.value)
     assert "Connection refused" in str(caught.value)
@@ -700,7 +695,7 @@ async def test_find_items_matches_case_insensitively_and_follows_cursors(
     http.post(
         URL, payload=ok({"next_items_page": {"cursor": None, "items": [item("506", "Ab-1")]}})
     )
-    found = await client.find_items(BOARD, "npd_id", ["ab-1", "7", "8"])
+    found = await find_all(client, ["ab-1", "7", "8"])
     assert found == {"ab-1": ["501", "503", "506"], "7": ["502"]}
 
     lookup, page2, page3 = sent(http)
@@ -715,8 +710,22 @@ async def test_find_items_matches_case_insensitively_and_follows_cursors(
     assert page3.variables == {"cursor": "cursor-2", "c": "npd_id", "l": 500}
 
 
+async def find_all(client: api.Client, values: list[str]) -> dict[str, list[str]]:
+    """Every page of a lookup, as the worker reads them (a request a page)."""
+    found: dict[str, list[str]] = {}
+    cursor: str | None = None
+    while True:
+        page, _ = await api.find_items(client, BOARD, "npd_id", values, cursor)
+        for key, ids in page.found.items():
+            found.setdefault(key, []).extend(ids)
+        cursor = page.cursor
+        if cursor is None:
+            return found
+
+
 async def test_find_items_of_nothing_sends_nothing(http: aioresponses, client: api.Client) -> None:
-    assert await client.find_items(BOARD, "npd_id", []) == {}
+    with pytest.raises(ValueError, match="nothing to look up"):
+        await api.find_items(client, BOARD, "npd_id", [])
     assert sent(http) == []
 
 
@@ -727,7 +736,7 @@ async def test_a_failed_page_fails_find_items(http: aioresponses, client: api.Cl
     )
     http.post(URL, status=503, body=b"")
     with pytest.raises(errors.Transient):
-        await client.find_items(BOARD, "npd_id", ["1"])
+        await find_all(client, ["1"])
 
 
 async def test_the_client_needs_async_with() -> None:
@@ -778,7 +787,7 @@ async def test_the_api_key_never_appears_in_an_error(
 ) -> None:
     http.post(URL, **FAILURES[failure])
     with pytest.raises(errors.MondayError) as caught:
-        await client.mutate(BOARD, mixed_ops())
+        await api.mutate(client, BOARD, mixed_ops())
     assert API_KEY not in str(caught.value)
     assert API_KEY not in repr(caught.value)
     assert API_KEY not in caught.value.message
@@ -797,7 +806,7 @@ async def test_a_real_refused_connection_is_transient() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v2"
     async with api.Client(url=url, api_key=SecretStr(API_KEY), version=VERSION) as c:
         with pytest.raises(errors.Transient) as caught:
-            await c.mutate(BOARD, mixed_ops())
+            await api.mutate(c, BOARD, mixed_ops())
     assert type(caught.value) is errors.Transient
     assert API_KEY not in str(caught.value)
 
@@ -840,7 +849,7 @@ async def test_a_real_server_that_never_answers_is_outcome_unknown() -> None:
         client = api.Client(url=url, api_key=SecretStr(API_KEY), version=VERSION, timeout=0.2)
         async with client:
             with pytest.raises(errors.OutcomeUnknown, match="no answer within") as caught:
-                await client.mutate(BOARD, mixed_ops())
+                await api.mutate(client, BOARD, mixed_ops())
     assert API_KEY not in str(caught.value)
 
 
@@ -853,7 +862,7 @@ async def test_a_real_connection_dropped_mid_request_is_outcome_unknown() -> Non
         api.Client(url=url, api_key=SecretStr(API_KEY), version=VERSION) as c,
     ):
         with pytest.raises(errors.OutcomeUnknown, match="connection lost") as caught:
-            await c.mutate(BOARD, mixed_ops())
+            await api.mutate(c, BOARD, mixed_ops())
     assert API_KEY not in str(caught.value)
 
 
@@ -867,11 +876,28 @@ async def test_a_row_changed_back_and_forth_ends_in_its_latest_state() -> None:
         Emulator(token=API_KEY) as emu,
         api.Client(url=emu.url, api_key=SecretStr(API_KEY), version=VERSION) as client,
     ):
-        [created] = await client.mutate(BOARD, [Create("1", "Ada", {"text": "A", "npd_id": "1"})])
+        create = Create("1", "Ada", {"text": "A", "npd_id": "1"})
+        [created], _ = await api.mutate(client, BOARD, [create])
         assert created.item_id is not None
         for version, role in enumerate(("B", "A", "B"), start=2):
             op = Update("1", created.item_id, {"text": role}, change=f"1:1:{version}")
-            await client.mutate(BOARD, [op])
+            await api.mutate(client, BOARD, [op])
         item = emu.item(created.item_id)
         assert item is not None
         assert item.values["text"] == "B"
+
+
+async def test_finding_the_boards_of_items_asks_for_their_boards_only(
+    http: aioresponses, client: api.Client
+) -> None:
+    # Not their columns: that is ITEMS_QUERY, a name once bound to both queries.
+    http.post(URL, payload=ok({"items": [{"id": "1", "board": {"id": "7"}}]}))
+    found, reply = await api.item_boards(client, ["1", "2"])
+    assert found == {"1": "7"}
+    assert reply.request_id == "req-ok"
+    [request] = sent(http)
+    assert request.body == {
+        "query": api.ITEM_BOARDS_QUERY,
+        "variables": {"ids": ["1", "2"], "l": api.ITEMS_PAGE},
+    }
+    assert "column_values" not in api.ITEM_BOARDS_QUERY

@@ -107,9 +107,12 @@ async def test_what_the_client_actually_sends_is_valid(
     http.post(URL, payload={"data": {"o0": {"id": "9"}, "o1": {"id": "8"}}})
     async with api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION) as client:
         await api.about(client)
-        assert await client.find_items(BOARD, "npd_id", ["1", "2"]) == {"1": ["2000000001"]}
-        await client.mutate(BOARD, list(OPS.values()))
-        await client.mutate(BOARD, [OPS["archive"], OPS["delete"]])
+        first, _ = await api.find_items(client, BOARD, "npd_id", ["1", "2"])
+        assert first.cursor is not None
+        second, _ = await api.find_items(client, BOARD, "npd_id", ["1", "2"], first.cursor)
+        assert (first.found, second.found, second.cursor) == ({}, {"1": ["2000000001"]}, None)
+        await api.mutate(client, BOARD, list(OPS.values()))
+        await api.mutate(client, BOARD, [OPS["archive"], OPS["delete"]])
     requests = sent(http)
     assert len(requests) == 5
     for request in requests:
@@ -131,8 +134,12 @@ async def test_what_check_sends_is_valid(schema: GraphQLSchema, http: aiorespons
     http.post(URL, payload={"data": {"boards": first}})
     http.post(URL, payload={"data": {"boards": [{"id": "120", "name": "x", "state": "archived"}]}})
     async with api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION) as client:
-        about = await api.about(client)
-        found = await api.boards(client, [str(i) for i in range(150)])
+        about, _ = await api.about(client)
+        ids = [str(i) for i in range(150)]
+        found: dict[str, api.BoardInfo] = {}
+        for start in range(0, len(ids), api.BOARDS_PAGE):  # a request a page, as check does
+            page, _ = await api.boards(client, ids[start : start + api.BOARDS_PAGE])
+            found.update(page)
     assert (about.served_version, about.version_kind, about.user["name"]) == (
         "2026-07", "maintenance", "n",
     )  # fmt: skip

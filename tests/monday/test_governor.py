@@ -4,17 +4,34 @@ corrected by what Monday reports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import zlib
 from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
 import pytest
 
+from emulator import Emulator
 from listener import db
-from listener.monday import api, errors, governor
+from listener.monday import api, cost, errors, governor
+from listener.monday.cost import Kind
+from tests.conftest import MakeSettings
+from tests.helpers import drain, eventually
 
 LIMITS = governor.Limits(complexity_per_minute=30_000, requests_per_minute=1_000)
-UPDATES = ["update"] * 100
+
+
+def updates(n: int) -> list[api.Op]:
+    return [api.Update(str(i), str(i), {"text": "x"}) for i in range(n)]
+
+
+def creates(n: int) -> list[api.Op]:
+    return [api.Create(str(i), "x", {}) for i in range(n)]
+
+
+UPDATES = updates(100)
+WAITED = "npd_sync_rate_limit_wait_seconds_total"
 
 
 @pytest.fixture
@@ -31,8 +48,9 @@ def meter(
 ) -> governor.Governor:
     """A governor that knows what an operation costs (as if a reply had told it)."""
     g = governor.Governor(pool, limits, max_wait=0.2)
-    g.costs.update(costs or {"update": 10_000})
-    g.confirmed.update(costs or {"update": 10_000})
+    learnt = {Kind(k): v for k, v in (costs or {"update": 10_000}).items()}
+    g.model.costs.update(learnt)
+    g.model.confirmed.update(learnt)
     return g
 
 
@@ -57,8 +75,17 @@ def reply(
 
 
 async def state(pool: asyncpg.Pool) -> asyncpg.Record:
+    """The ledger's rows, under the names of the figures they hold."""
     async with pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT * FROM npd_sync.monday")
+        row = await conn.fetchrow(
+            """SELECT c.reported - c.in_flight AS complexity_remaining,
+                      c.quota AS complexity_limit, c.window_seconds AS complexity_window,
+                      c.in_flight AS complexity_in_flight, c.reset_at AS complexity_reset_at,
+                      c.updated_at, r.reported - r.in_flight AS requests_remaining,
+                      m.paused_until, m.pause_reason
+                 FROM npd_sync.monday_limits c, npd_sync.monday_limits r, npd_sync.monday m
+                WHERE c.name = 'complexity' AND r.name = 'requests'"""
+        )
     assert row is not None
     return row
 
@@ -88,28 +115,28 @@ def test_daily_limit_without_a_hint_waits_for_midnight_utc() -> None:
 
 
 def test_costs_are_learnt_per_kind() -> None:
-    costs = dict(governor.FIRST_GUESS)
-    governor.learn(costs, ["create", "create"], 20_002)
-    assert costs["create"] == 10_001
-    governor.learn(costs, ["update"], 5_000)
-    assert costs["update"] == 5_000
+    costs = dict(cost.FIRST_GUESS)
+    cost.learn(costs, [Kind.CREATE, Kind.CREATE], 20_002)
+    assert costs[Kind.CREATE] == 10_001
+    cost.learn(costs, [Kind.UPDATE], 5_000)
+    assert costs[Kind.UPDATE] == 5_000
     # A mixed request scales the kinds in it alike; the next one of a kind settles it.
-    governor.learn(costs, ["create", "update"], 30_002)
-    assert (costs["create"], costs["update"]) == (20_002, 10_000)
+    cost.learn(costs, [Kind.CREATE, Kind.UPDATE], 30_002)
+    assert (costs[Kind.CREATE], costs[Kind.UPDATE]) == (20_002, 10_000)
     # One kind not known yet in a mixed request: it gets what the known ones leave.
-    known = {"create"}
-    governor.learn(costs, ["create", "archive", "archive"], 20_002 + 2 * 7_000, known)
-    assert (costs["create"], costs["archive"]) == (20_002, 7_000)
-    assert known == {"create", "archive"}
+    known = {Kind.CREATE}
+    cost.learn(costs, [Kind.CREATE, Kind.ARCHIVE, Kind.ARCHIVE], 20_002 + 2 * 7_000, known)
+    assert (costs[Kind.CREATE], costs[Kind.ARCHIVE]) == (20_002, 7_000)
+    assert known == {Kind.CREATE, Kind.ARCHIVE}
 
 
 async def test_listeners_share_one_budget(pools: list[asyncpg.Pool]) -> None:
     one, two = (meter(p) for p in pools)
     for g in (one, two, one):  # 10,000 points each: 30,000 is three, whoever sends them
-        async with g.request(None, ["update"]) as granted:
-            assert granted == 1
+        async with g.reserve(updates(1)) as grant:
+            assert len(grant.ops) == 1
     with pytest.raises(errors.RateLimited) as refused:
-        async with one.request(None, ["update"]):
+        async with one.reserve(updates(1)):
             pass
     assert refused.value.code == governor.BUDGET_SPENT
     assert refused.value.retry_after is not None
@@ -118,10 +145,11 @@ async def test_listeners_share_one_budget(pools: list[asyncpg.Pool]) -> None:
 
 async def test_a_request_gets_what_the_budget_holds(pools: list[asyncpg.Pool]) -> None:
     g = meter(pools[0])
-    async with g.request("7", UPDATES) as granted:
-        assert granted == 3  # of the 100 asked, the 30,000 points hold three
+    async with g.reserve(UPDATES, board="7") as grant:
+        assert len(grant.ops) == 3  # of the 100 asked, the 30,000 points hold three
+        assert grant.ops == UPDATES[:3]
     with pytest.raises(errors.RateLimited):
-        async with g.request("7", UPDATES):
+        async with g.reserve(UPDATES, board="7"):
             pass
 
 
@@ -130,12 +158,12 @@ async def test_the_budget_of_a_minute_is_not_the_cap_on_one_query(
 ) -> None:
     # 10M a minute, 5M at most in one request: two full requests a minute, not one.
     g = meter(pools[0], governor.Limits(10_000_000, 1_000))
-    g.cap = g.max_operations = 1_000
+    g.model.cap = g.model.max_operations = 1_000
     for _ in range(2):
-        async with g.request("7", ["update"] * 1_000) as granted:
-            assert granted == 500
+        async with g.reserve(updates(1_000), board="7") as grant:
+            assert len(grant.ops) == 500
     with pytest.raises(errors.RateLimited):
-        async with g.request("7", ["update"]):
+        async with g.reserve(updates(1), board="7"):
             pass
 
 
@@ -144,9 +172,9 @@ async def test_monday_figures_replace_the_plans(pools: list[asyncpg.Pool]) -> No
     g = meter(pools[0], governor.Limits(10_000_000, 1_000))
     left = 10**12
     for _ in range(5):  # 25M: more than the plan's minute, no wait
-        async with g.request("7", ["update"] * 500) as granted:
-            assert granted == 500
-            await g.observe(reply(5_000_000, left, operations=500))
+        async with g.reserve(updates(500), board="7") as grant:
+            assert len(grant.ops) == 500
+            await grant.settle(reply(5_000_000, left, operations=500))
             left -= 5_000_000
     row = await state(pools[0])
     assert row["complexity_remaining"] == left
@@ -159,10 +187,10 @@ async def test_what_a_reply_says_corrects_the_shared_budget(pools: list[asyncpg.
         "RateLimit": '"minuteRate";r=5;t=20, "complexityMinute";r=22000;t=30',
         "RateLimit-Policy": '"minuteRate";q=1000;w=60, "complexityMinute";q=30000;w=60',
     }
-    async with g.request("7", ["update", "update"]) as granted:
-        assert granted == 2
-        await g.observe(reply(8_000, 30_000, reset=30, headers=headers, operations=2))
-    assert g.costs["update"] == 4_000  # what Monday charged, per update
+    async with g.reserve(updates(2), board="7") as grant:
+        assert len(grant.ops) == 2
+        await grant.settle(reply(8_000, 30_000, reset=30, headers=headers, operations=2))
+    assert g.model.costs[Kind.UPDATE] == 4_000  # what Monday charged, per update
     row = await state(pools[0])
     assert (row["complexity_remaining"], row["requests_remaining"]) == (22_000, 5)
     assert (row["complexity_limit"], row["complexity_window"]) == (30_000, 60)
@@ -178,18 +206,19 @@ async def test_a_reservation_comes_back_as_what_monday_charged(
     answered = asyncio.Event()
 
     async def first() -> None:
-        async with one.request("7", ["update"]):  # 10,000 reserved: 20,000 left
+        async with one.reserve(updates(1), board="7") as grant:  # 10,000 reserved: 20,000 left
             await reserved.wait()
             # One's request cost 4,000; Monday has not charged two's yet (26,000 left).
-            await one.observe(reply(4_000, 30_000))
+            await grant.settle(reply(4_000, 30_000))
         answered.set()
 
     async def second() -> None:
-        async with two.request("8", ["update"]):  # another 10,000, in flight: 10,000 left
+        # Another 10,000, in flight: 10,000 left.
+        async with two.reserve(updates(1), board="8") as grant:
             reserved.set()
             await answered.wait()
             assert (await state(pools[0]))["complexity_remaining"] == 16_000
-            await two.observe(reply(4_000, 26_000))
+            await grant.settle(reply(4_000, 26_000))
 
     await asyncio.wait_for(asyncio.gather(first(), second()), 10)
     assert (await state(pools[0]))["complexity_remaining"] == 22_000
@@ -206,38 +235,35 @@ def exhausted(**budget: float) -> errors.RateLimited:
 
 
 async def refused_by_monday(
-    g: governor.Governor, kinds: list[str], refusal: errors.MondayError
+    g: governor.Governor, ops: list[api.Op], refusal: errors.MondayError
 ) -> tuple[int, errors.MondayError | None]:
-    """Send `kinds`, have Monday refuse them: (how many were granted, what the governor says
+    """Send `ops`, have Monday refuse them: (how many were granted, what the governor says
     to do with them)."""
-    granted = 0
-    with pytest.raises(errors.MondayError) as raised:
-        async with g.request("7", kinds) as granted:
-            raise refusal
-    return granted, g.refused(raised.value, kinds[:granted])
+    async with g.reserve(ops, board="7") as grant:
+        return len(grant.ops), await grant.settle(refusal)
 
 
 async def test_a_refused_batch_is_sent_again_in_pieces(pools: list[asyncpg.Pool]) -> None:
     g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000), max_wait=0.2)
-    g.cap = g.max_operations = 100
+    g.model.cap = g.model.max_operations = 100
     # The plan's 10M holds 100 creates by the first guess; Monday's budget is 30,000.
     refusal = exhausted(left=30_000, limit=30_000, reset=60, window=60)
-    granted, then = await refused_by_monday(g, ["create"] * 100, refusal)
+    granted, then = await refused_by_monday(g, creates(100), refusal)
     assert (granted, then) == (100, None)  # try again now, in smaller requests
-    assert g.cap == 50
+    assert g.model.cap == 50
     row = await state(pools[0])
     assert (row["complexity_remaining"], row["complexity_in_flight"]) == (30_000, 0)
     # Nothing of the window is spent: one create goes, though the guess (30,001) says no.
-    async with g.request("7", ["create"] * 100) as granted:
-        assert granted == 1
-        await g.observe(reply(10_000, 30_000))
-    async with g.request("7", ["create"] * 100) as granted:
-        assert granted == 2  # 10,000 each, learnt
+    async with g.reserve(creates(100), board="7") as grant:
+        assert len(grant.ops) == 1
+        await grant.settle(reply(10_000, 30_000))
+    async with g.reserve(creates(100), board="7") as grant:
+        assert len(grant.ops) == 2  # 10,000 each, learnt
 
 
 async def test_a_request_over_the_cap_on_one_query_is_split(pools: list[asyncpg.Pool]) -> None:
     g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000), max_wait=0.2)
-    g.cap = g.max_operations = 100
+    g.model.cap = g.model.max_operations = 100
     too_big = errors.Transient(
         "Query has complexity of 5000100, which exceeds max complexity of 5000000",
         code=errors.TOO_COMPLEX,
@@ -245,18 +271,18 @@ async def test_a_request_over_the_cap_on_one_query_is_split(pools: list[asyncpg.
             "Query has complexity of 5000100, which exceeds max complexity of 5000000"
         ),
     )
-    granted, then = await refused_by_monday(g, ["create"] * 100, too_big)
+    granted, then = await refused_by_monday(g, creates(100), too_big)
     assert (granted, then) == (100, None)
-    assert g.costs["create"] == 50_001  # learnt from the message
-    async with g.request("7", ["create"] * 100) as granted:
-        assert granted == 50  # within the cap and halved: 99 would fit the cap
-    assert (await state(pools[0]))["complexity_in_flight"] == 50 * 50_001
+    assert g.model.costs[Kind.CREATE] == 50_001  # learnt from the message
+    async with g.reserve(creates(100), board="7") as grant:
+        assert len(grant.ops) == 50  # within the cap and halved: 99 would fit the cap
+        assert (await state(pools[0]))["complexity_in_flight"] == 50 * 50_001
 
 
 async def test_one_operation_bigger_than_a_window_fails_alone(pools: list[asyncpg.Pool]) -> None:
     g = meter(pools[0])
     granted, then = await refused_by_monday(
-        g, ["update"], exhausted(left=30_000, limit=30_000, reset=60)
+        g, updates(1), exhausted(left=30_000, limit=30_000, reset=60)
     )
     assert granted == 1
     assert isinstance(then, errors.Permanent)
@@ -268,7 +294,7 @@ async def test_a_refusal_when_little_is_left_waits_for_the_window(
 ) -> None:
     g = meter(pools[0])
     refusal = exhausted(left=5_000, limit=30_000, reset=20)
-    granted, then = await refused_by_monday(g, ["update"] * 2, refusal)
+    granted, then = await refused_by_monday(g, updates(2), refusal)
     assert (granted, then) == (2, refusal)
     row = await state(pools[0])
     assert row["complexity_remaining"] == 5_000
@@ -277,9 +303,9 @@ async def test_a_refusal_when_little_is_left_waits_for_the_window(
 
 async def test_what_is_spent_is_counted_per_minute(pools: list[asyncpg.Pool]) -> None:
     g = meter(pools[0])
-    async with g.request("7", ["update"]):
+    async with g.reserve(updates(1), board="7") as grant:
         g.synced(3)
-        await g.observe(reply(6_000, 30_000))
+        await grant.settle(reply(6_000, 30_000))
     g.synced(2)
     await g.flush()
     async with pools[0].acquire() as conn:
@@ -303,7 +329,7 @@ async def test_a_pause_holds_every_listener(pools: list[asyncpg.Pool]) -> None:
     two._paused_checked = 0.0  # skip the one-second cache
     assert 25 < await two.paused_for() <= 30
     with pytest.raises(errors.RateLimited, match="RATE_LIMIT_EXCEEDED"):
-        async with two.request(None, 1):
+        async with two.reserve(["me"], kind=Kind.QUERY):
             pass
 
 
@@ -315,7 +341,7 @@ async def test_one_request_at_a_time_per_board(pools: list[asyncpg.Pool]) -> Non
     release = asyncio.Event()
 
     async def first() -> None:
-        async with one.request("42", 1):
+        async with one.reserve(updates(1), board="42"):
             order.append("one in")
             first_in.set()
             await release.wait()
@@ -323,14 +349,193 @@ async def test_one_request_at_a_time_per_board(pools: list[asyncpg.Pool]) -> Non
 
     async def second() -> None:
         await first_in.wait()
-        async with two.request("42", 1):
+        async with two.reserve(updates(1), board="42"):
             order.append("two in")
 
     async def other_board() -> None:
         await first_in.wait()
-        async with two.request("43", 1):
+        async with two.reserve(updates(1), board="43"):
             order.append("other board")
         release.set()
 
     await asyncio.wait_for(asyncio.gather(first(), second(), other_board()), 10)
     assert order == ["one in", "other board", "one out", "two in"]
+
+
+async def test_no_connection_is_held_while_a_request_is_in_flight(dsn: str) -> None:
+    # A pool of one: while a board is held and a share of the budget reserved, the request's
+    # time on the wire leaves the connection to others (the write-backs, the leases).
+    pool = await db.create_pool(dsn, size=1)
+    try:
+        g = governor.Governor(pool, governor.Limits(10_000_000, 1_000), max_wait=1)
+        async with g.reserve(updates(1), board="7") as grant:
+            async with pool.acquire(timeout=2) as conn:
+                assert await conn.fetchval("SELECT count(*) FROM npd_sync.board_leases") == 1
+            await grant.settle(reply(30_001, 10_000_000))
+        async with pool.acquire(timeout=2) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM npd_sync.board_leases") == 0
+    finally:
+        await pool.close()
+
+
+async def test_an_unsettled_grant_gives_back_its_board_and_counts_as_spent(
+    pools: list[asyncpg.Pool],
+) -> None:
+    g = meter(pools[0])
+
+    async def cancelled() -> None:
+        async with g.reserve(updates(2), board="7") as grant:
+            assert len(grant.ops) == 2
+            raise asyncio.CancelledError  # as when the listener stops mid-request
+
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled()
+    row = await state(pools[0])
+    # Nothing in flight, the 20,000 points taken as spent (nobody knows what Monday charged).
+    assert (row["complexity_in_flight"], row["complexity_remaining"]) == (0, 10_000)
+    async with pools[0].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM npd_sync.board_leases") == 0
+        minute = await conn.fetchrow("SELECT requests, points FROM npd_sync.monday_minutes")
+    assert (minute["requests"], minute["points"]) == (1, 0)
+
+
+async def test_mondays_larger_budget_wins_over_the_plans_before_the_first_reply(
+    pools: list[asyncpg.Pool],
+) -> None:
+    # Requests reserved before any reply (several listeners' first ones) book against the
+    # plan's 10M at the first guess of 30,001 a create: 334 creates (the last one on the rule
+    # that a guess takes what is left). The next request waits for a reply, which says the
+    # account has 10^9 a minute, and goes: nobody pauses for the plan's minute.
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 100_000), max_wait=5)
+    policy = {"RateLimit-Policy": '"complexityMinute";q=1000000000;w=60'}
+    async with contextlib.AsyncExitStack() as stack:
+        grants = [
+            await stack.enter_async_context(g.reserve(creates(100), board=str(i))) for i in range(5)
+        ]
+        assert [len(x.ops) for x in grants] == [100, 100, 100, 33, 1]
+
+        async def sixth() -> int:
+            async with g.reserve(creates(100)) as grant:  # no board: only the budget waits
+                return len(grant.ops)
+
+        def waited() -> float:
+            return g.metrics.registry.get_sample_value(WAITED) or 0.0
+
+        assert waited() == 0.0
+        waiting = asyncio.create_task(sixth())
+        await eventually(lambda: asyncio.sleep(0, waited()))
+        assert not waiting.done()
+        await grants[0].settle(reply(3_000_100, 10**9, headers=policy, operations=100))
+        assert await asyncio.wait_for(waiting, 5) == 100
+    row = await state(pools[0])
+    assert row["complexity_limit"] == 10**9
+    assert row["paused_until"] is None
+
+
+async def test_mondays_smaller_budget_wins_over_the_plans(pools: list[asyncpg.Pool]) -> None:
+    # The plan says 10M; Monday says the account has 1M a minute: the next window holds 1M.
+    g = meter(pools[0], governor.Limits(10_000_000, 1_000), update=100_000)
+    policy = {"RateLimit-Policy": '"complexityMinute";q=1000000;w=60'}
+    async with g.reserve(updates(1), board="7") as grant:
+        await grant.settle(reply(100_000, 1_000_000, headers=policy))
+    async with pools[0].acquire() as conn:  # the window ends
+        await conn.execute("UPDATE npd_sync.monday_limits SET reset_at = now()")
+    async with g.reserve(updates(100), board="7") as grant:
+        assert len(grant.ops) == 10
+    assert (await state(pools[0]))["complexity_limit"] == 1_000_000
+
+
+async def test_monday_states_the_requests_a_minute_too(pools: list[asyncpg.Pool]) -> None:
+    # The plan's 1,000 requests a minute is a guess; Monday says 5 are left of 5,000.
+    g = meter(pools[0], governor.Limits(10_000_000, 1_000))
+    headers = {
+        "RateLimit": '"minuteRate";r=5;t=20',
+        "RateLimit-Policy": '"minuteRate";q=5000;w=60',
+    }
+    async with g.reserve(updates(1), board="7") as grant:
+        await grant.settle(reply(10_000, 10_000_000, headers=headers))
+    assert (await state(pools[0]))["requests_remaining"] == 5
+    for _ in range(5):
+        async with g.reserve(updates(1), board="7"):
+            pass
+    with pytest.raises(errors.RateLimited) as refused:
+        async with g.reserve(updates(1), board="7"):
+            pass
+    assert refused.value.code == governor.REQUESTS_SPENT  # not the complexity budget
+    async with pools[0].acquire() as conn:
+        quota = await conn.fetchval(
+            "SELECT quota FROM npd_sync.monday_limits WHERE name = 'requests'"
+        )
+    assert quota == 5_000
+
+
+OLD_BOARD_LOCK = 7237734  # the advisory lock class that once held a board
+
+
+async def test_a_role_with_only_connect_cannot_hold_a_board(
+    dsn: str, connect_only: str, pools: list[asyncpg.Pool]
+) -> None:
+    outsider = await asyncpg.connect(dsn, user=connect_only)
+    try:
+        # The lock that once held the board: anyone could take it, for ever.
+        key = zlib.crc32(b"7") & 0x7FFFFFFF
+        assert await outsider.fetchval("SELECT pg_try_advisory_lock($1, $2)", OLD_BOARD_LOCK, key)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await outsider.execute(
+                "INSERT INTO npd_sync.board_leases VALUES ('7', 'me', 1, now() + interval '1 day')"
+            )
+        g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000), max_wait=1)
+        async with g.reserve(updates(1), board="7") as grant:
+            assert len(grant.ops) == 1
+    finally:
+        await outsider.close()
+
+
+async def test_a_lease_runs_out_or_ends_with_its_holders_session(
+    dsn: str, pools: list[asyncpg.Pool]
+) -> None:
+    roomy = governor.Limits(10_000_000, 1_000)
+    other = governor.Governor(pools[1], roomy, max_wait=0.2)
+    # A listener holds board 42 through one of its sessions, as long as a request may last.
+    holder = await db.connect(dsn)
+    await holder.execute(
+        "INSERT INTO npd_sync.board_leases"
+        " VALUES ('42', 'one', pg_backend_pid(), now() + interval '1 hour')"
+    )
+    with pytest.raises(errors.RateLimited) as busy:
+        async with other.reserve(updates(1), board="42"):
+            pass
+    assert busy.value.code == governor.BOARD_BUSY
+    # It is killed: its session ends, and the board is free (as soon as the server sees it).
+    holder.terminate()
+    patient = governor.Governor(pools[1], roomy, max_wait=10)
+    async with patient.reserve(updates(1), board="42") as grant:
+        assert len(grant.ops) == 1
+    # A lease whose holder is still connected but has run out is free too.
+    async with pools[0].acquire() as conn:
+        await conn.execute(
+            "INSERT INTO npd_sync.board_leases VALUES ('43', 'two', pg_backend_pid(), now())"
+        )
+    async with other.reserve(updates(1), board="43") as grant:
+        assert len(grant.ops) == 1
+
+
+async def test_finding_the_boards_of_items_is_not_booked_as_an_update(
+    app: asyncpg.Connection,
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+) -> None:
+    # An archive of an item npd-sync has no link for first asks Monday which board the item
+    # is on (a cheap query of ids): what that costs is not what an update costs.
+    await app.execute("INSERT INTO contacts (first_name) VALUES ('old')")
+    await drain(make_settings())
+    await conn.execute("DELETE FROM npd_sync.links")  # as an older npd-sync left it
+    await app.execute("DELETE FROM contacts")
+    w = await drain(make_settings())
+    located = [r for r in emulator.requests if r.root_fields[0] == "items"]
+    assert len(located) == 1
+    model = w.governor.model
+    assert model.costs[Kind.LOCATE] == located[0].complexity
+    assert Kind.UPDATE not in model.confirmed
+    assert model.estimate([Kind.UPDATE]) >= model.estimate([Kind.ARCHIVE])
