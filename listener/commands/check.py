@@ -192,6 +192,11 @@ def _column_hint(problem: catalog.Problem) -> str:
             return "add them, or map other columns (NPD_SYNC_CONFIG: the table's column sources)"
         case "enum_lacks":
             return f"ALTER TYPE ... ADD VALUE for each missing label of {mapping.SYNC_STATUS}"
+        case "foreign_code":
+            return (
+                "have a superuser or npd-sync's role own that code (ALTER DOMAIN/FUNCTION ... "
+                "OWNER TO), or give the column a built-in type"
+            )
         case "key_not_unique":
             column = sql.quote_ident(problem.columns[0])
             return f"ALTER TABLE ... ADD PRIMARY KEY ({column}), or set key in NPD_SYNC_CONFIG"
