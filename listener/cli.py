@@ -117,10 +117,16 @@ def install_cmd(dry_run: bool) -> None:
 
 
 @main.command(epilog=ENVIRONMENT)
-def uninstall() -> None:
-    """Remove the triggers and the npd_sync schema (application rows are never touched)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Even while listeners run (their heartbeat is fresh): they fail until stopped.",
+)
+def uninstall(force: bool) -> None:
+    """Remove the triggers and the npd_sync schema (application rows are never touched).
+    Refused (exit 1) while listeners run: stop them first."""
     config = load_settings()
-    run(schema.uninstall(config, echo=click.echo))
+    run(schema.uninstall(config, force=force, echo=click.echo))
 
 
 @main.command(epilog=ENVIRONMENT + "\n" + CONSOLE_ENVIRONMENT)
