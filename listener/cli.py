@@ -329,13 +329,15 @@ def _webhooks(action: Literal["install", "list", "uninstall"]) -> None:
 def webhooks_install() -> None:
     """Create the webhooks missing on Monday (idempotent). The receiver must be running and
     reachable at NPD_SYNC_PUBLIC_URL: Monday checks it with a challenge. Exit 1 if any
-    failed."""
+    failed, or if MONDAY_SIGNING_SECRET is set and they carry no JWT (made with a personal
+    token)."""
     _webhooks("install")
 
 
 @webhooks_group.command(name="list", epilog=ENVIRONMENT)
 def webhooks_list() -> None:
-    """Each board's webhooks: present on Monday, or missing. Exit 1 if any is missing."""
+    """Each board's webhooks: present on Monday, or missing. Exit 1 if any is missing, or if
+    MONDAY_SIGNING_SECRET is set and they carry no JWT (made with a personal token)."""
     _webhooks("list")
 
 

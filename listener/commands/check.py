@@ -590,6 +590,27 @@ async def _inbound(settings: Settings, add: Report) -> None:
             add(
                 Result("ok", table.table, f"the {len(mine)} webhooks are on board {table.board_id}")
             )
+        _signing(settings, table, mine, add)
+
+
+def _signing(
+    settings: Settings,
+    table: mapping.TableMapping,
+    found: Sequence[webhooks.Subscription],
+    add: Report,
+) -> None:
+    """With MONDAY_SIGNING_SECRET, webhooks made with a personal token are all refused."""
+    if settings.signing_secret is None:
+        return
+    if unsigned := webhooks.unsigned(found):
+        many = len(unsigned) > 1
+        text = webhooks.UNSIGNED.format(
+            webhooks=f"{len(unsigned)} webhooks on board {table.board_id}"
+            if many
+            else f"a webhook on board {table.board_id}",
+            their="their" if many else "its",
+        )
+        add(Result("fail", table.table, text, webhooks.UNSIGNED_HINT))
 
 
 # --- secrets --------------------------------------------------------------------------------
