@@ -32,11 +32,13 @@ SELECT c.oid::regclass::text AS relation,
 -- its domains' CHECKs and defaults, its own functions (and, through arrays and the types
 -- these call, those of the types it is made of), the operators npd-sync may compare it with
 -- and its casts from and to text. A domain's owner may add a CHECK at any time: the domain
--- counts as that role's code. Objects built into PostgreSQL (pinned) have no pg_depend rows.
+-- counts as that role's code. Types built into PostgreSQL (oid below 16384) run only its own
+-- code, and pinned objects have no pg_depend rows: columns of those types cost nothing here.
 WITH RECURSIVE types(attname, oid) AS (
     SELECT a.attname, a.atttypid
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.atttypid >= 16384
     UNION
     SELECT c.attname, n.oid
       FROM types c
@@ -47,22 +49,31 @@ WITH RECURSIVE types(attname, oid) AS (
            SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
            UNION ALL
            SELECT d.refobjid FROM pg_catalog.pg_depend d
-            WHERE d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
-              AND ((d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid)
-                   OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                       AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k
-                                        WHERE k.contypid = t.oid)))
+            WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid
+              AND d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+           UNION ALL
+           SELECT d.refobjid
+             FROM pg_catalog.pg_constraint k
+             JOIN pg_catalog.pg_depend d
+               ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+              AND d.objid = k.oid
+            WHERE k.contypid = t.oid
+              AND d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
            ) AS n(oid)
+     WHERE n.oid >= 16384
+),
+-- The types, and their constraints, as pg_depend names them.
+objects(attname, classid, objid) AS (
+    SELECT c.attname, 'pg_catalog.pg_type'::pg_catalog.regclass::oid, c.oid FROM types c
+    UNION ALL
+    SELECT c.attname, 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, k.oid
+      FROM types c JOIN pg_catalog.pg_constraint k ON k.contypid = c.oid
 ),
 -- What the types' defaults and constraints refer to.
 refs(attname, classid, objid) AS (
-    SELECT c.attname, d.refclassid, d.refobjid
-      FROM types c
-      JOIN pg_catalog.pg_depend d
-        ON (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = c.oid)
-        OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-            AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k
-                             WHERE k.contypid = c.oid))
+    SELECT o.attname, d.refclassid, d.refobjid
+      FROM objects o
+      JOIN pg_catalog.pg_depend d ON d.classid = o.classid AND d.objid = o.objid
 ),
 code(attname, rank, what, owner) AS MATERIALIZED (
     SELECT c.attname, 1, 'the domain ' || t.oid::pg_catalog.regtype::text, t.typowner
@@ -82,10 +93,10 @@ code(attname, rank, what, owner) AS MATERIALIZED (
     UNION ALL
     SELECT c.attname, 3, 'the operator ' || o.oid::pg_catalog.regoperator::text, f.proowner
       FROM (SELECT t.attname, o.oid FROM types t
-              JOIN pg_catalog.pg_operator o ON o.oprleft = t.oid WHERE t.oid >= 16384
+              JOIN pg_catalog.pg_operator o ON o.oprleft = t.oid
             UNION
             SELECT t.attname, o.oid FROM types t
-              JOIN pg_catalog.pg_operator o ON o.oprright = t.oid WHERE t.oid >= 16384
+              JOIN pg_catalog.pg_operator o ON o.oprright = t.oid
             UNION
             SELECT r.attname, r.objid FROM refs r
              WHERE r.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass) AS c
