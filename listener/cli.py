@@ -21,6 +21,7 @@ from listener.commands import backfill as backfiller
 from listener.commands import check, mappings, pull, requeue, schema, status, webhooks
 from listener.commands import conflicts as conflicting
 from listener.inbound.webhooks import WebhookError
+from listener.monday import errors as monday_errors
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -71,6 +72,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
     except (install.NotInstalled, daemon.SideTaskFailed, mappings.MondayFailed) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
+    except monday_errors.MondayError as exc:
+        # An operation Monday failed (the webhooks commands redact and raise it).
+        fail(str(exc), 1)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Never print the DSN: it may hold a password.
         fail(f"database error: {exc}", 1)
