@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from graphql import GraphQLResolveInfo
 
@@ -69,6 +69,11 @@ class CursorBook:
         self._open.clear()
 
 
+# What delete_webhook answers for an id that is not (or no longer) there: Monday does not
+# say (monday-facts.md, 5): a not-found error, an internal error, or a null.
+GoneWebhook = Literal["not_found", "internal_error", "null"]
+
+
 @dataclass(slots=True)
 class Context:
     """What resolvers of one request see."""
@@ -80,6 +85,7 @@ class Context:
     deliverer: Deliverer
     limiter: RateLimiter
     user_id: int = events.API_USER_ID
+    gone_webhook: GoneWebhook = "not_found"
 
 
 Info: TypeAlias = "GraphQLResolveInfo[Context]"
@@ -528,9 +534,16 @@ async def _create_webhook(
     return ctx.store.add_webhook(board, url, event, settings, app=ctx.deliverer.signed)
 
 
-def _delete_webhook(_root: Any, info: Info, id: str) -> Webhook:
+def _delete_webhook(_root: Any, info: Info, id: str) -> Webhook | None:
     webhook = info.context.store.remove_webhook(id)
     if webhook is None:
+        match info.context.gone_webhook:
+            case "internal_error":
+                raise errors.ApiError(
+                    "INTERNAL_SERVER_ERROR", "Internal server error", status_code=500
+                )
+            case "null":
+                return None
         raise errors.ApiError(
             "ResourceNotFoundException", f"Webhook with id {id} was not found", status_code=404
         )

@@ -90,7 +90,10 @@ class Emulator:
     `webhook_timeout` seconds is retried every `webhook_retry_interval` seconds for
     `webhook_retry_for` seconds (Monday: 60 and 1800); `webhook_concurrency` senders (1:
     first attempts in order); with `signing_secret` (an app token's webhooks) each delivery
-    carries a JWT whose iat/exp come from `clock`.
+    carries a JWT whose iat/exp come from `clock`, and `webhooks(app_webhooks_only: true)`
+    lists them. `gone_webhook` is what delete_webhook answers for an id not there, which
+    Monday does not document: "not_found" (ResourceNotFoundException), "internal_error" or
+    "null".
     """
 
     API_USER_ID = events.API_USER_ID
@@ -115,8 +118,10 @@ class Emulator:
         webhook_retry_for: float = 1800.0,
         webhook_timeout: float = 10.0,
         webhook_concurrency: int = 1,
+        gone_webhook: resolvers.GoneWebhook = "not_found",
     ) -> None:
         self._tokens = {t: _scope(t) for t in (token, *extra_tokens)}
+        self.gone_webhook = gone_webhook  # delete_webhook's answer for an id not there
         self._tables = tuple(mapping.default_mappings() if tables is None else tables)
         self._clock = clock
         self._host, self._port = host, port
@@ -621,8 +626,9 @@ class Emulator:
             return self._reject(ex, charge)
         assert ex.served is not None
         context = resolvers.Context(
-            self._store, self._cursors, charge, ex.served, self._deliverer, self._limiter
-        )
+            self._store, self._cursors, charge, ex.served, self._deliverer, self._limiter,
+            gone_webhook=self.gone_webhook,
+        )  # fmt: skip
         run = engine.run(plan, variables, context)
         result = await run if inspect.isawaitable(run) else run
         ex.executed = True

@@ -32,6 +32,15 @@ SYNC_COLUMNS = {
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignCode:
+    """Code that a column's type would run in npd-sync's sessions, of a role without their
+    rights (which would then act with them, and read the origin secret)."""
+
+    role: str
+    what: str  # "the domain app.key", "the function app.f(integer)", ...
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnInfo:
     name: str
     type: str  # format_type() of the column: SQL text, already quoted where needed
@@ -40,10 +49,16 @@ class ColumnInfo:
     generated: bool = False  # GENERATED ALWAYS AS (...) STORED
     not_null: bool = False
     unique: bool = False  # a primary key or unique index on this column alone
+    foreign: ForeignCode | None = None
 
 
 ProblemKind = Literal[
-    "missing_required", "missing_mapped", "wrong_type", "enum_lacks", "key_not_unique"
+    "missing_required",
+    "missing_mapped",
+    "wrong_type",
+    "enum_lacks",
+    "key_not_unique",
+    "foreign_code",
 ]
 
 
@@ -75,6 +90,10 @@ async def describe(conn: db.Conn, name: str) -> TableInfo | None:
     rows = await conn.fetch(sql.query("describe_table"), sql.quote_qualified(name))
     if not rows:
         return None
+    foreign = {
+        r["name"]: ForeignCode(role=r["role"], what=r["what"])
+        for r in await conn.fetch(sql.query("foreign_code"), sql.quote_qualified(name))
+    }
     columns = {
         r["name"]: ColumnInfo(
             name=r["name"],
@@ -84,6 +103,7 @@ async def describe(conn: db.Conn, name: str) -> TableInfo | None:
             generated=r["generated"],
             not_null=r["not_null"],
             unique=r["unique"],
+            foreign=foreign.get(r["name"]),
         )
         for r in rows
         if r["name"] is not None
@@ -133,6 +153,7 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
                 found.append(Problem("enum_lacks", (column,), text))
         else:
             expect(column, info_col.base in TEXT_TYPES, "text or an enum")
+    found.extend(_foreign_code(info, table))
     monday = col(mapping.MONDAY_ID)
     expect(
         mapping.MONDAY_ID, monday is not None and monday.base in MONDAY_ID_TYPES, "text or bigint"
@@ -191,6 +212,23 @@ def key_columns(
 
 def _same_family(one: str, other: str) -> bool:
     return any(one in family and other in family for family in KEY_FAMILIES)
+
+
+def _foreign_code(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
+    """The columns npd-sync casts values to or writes whose type runs another role's code."""
+    found = []
+    used = (table.key_column, *mapping.REQUIRED_COLUMNS, *mapping.BOOKKEEPING_COLUMNS)
+    for name in dict.fromkeys((*used, *table.source_columns)):
+        column = info.columns.get(name)
+        if column is None or column.foreign is None:
+            continue
+        label = "key column" if name == table.key_column else "column"
+        text = (
+            f"{label} {name} is {column.type}, which would run code of role "
+            f"{column.foreign.role} in npd-sync's sessions ({column.foreign.what})"
+        )
+        found.append(Problem("foreign_code", (name,), text))
+    return found
 
 
 def missing_sync_columns(info: TableInfo) -> list[str]:

@@ -21,6 +21,7 @@ from listener.commands import backfill as backfiller
 from listener.commands import check, mappings, pull, requeue, schema, status, webhooks
 from listener.commands import conflicts as conflicting
 from listener.inbound.webhooks import WebhookError
+from listener.monday import errors as monday_errors
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -71,6 +72,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
     except (install.NotInstalled, daemon.SideTaskFailed, mappings.MondayFailed) as exc:
         fail(str(exc).replace("\n", "\nnpd-sync: "), 1)
+    except monday_errors.MondayError as exc:
+        # An operation Monday failed (the webhooks commands redact and raise it).
+        fail(str(exc), 1)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Never print the DSN: it may hold a password.
         fail(f"database error: {exc}", 1)
@@ -117,10 +121,16 @@ def install_cmd(dry_run: bool) -> None:
 
 
 @main.command(epilog=ENVIRONMENT)
-def uninstall() -> None:
-    """Remove the triggers and the npd_sync schema (application rows are never touched)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Even while listeners run (their heartbeat is fresh): they fail until stopped.",
+)
+def uninstall(force: bool) -> None:
+    """Remove the triggers and the npd_sync schema (application rows are never touched).
+    Refused (exit 1) while listeners run: stop them first."""
     config = load_settings()
-    run(schema.uninstall(config, echo=click.echo))
+    run(schema.uninstall(config, force=force, echo=click.echo))
 
 
 @main.command(epilog=ENVIRONMENT + "\n" + CONSOLE_ENVIRONMENT)
@@ -323,13 +333,15 @@ def _webhooks(action: Literal["install", "list", "uninstall"]) -> None:
 def webhooks_install() -> None:
     """Create the webhooks missing on Monday (idempotent). The receiver must be running and
     reachable at NPD_SYNC_PUBLIC_URL: Monday checks it with a challenge. Exit 1 if any
-    failed."""
+    failed, or if MONDAY_SIGNING_SECRET is set and they carry no JWT (made with a personal
+    token)."""
     _webhooks("install")
 
 
 @webhooks_group.command(name="list", epilog=ENVIRONMENT)
 def webhooks_list() -> None:
-    """Each board's webhooks: present on Monday, or missing. Exit 1 if any is missing."""
+    """Each board's webhooks: present on Monday, or missing. Exit 1 if any is missing, or if
+    MONDAY_SIGNING_SECRET is set and they carry no JWT (made with a personal token)."""
     _webhooks("list")
 
 

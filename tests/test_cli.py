@@ -186,6 +186,36 @@ async def test_check_bad_token_exits_1(env: dict[str, str], tmp_path: Path) -> N
     assert "wrong-secret" not in ran.stdout + ran.stderr
 
 
+@pytest.mark.parametrize("action", ["list", "install", "uninstall"])
+async def test_webhooks_when_monday_fails_exit_1_in_one_line(
+    env: dict[str, str], tmp_path: Path, action: str
+) -> None:
+    # A Monday error ended in a traceback (errors.Blocked was not mapped to an exit code).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v2"
+    inbound = {**env, "MONDAY_API_URL": closed, "NPD_SYNC_PUBLIC_URL": "https://sync.example.com"}
+    if action == "uninstall":  # something to delete
+        conn = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            await conn.execute(
+                "INSERT INTO npd_sync.webhooks (board_id, event, webhook_id)"
+                " VALUES ($1, 'create_item', '77')",
+                CONTACTS_BOARD,
+            )
+        finally:
+            await conn.close()
+    ran = await npd_sync("webhooks", action, env=inbound, cwd=tmp_path)
+    assert ran.code == 1
+    assert "Traceback" not in ran.stderr
+    if action == "uninstall":  # said per webhook, which stays ours
+        assert "  create_item          webhook 77             failed: cannot connect" in ran.stdout
+    else:
+        assert ran.stderr.startswith("npd-sync: Monday: cannot connect to Monday: ")
+        assert ran.stderr.count("\n") == 1
+    assert TOKEN not in ran.stdout + ran.stderr
+
+
 async def test_check_warnings_do_not_fail(env: dict[str, str], tmp_path: Path) -> None:
     ran = await npd_sync("check", env={**env, "MONDAY_ORGANIZATIONS_BOARD_ID": ""}, cwd=tmp_path)
     assert ran.code == 0

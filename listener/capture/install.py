@@ -291,14 +291,19 @@ async def install(
     return result
 
 
-async def uninstall(conn: db.Conn, *, wait: float = LOCK_WAIT) -> list[str]:
-    """Remove the triggers and the npd_sync schema; application rows are not touched."""
+async def uninstall(
+    conn: db.Conn, *, wait: float = LOCK_WAIT, alive_within: float | None = None
+) -> list[str]:
+    """Remove the triggers and the npd_sync schema; application rows are not touched. Raises
+    InstallError while a listener's heartbeat is younger than `alive_within` seconds."""
     done: list[str] = []
     async with conn.transaction():
         await lock(conn, wait)
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         if not await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL"):
             return done
+        if alive_within is not None:
+            await _refuse_while_listening(conn, alive_within)
         if await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
             for row in await conn.fetch(sql.query("attached_tables")):
                 await conn.execute(DETACH.format(table=row["relation"]))
@@ -315,6 +320,22 @@ async def uninstall(conn: db.Conn, *, wait: float = LOCK_WAIT) -> list[str]:
             "delete them in Monday's UI (`npd-sync webhooks uninstall` before `uninstall` does)"
         )
     return done
+
+
+async def _refuse_while_listening(conn: db.Conn, alive_within: float) -> None:
+    """Dropping the schema under running listeners makes them fail, and a supervisor that
+    restarts them (the README's systemd unit) makes them fail in a loop."""
+    if not await conn.fetchval("SELECT to_regclass('npd_sync.listeners') IS NOT NULL"):
+        return
+    rows = await conn.fetch(sql.query("status_listeners"), alive_within)
+    alive = [f"{r['hostname']} pid {r['pid']}" for r in rows if r["alive"]]
+    if alive:
+        many = len(alive) > 1
+        raise InstallError(
+            f"{len(alive)} listener{'s are' if many else ' is'} running ({', '.join(alive)}): "
+            f"stop {'them' if many else 'it'} first (under systemd: systemctl stop npd-sync), "
+            "or uninstall --force"
+        )
 
 
 async def installed_version(conn: db.Conn) -> int | None:

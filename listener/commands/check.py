@@ -206,6 +206,11 @@ def _column_hint(problem: catalog.Problem) -> str:
             return "add them, or map other columns (NPD_SYNC_CONFIG: the table's column sources)"
         case "enum_lacks":
             return f"ALTER TYPE ... ADD VALUE for each missing label of {mapping.SYNC_STATUS}"
+        case "foreign_code":
+            return (
+                "have a superuser or npd-sync's role own that code (ALTER DOMAIN/FUNCTION ... "
+                "OWNER TO), or give the column a built-in type"
+            )
         case "key_not_unique":
             column = sql.quote_ident(problem.columns[0])
             return f"ALTER TABLE ... ADD PRIMARY KEY ({column}), or set key in NPD_SYNC_CONFIG"
@@ -633,6 +638,27 @@ async def _inbound(settings: Settings, add: Report) -> None:
             add(
                 Result("ok", table.table, f"the {len(mine)} webhooks are on board {table.board_id}")
             )
+        _signing(settings, table, mine, add)
+
+
+def _signing(
+    settings: Settings,
+    table: mapping.TableMapping,
+    found: Sequence[webhooks.Subscription],
+    add: Report,
+) -> None:
+    """With MONDAY_SIGNING_SECRET, webhooks made with a personal token are all refused."""
+    if settings.signing_secret is None:
+        return
+    if unsigned := webhooks.unsigned(found):
+        many = len(unsigned) > 1
+        text = webhooks.UNSIGNED.format(
+            webhooks=f"{len(unsigned)} webhooks on board {table.board_id}"
+            if many
+            else f"a webhook on board {table.board_id}",
+            their="their" if many else "its",
+        )
+        add(Result("fail", table.table, text, webhooks.UNSIGNED_HINT))
 
 
 # --- secrets --------------------------------------------------------------------------------

@@ -182,6 +182,9 @@ async def normalize_key(conn: db.Conn, table: mapping.TableMapping, key: str) ->
     info = await catalog.describe(conn, table.table)
     if info is None or not info.has(table.key_column):
         raise UsageError(f"{table.table}: table not found")
+    for problem in catalog.problems(info, table):
+        if problem.kind == "foreign_code" and table.key_column in problem.columns:
+            raise UsageError(f"{table.table}: {problem}")  # a cast to it would run that code
     [normalized] = await _normalize(conn, table, info, [key])
     return normalized
 

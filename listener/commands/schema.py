@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from listener import db
 from listener.capture import install as installer
+from listener.commands import status
 from listener.settings import Settings
 
 Echo = Callable[[str], None]
@@ -32,11 +33,12 @@ async def install(settings: Settings, *, dry_run: bool, echo: Echo) -> None:
         echo("nothing to do: npd-sync is installed and up to date")
 
 
-async def uninstall(settings: Settings, *, echo: Echo) -> None:
-    """Remove capture and the npd_sync schema."""
+async def uninstall(settings: Settings, *, force: bool = False, echo: Echo) -> None:
+    """Remove capture and the npd_sync schema; refused while listeners run, unless forced."""
     conn = await db.connect(settings.require_database(), application_name="npd-sync uninstall")
     try:
-        done = await installer.uninstall(conn)
+        alive_within = None if force else status.ALIVE_SECONDS
+        done = await installer.uninstall(conn, alive_within=alive_within)
     finally:
         await conn.close()
     for line in done or ["nothing to do: npd-sync is not installed"]:

@@ -37,11 +37,17 @@ async def run(settings: Settings, *, action: Action, echo: Echo) -> bool:
     try:
         await installed.require_current(conn)
         async with api.client(settings) as client:
+            unsigned: list[webhooks.Subscription] = []
             if action == "install":
                 assert settings.public_url is not None
                 done = await webhooks.install(conn, client, boards, settings.public_url)
+                if settings.signing_secret is not None:
+                    # Whether an app made them is known once they exist: read them back.
+                    unsigned = webhooks.unsigned(await webhooks.survey(conn, client, boards))
             elif action == "list":
                 done = await webhooks.survey(conn, client, boards)
+                if settings.signing_secret is not None:
+                    unsigned = webhooks.unsigned(done)
             else:
                 done = await webhooks.uninstall(conn, client, boards)
     except errors.MondayError as exc:
@@ -49,7 +55,18 @@ async def run(settings: Settings, *, action: Action, echo: Echo) -> bool:
     finally:
         await conn.close()
     show(settings, done, echo)
-    return not any(s.state in ("failed", "missing") for s in done)
+    if unsigned:
+        echo(unsigned_line(len(unsigned)))
+    return not unsigned and not any(s.state in ("failed", "missing") for s in done)
+
+
+def unsigned_line(n: int) -> str:
+    """Why every delivery would be refused, and what to do (one line)."""
+    many = n > 1
+    text = webhooks.UNSIGNED.format(
+        webhooks=f"{n} webhooks" if many else "a webhook", their="their" if many else "its"
+    )
+    return f"{text}: {webhooks.UNSIGNED_HINT}"
 
 
 def show(settings: Settings, done: Sequence[webhooks.Subscription], echo: Echo) -> None:

@@ -504,7 +504,8 @@ class Console:
         session = request[SESSION]
         if session.signed_in or self.options.token is None:
             raise web.HTTPSeeOther(target)
-        wait = self.throttle.retry_after()
+        client = security.login_client(request.remote, request.headers.get(security.REAL_IP))
+        wait = self.throttle.retry_after(client)
         if wait > 0:
             problem = "Too many wrong tokens: wait a minute and try again."
             response = self._page(
@@ -514,8 +515,8 @@ class Console:
             return response
         given = form.get("token")
         if not isinstance(given, str) or not security.token_matches(given, self.options.token):
-            self.throttle.failed()
-            log.warning("console.login_failed", extra={"remote": request.remote or "-"})
+            self.throttle.failed(client)
+            log.warning("console.login_failed", extra={"remote": client})
             return self._page(request, "login.html", status=401, poll=False, next=target,
                               problem="That is not the console's token.")  # fmt: skip
         self.sessions.end(session.id)

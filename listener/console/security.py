@@ -3,7 +3,8 @@
 - Options are checked before the server starts: bound to anything but loopback, the console
   requires NPD_SYNC_CONSOLE_TOKEN (at least MIN_TOKEN characters).
 - With a token, a visitor logs in with it (compared in constant time; at most LOGIN_FAILURES
-  wrong tries a minute, for the whole process) and gets a session: a random id in a cookie
+  wrong tries a minute from one client, so that nobody can lock the others out) and gets a
+  session: a random id in a cookie
   (HttpOnly, SameSite=Strict, Secure when asked), the session itself held in memory, for
   SESSION_SECONDS at most. Without a token (loopback only), every visitor gets a session at
   once, and the Host header must name a loopback address, so that a page elsewhere cannot reach
@@ -33,7 +34,9 @@ MIN_TOKEN = 16
 COOKIE = "npd_sync_console"
 SESSION_SECONDS = 12 * 3600
 MAX_SESSIONS = 1000  # per kind (signed in, anonymous): the oldest is forgotten beyond that
-LOGIN_FAILURES = 10  # wrong tokens a minute before logins are refused for the rest of it
+LOGIN_FAILURES = 10  # wrong tokens a minute before a client's logins are refused for the rest
+MAX_CLIENTS = 10_000  # clients whose recent wrong tokens are remembered (the oldest forgotten)
+REAL_IP = "X-Real-IP"  # who the client is, as a reverse proxy on this machine says
 MAX_BODY = 64 * 1024  # bytes of a request body
 
 CSP = "; ".join(
@@ -170,22 +173,69 @@ class Sessions:
         self._anonymous.pop(session_id, None)
 
 
+def login_client(peer: str | None, real_ip: str | None) -> str:
+    """Who is logging in, for the throttle: the peer's address or, when the peer is a proxy on
+    this machine (the README's nginx sets X-Real-IP; a client cannot, nginx overwrites it),
+    the address it names. An IPv6 client counts by its /64: a host has that many addresses."""
+    address = _address(peer)
+    if address is None:
+        return "-"
+    if address.is_loopback and (named := _address(real_ip)) is not None:
+        address = named
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+
+
 class LoginThrottle:
-    """At most LOGIN_FAILURES wrong tokens in any minute, for the whole process: guessing a
-    token of 16 characters or more at that pace is hopeless."""
+    """At most LOGIN_FAILURES wrong tokens in any minute from one client (`login_client`):
+    guessing a token of 16 characters or more at that pace is hopeless, and one client's
+    guesses keep nobody else out. At most `max_clients` are remembered, those that failed
+    longest ago forgotten first, so that a flood of clients cannot grow memory."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_clients: int = MAX_CLIENTS
+    ) -> None:
         self._clock = clock
-        self._failures: collections.deque[float] = collections.deque()
+        self._max_clients = max_clients
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
 
-    def retry_after(self) -> float:
-        """Seconds until a login may be tried (0: now)."""
-        now = self._clock()
-        while self._failures and now - self._failures[0] >= 60:
-            self._failures.popleft()
-        if len(self._failures) < LOGIN_FAILURES:
+    def retry_after(self, client: str) -> float:
+        """Seconds until this client may try a login (0: now)."""
+        failures = self._failures.get(client)
+        if failures is None:
             return 0.0
-        return 60 - (now - self._failures[0])
+        now = self._clock()
+        while failures and now - failures[0] >= 60:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+            return 0.0
+        if len(failures) < LOGIN_FAILURES:
+            return 0.0
+        return 60 - (now - failures[0])
 
-    def failed(self) -> None:
-        self._failures.append(self._clock())
+    def failed(self, client: str) -> None:
+        """A wrong token from this client."""
+        failures = self._failures.pop(client, None)
+        if failures is None:
+            failures = collections.deque(maxlen=LOGIN_FAILURES)
+        failures.append(self._clock())
+        self._failures[client] = failures  # the most recent last
+        while len(self._failures) > self._max_clients:
+            self._failures.popitem(last=False)
+
+    def clients(self) -> int:
+        """How many clients' failures are remembered."""
+        return len(self._failures)

@@ -1,11 +1,14 @@
 """The webhook receiver: `POST /monday/webhook/<secret>`, served by `npd-sync listen
 --webhook-port`.
 
-A public endpoint, so every request is hostile until proven otherwise. In order: the URL's
-secret (compared in constant time; one answer, 404, for any request that is not Monday's, so
-that nothing can be learnt from it), the JWT when MONDAY_SIGNING_SECRET is set (HS256, signed
-with it, unexpired, `aud` the registered URL), a body of at most 1 MiB that is a JSON object.
-Monday's challenge is echoed. Anything else is an event: stored durably before the answer
+A public endpoint, so every request is hostile until proven otherwise. In order: a POST with
+the URL's secret (compared in constant time; one answer, 404, for any request that is not
+Monday's, whatever its method or path, so that nothing can be learnt from it); a body of at
+most 1 MiB, read within READ_TIMEOUT (so are the headers), that is JSON. Monday's challenge is
+echoed then, since Monday never signs it. Anything else needs, when MONDAY_SIGNING_SECRET is
+set, a JWT (HS256, signed with it, unexpired, its `aud`, where present, the registered URL:
+board webhooks' tokens have been seen without one); webhooks created with a personal token
+carry none, and the log says so. What is left is an event: stored durably before the answer
 (deliveries that arrive together share one transaction), so that a 200 means it is kept; a
 database that cannot take it gets a 503, and Monday tries again later. No other work happens
 before the answer: the listener reads the item afterwards, and the payload's values are never
@@ -21,8 +24,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn
 
 import asyncpg
 import jwt
@@ -40,6 +43,12 @@ PATH = "/monday/webhook"
 MAX_BODY = 1024 * 1024  # bytes
 BATCH = 500  # deliveries stored in one transaction at most
 SECRET_RECHECK = 5.0  # seconds between two reads of the secret after a mismatch
+# Seconds a client has to send its headers, then its body (and that an unread body is drained
+# for after the answer): Monday sends a few KiB at once, and the reverse proxy buffers them.
+READ_TIMEOUT = 10.0
+UNSIGNED_SAID_EVERY = 60.0  # seconds between two log lines about unsigned deliveries
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def webhook_url(public_url: str, secret: str) -> str:
@@ -111,6 +120,7 @@ class Receiver:
         signing_secret: str | None = None,
         metrics: Metrics | None = None,
         on_stored: Callable[[], None] | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.pool = pool
         self.public_url = public_url
@@ -118,6 +128,8 @@ class Receiver:
         self.signing_secret = signing_secret
         self.metrics = metrics or Metrics()
         self.on_stored = on_stored  # wakes this process's listener at once
+        self.read_timeout = read_timeout
+        self._unsigned_said = -UNSIGNED_SAID_EVERY
         self._secret: str | None = None
         self._secret_read = -SECRET_RECHECK
         self._secret_lock = asyncio.Lock()
@@ -126,9 +138,10 @@ class Receiver:
         self._writer: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
-        """The aiohttp application: one route, the webhook's."""
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(PATH + "/{secret}", self._handle)
+        """The aiohttp application: one route, the webhook's, for every method (any but POST
+        gets the 404 of a wrong path, not a 405 that says the path exists)."""
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        app.router.add_route("*", PATH + "/{secret}", self._handle)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
@@ -142,23 +155,36 @@ class Receiver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not await self._is_monday(request):
-            self.metrics.webhooks.labels("refused").inc()
-            raise web.HTTPNotFound()
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A bug answers 500 and is logged as one event; never the path (it holds the
+        secret), never aiohttp's plain-text traceback."""
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.metrics.webhooks.labels("refused").inc()
+            return await handler(request)
+        except web.HTTPException:
             raise
+        except Exception as exc:
+            log.error("receiver.error", extra={"error": type(exc).__name__})
+            raise web.HTTPInternalServerError() from None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "POST" or not await self._has_secret(request):
+            self._refuse()
+        raw = await self._read(request)
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
             self.metrics.webhooks.labels("refused").inc()
-            raise web.HTTPBadRequest(text="not JSON") from None
+            deep = isinstance(exc, RecursionError)
+            reason = "JSON nested too deeply" if deep else "not JSON"
+            log.warning("receiver.bad_body", extra={"reason": reason, "bytes": len(raw)})
+            raise web.HTTPBadRequest(text=reason) from None
         if isinstance(body, dict) and "challenge" in body and "event" not in body:
+            # Before any JWT: Monday sends the challenge unsigned, even for an app's webhooks.
             self.metrics.webhooks.labels("challenge").inc()
             return web.json_response({"challenge": body["challenge"]})
+        if not self._signed(request):
+            self._refuse()
         event = parse(body, raw)
         if event is None:
             # Monday's, but nothing to act on: kept out of the queue, said once in the log.
@@ -174,22 +200,65 @@ class Receiver:
         self.metrics.webhooks.labels("stored" if new else "duplicate").inc()
         return web.json_response({})
 
-    async def _is_monday(self, request: web.Request) -> bool:
+    def _refuse(self) -> NoReturn:
+        """The one answer to whatever is not Monday's."""
+        self.metrics.webhooks.labels("refused").inc()
+        raise web.HTTPNotFound()
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The body, within the read timeout and the size limit."""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                return await request.read()
+        except TimeoutError:
+            self.metrics.webhooks.labels("refused").inc()
+            raise web.HTTPRequestTimeout() from None
+        except web.HTTPRequestEntityTooLarge:
+            self.metrics.webhooks.labels("refused").inc()
+            raise
+
+    async def _has_secret(self, request: web.Request) -> bool:
         given = request.match_info.get("secret", "")
         secret = await self._current_secret(given)
-        if secret is None or not self._matches(given):
-            return False
+        return secret is not None and self._matches(given)
+
+    def _signed(self, request: web.Request) -> bool:
+        """Whether the JWT verifies, when MONDAY_SIGNING_SECRET asks for one."""
         if self.signing_secret is None:
             return True
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        header = request.headers.get("Authorization")
+        if header is None:
+            self._say_unsigned()
+            return False
+        token = header.removeprefix("Bearer ").strip()
         try:
-            jwt.decode(
+            claims = jwt.decode(
                 token, self.signing_secret, algorithms=["HS256"],
-                audience=webhook_url(self.public_url, secret), options={"require": ["exp"]},
+                options={"require": ["exp"], "verify_aud": False},
             )  # fmt: skip
         except jwt.PyJWTError:
             return False
-        return True
+        # `aud` where present: board webhooks' tokens have been seen without it.
+        audience = claims.get("aud")
+        if audience is None:
+            return True
+        url = webhook_url(self.public_url, self._secret or "")
+        return audience == url or (isinstance(audience, list) and url in audience)
+
+    def _say_unsigned(self) -> None:
+        """A delivery with the URL's secret and no Authorization at all: Monday's, most likely,
+        from a webhook created with a personal token (only an app's carry a JWT). Said at most
+        once a minute: Monday retries each delivery every minute for 30 minutes."""
+        now = asyncio.get_running_loop().time()
+        if now - self._unsigned_said >= UNSIGNED_SAID_EVERY:
+            self._unsigned_said = now
+            log.warning(
+                "receiver.unsigned",
+                extra={
+                    "hint": "deliveries carry no JWT (webhooks created with a personal token): "
+                    "unset MONDAY_SIGNING_SECRET, or create them with an app's token"
+                },
+            )
 
     async def _current_secret(self, given: str) -> str | None:
         # Read once, and again (at most every few seconds) when a request does not match:
@@ -242,8 +311,15 @@ class Receiver:
 
 
 async def serve(receiver: Receiver, host: str, port: int) -> web.AppRunner:
-    """Serve the receiver until the returned runner is cleaned up."""
-    runner = web.AppRunner(receiver.app(), access_log=None)
+    """Serve the receiver until the returned runner is cleaned up. A connection waiting for a
+    request's headers (or idle between two) is closed after the read timeout, and an unread
+    body is drained for no longer."""
+    runner = web.AppRunner(
+        receiver.app(),
+        access_log=None,
+        keepalive_timeout=receiver.read_timeout,
+        lingering_time=receiver.read_timeout,
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

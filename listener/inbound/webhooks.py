@@ -30,6 +30,15 @@ EVENTS = (
     "item_restored",
 )
 URL_MAX = 255  # Monday's limit on a webhook's URL
+UNSIGNED = (
+    "MONDAY_SIGNING_SECRET is set, but Monday lists {webhooks} as made by no app of the API "
+    "token (a personal token's): {their} deliveries carry no JWT, and the receiver refuses "
+    "every one"
+)
+UNSIGNED_HINT = (
+    "unset MONDAY_SIGNING_SECRET (the URL's secret still guards the receiver), or make the "
+    "webhooks with an app's OAuth token"
+)
 
 State = Literal["created", "present", "missing", "removed", "failed"]
 
@@ -48,6 +57,7 @@ class Subscription:
     state: State
     webhook_id: str | None = None
     error: str | None = None
+    app: bool | None = None  # made by the API token's app (None: not known)
 
 
 async def secret(conn: db.Conn) -> str:
@@ -91,11 +101,12 @@ async def install(
             continue
         board = table.board_id
         listed, _ = await api.webhooks(client, board)
-        present = {w.id for w in listed}
+        present = {w.id: w for w in listed}
         for event in EVENTS:
             existing = known.get((board, event))
             if existing is not None and existing in present:
-                done.append(Subscription(table.table, board, event, "present", existing))
+                app = present[existing].app
+                done.append(Subscription(table.table, board, event, "present", existing, app=app))
                 continue
             try:
                 created, _ = await api.create_webhook(client, board, target, event)
@@ -119,28 +130,68 @@ async def survey(
         if not table.board_id:
             continue
         listed, _ = await api.webhooks(client, table.board_id)
-        present = {w.id for w in listed}
+        present = {w.id: w for w in listed}
         for event in EVENTS:
             webhook = known.get((table.board_id, event))
-            state: State = "present" if webhook is not None and webhook in present else "missing"
-            found.append(Subscription(table.table, table.board_id, event, state, webhook))
+            if webhook is not None and webhook in present:
+                app = present[webhook].app
+                found.append(
+                    Subscription(table.table, table.board_id, event, "present", webhook, app=app)
+                )
+            else:
+                found.append(Subscription(table.table, table.board_id, event, "missing", webhook))
     return found
+
+
+def unsigned(found: Sequence[Subscription]) -> list[Subscription]:
+    """Our webhooks on Monday that no app of the API token made: made with a personal token,
+    their deliveries carry no JWT (only an app's do), so MONDAY_SIGNING_SECRET refuses them."""
+    return [s for s in found if s.state in ("present", "created") and s.app is False]
 
 
 async def uninstall(
     conn: db.Conn, client: api.Client, tables: Sequence[mapping.TableMapping]
 ) -> list[Subscription]:
-    """Delete the webhooks npd-sync created, and forget the secret."""
+    """Delete the webhooks npd-sync created, and forget the secret once none is left."""
     names = {t.board_id: t.table for t in tables if t.board_id}
+    known = await stored(conn)
     done = []
-    for (board, event), webhook in (await stored(conn)).items():
-        table = names.get(board, "-")
-        try:
-            await api.delete_webhook(client, webhook)
-        except errors.MondayError as exc:
-            done.append(Subscription(table, board, event, "failed", webhook, str(exc)))
-            continue
-        done.append(Subscription(table, board, event, "removed", webhook))
+    for board in dict.fromkeys(board for board, _ in known):
+        ours = {event: webhook for (b, event), webhook in known.items() if b == board}
+        done += await _remove(client, names.get(board, "-"), board, ours)
     if not any(s.state == "failed" for s in done):
         await conn.execute(sql.query("forget_webhooks"))
     return done
+
+
+async def _remove(
+    client: api.Client, table: str, board: str, ours: dict[str, str]
+) -> list[Subscription]:
+    """Delete one board's webhooks of ours. What delete_webhook answers for an id already gone
+    is undocumented (a not-found error, a 500, a null): the board's list decides, read before
+    (gone ones are not deleted again) and after (what is still there failed)."""
+    try:
+        listed, _ = await api.webhooks(client, board)
+        before = {w.id for w in listed}
+    except errors.MondayError as exc:
+        return [Subscription(table, board, e, "failed", w, str(exc)) for e, w in ours.items()]
+    said: dict[str, str] = {}
+    for webhook in ours.values():
+        if webhook in before:
+            try:
+                await api.delete_webhook(client, webhook)
+            except errors.MondayError as exc:
+                said[webhook] = str(exc)
+    after = set()
+    if any(w in before for w in ours.values()):
+        try:
+            listed, _ = await api.webhooks(client, board)
+            after = {w.id for w in listed}
+        except errors.MondayError as exc:
+            after, said = before, {w: str(exc) for w in ours.values()}
+    return [
+        Subscription(table, board, event, "failed", webhook, said.get(webhook, "still on it"))
+        if webhook in after
+        else Subscription(table, board, event, "removed", webhook)
+        for event, webhook in ours.items()
+    ]

@@ -655,8 +655,12 @@ async def read_items(
 
 # --- webhooks (inbound) ----------------------------------------------------------------------
 
+# `app`: those made by the app whose token asks (Monday's changelog, "Webhooks improvements":
+# only webhooks made with an app's token carry a JWT; none made with a personal token does).
 WEBHOOKS_QUERY = (
-    f"query ($b: ID!) {{ webhooks(board_id: $b) {{ id board_id event }} {COMPLEXITY_FIELD} }}"
+    "query ($b: ID!) { webhooks(board_id: $b) { id board_id event } "
+    "app: webhooks(board_id: $b, app_webhooks_only: true) { id } "
+    f"{COMPLEXITY_FIELD} }}"
 )
 CREATE_WEBHOOK = (
     "mutation ($b: ID!, $u: String!, $e: WebhookEventType!) { "
@@ -671,16 +675,30 @@ class Webhook:
     id: str
     board_id: str
     event: str
+    app: bool | None = None  # made by this token's app; None: Monday did not say
+
+
+def _ids(found: Any) -> set[str] | None:
+    if not isinstance(found, list):
+        return None
+    return {str(w["id"]) for w in found if isinstance(w, dict) and w.get("id") is not None}
 
 
 async def webhooks(client: Client, board_id: str) -> tuple[list[Webhook], Reply]:
-    """The webhooks registered on a board (by anyone)."""
+    """The webhooks registered on a board (by anyone), and whether this token's app made
+    each."""
     reply = await client.post(WEBHOOKS_QUERY, {"b": board_id})
     error = field_error(reply, "webhooks")
     if error is not None:
         raise error
+    apps = None if field_error(reply, "app") is not None else _ids(reply.data.get("app"))
     return [
-        Webhook(str(w["id"]), str(w.get("board_id") or board_id), str(w.get("event") or ""))
+        Webhook(
+            str(w["id"]),
+            str(w.get("board_id") or board_id),
+            str(w.get("event") or ""),
+            None if apps is None else str(w["id"]) in apps,
+        )
         for w in reply.data.get("webhooks") or []
         if isinstance(w, dict) and w.get("id") is not None
     ], reply

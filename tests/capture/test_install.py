@@ -393,3 +393,59 @@ async def test_install_restores_dropped_or_disabled_triggers(empty_dsn: str) -> 
         )
     finally:
         await conn.close()
+
+
+async def beat(conn: asyncpg.Connection, id_: str, host: str, pid: int, ago: float) -> None:
+    """A listener's heartbeat row, as seen `ago` seconds ago."""
+    await conn.execute(
+        "INSERT INTO npd_sync.listeners (id, hostname, pid, version, seen_at)"
+        " VALUES ($1, $2, $3, 'test', now() - make_interval(secs => $4))",
+        id_, host, pid, ago,
+    )  # fmt: skip
+
+
+async def test_uninstall_refuses_while_listeners_run_unless_forced(dsn: str) -> None:
+    # The schema went from under running listeners, which restarted and failed in a loop.
+    conn = await db.connect(dsn)
+    try:
+        await beat(conn, "a", "web-1", 4242, 3)
+        await beat(conn, "b", "web-2", 77, 5)
+        await beat(conn, "gone", "web-3", 1, 3600)  # a listener killed an hour ago
+        with pytest.raises(install.InstallError) as caught:
+            await install.uninstall(conn, alive_within=30)
+        assert str(caught.value) == (
+            "2 listeners are running (web-1 pid 4242, web-2 pid 77): stop them first "
+            "(under systemd: systemctl stop npd-sync), or uninstall --force"
+        )
+        assert await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL")
+        assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname ~ '^npd_sync'")
+        done = await install.uninstall(conn, alive_within=None)  # --force
+        assert "schema npd_sync dropped" in done
+    finally:
+        await conn.close()
+
+
+async def test_uninstall_goes_ahead_when_every_heartbeat_is_stale(dsn: str) -> None:
+    conn = await db.connect(dsn)
+    try:
+        await beat(conn, "gone", "web-3", 1, 31)
+        assert "schema npd_sync dropped" in await install.uninstall(conn, alive_within=30)
+    finally:
+        await conn.close()
+
+
+async def test_cli_uninstall_while_a_listener_runs_exits_1_and_force_drops(dsn: str) -> None:
+    conn = await db.connect(dsn)
+    try:
+        await beat(conn, "a", "web-1", 4242, 0)
+    finally:
+        await conn.close()
+    refused = await asyncio.to_thread(run_cli, "uninstall", env={"DATABASE_URL": dsn})
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "npd-sync: 1 listener is running (web-1 pid 4242): stop it first "
+        "(under systemd: systemctl stop npd-sync), or uninstall --force\n"
+    )
+    forced = await asyncio.to_thread(run_cli, "uninstall", "--force", env={"DATABASE_URL": dsn})
+    assert forced.returncode == 0, forced.stderr
+    assert "schema npd_sync dropped" in forced.stdout

@@ -405,6 +405,24 @@ async def test_wrong_tokens_are_throttled(make_settings: MakeSettings) -> None:
         assert "Too many wrong tokens" in page
 
 
+async def test_wrong_tokens_lock_out_their_client_only(make_settings: MakeSettings) -> None:
+    # The lock was the whole process's: anyone could keep the real users out.
+    attacker = {"X-Real-IP": "203.0.113.7"}  # as the README's nginx sets it
+    async with served(make_settings(), token=TOKEN) as s:
+        async with Client(s.url) as client:
+            await client.get("/login")
+            for _ in range(10):
+                response, _ = await client.post("/login", [("token", "guess")], headers=attacker)
+                assert response.status == 401
+            response, _ = await client.post("/login", [("token", TOKEN)], headers=attacker)
+            assert response.status == 429
+        async with Client(s.url) as user:
+            await user.get("/login")
+            headers = {"X-Real-IP": "198.51.100.2"}
+            response, _ = await user.post("/login", [("token", TOKEN)], headers=headers)
+            assert response.status == 303
+
+
 def test_options_refuse_what_is_unsafe() -> None:
     with pytest.raises(ConfigError, match="NPD_SYNC_CONSOLE_TOKEN is not set"):
         console.Options(host="0.0.0.0").checked()

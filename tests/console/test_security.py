@@ -124,10 +124,53 @@ def test_login_throttle() -> None:
     clock = Clock()
     throttle = security.LoginThrottle(clock)
     for _ in range(security.LOGIN_FAILURES):
-        assert throttle.retry_after() == 0
-        throttle.failed()
-    assert throttle.retry_after() == pytest.approx(60)
+        assert throttle.retry_after("a") == 0
+        throttle.failed("a")
+    assert throttle.retry_after("a") == pytest.approx(60)
+    assert throttle.retry_after("b") == 0  # another client is not locked out
     clock.now += 59
-    assert throttle.retry_after() == pytest.approx(1)
+    assert throttle.retry_after("a") == pytest.approx(1)
     clock.now += 1
-    assert throttle.retry_after() == 0
+    assert throttle.retry_after("a") == 0
+
+
+def test_login_throttle_memory_is_bounded_and_the_oldest_is_forgotten() -> None:
+    clock = Clock()
+    throttle = security.LoginThrottle(clock, max_clients=3)
+    for _ in range(security.LOGIN_FAILURES * 5):
+        throttle.failed("locked")  # one client's failures take LOGIN_FAILURES slots at most
+    assert throttle.retry_after("locked") > 0
+    for client in ("b", "c", "locked", "d"):
+        clock.now += 1
+        throttle.failed(client)
+    assert throttle.clients() == 3
+    assert throttle.retry_after("locked") > 0  # failed again lately: kept
+    assert throttle.retry_after("b") == 0
+    for n in range(10_000):  # a flood of distinct clients
+        throttle.failed(f"flood {n}")
+    assert throttle.clients() == 3
+    clock.now += 60
+    assert throttle.retry_after("flood 9999") == 0
+    assert throttle.clients() == 2  # forgotten once it is of no use
+
+
+@pytest.mark.parametrize(
+    ("peer", "real_ip", "client"),
+    [
+        ("203.0.113.7", None, "203.0.113.7"),
+        # Only a proxy on this machine (the README's nginx) says who its client is.
+        ("203.0.113.7", "198.51.100.2", "203.0.113.7"),
+        ("127.0.0.1", "198.51.100.2", "198.51.100.2"),
+        ("::1", " 198.51.100.2 ", "198.51.100.2"),
+        ("127.0.0.1", None, "127.0.0.1"),
+        ("127.0.0.1", "not an address", "127.0.0.1"),
+        ("127.0.0.1", "198.51.100.2, 10.0.0.1", "127.0.0.1"),
+        # IPv6 hosts get a /64 each: one address per guess would be no limit.
+        ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),
+        ("::1", "2001:db8:1:2::99", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", None, "203.0.113.7"),
+        (None, None, "-"),
+    ],
+)
+def test_login_client(peer: str | None, real_ip: str | None, client: str) -> None:
+    assert security.login_client(peer, real_ip) == client

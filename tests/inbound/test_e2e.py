@@ -12,8 +12,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
-from emulator import AccountLimits, Emulator
+from emulator import AccountLimits, Emulator, Faults
+from emulator.resolvers import GoneWebhook
 from listener import daemon, settings
 from listener.commands import check, pull
 from listener.commands import webhooks as webhook_commands
@@ -144,6 +146,110 @@ async def test_uninstall_removes_them_even_when_one_is_gone_already(
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.webhooks") == 0
     # The secret is forgotten with them: the old URL is refused from now on.
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.receiver") == 0
+
+
+@pytest.mark.parametrize("answer", ["not_found", "internal_error", "null"])
+async def test_uninstall_reads_the_board_whatever_monday_answers_for_a_gone_id(
+    conn: asyncpg.Connection, monday: Emulator, config: settings.Settings, port: int,
+    answer: GoneWebhook,
+) -> None:  # fmt: skip
+    # What delete_webhook answers for an id already gone is undocumented: a 500 kept the
+    # secret and said "failed" for a webhook that is not there.
+    monday.gone_webhook = answer
+    async with listening(config, port):
+        await install(config)
+    gone = monday.webhooks(CONTACTS_BOARD)[0].id
+    monday.delete_webhook(gone)  # by someone, in the UI
+    before = len(monday.requests)
+    out: list[str] = []
+    assert await webhook_commands.run(config, action="uninstall", echo=out.append), out
+    assert sum(line.endswith(" removed") for line in out) == 12
+    assert monday.webhooks() == []
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.receiver") == 0
+    deletes = [r for r in monday.requests[before:] if "delete_webhook" in r.root_fields]
+    assert len(deletes) == 11  # the gone one is not asked for again
+
+
+async def test_a_delete_that_did_not_happen_is_a_failure_and_the_secret_is_kept(
+    conn: asyncpg.Connection, monday: Emulator, config: settings.Settings, port: int
+) -> None:
+    async with listening(config, port):
+        await install(config)
+    monday.set_faults(Faults(next_http_500=1, applies_to="mutations"))
+    out: list[str] = []
+    assert not await webhook_commands.run(config, action="uninstall", echo=out.append)
+    assert sum(line.endswith(" removed") for line in out) == 11
+    assert sum(" failed" in line for line in out) == 1
+    assert len(monday.webhooks()) == 1
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.receiver") == 1
+    assert await webhook_commands.run(config, action="uninstall", echo=out.append)
+    assert monday.webhooks() == []
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.receiver") == 0
+
+
+SIGNING = "app-signing-secret-" + "y" * 32
+
+
+@pytest.fixture
+def signing_config(config: settings.Settings) -> settings.Settings:
+    """The same, with MONDAY_SIGNING_SECRET: deliveries need a JWT signed with it."""
+    return config.model_copy(update={"signing_secret": SecretStr(SIGNING)})
+
+
+async def test_with_a_signing_secret_an_apps_webhooks_install_and_deliver(
+    conn: asyncpg.Connection, config: settings.Settings, signing_config: settings.Settings,
+    port: int,
+) -> None:  # fmt: skip
+    # Monday never signs the challenge: the receiver refused it, and no webhook was made.
+    async with Emulator(
+        token=TOKEN, limits=AccountLimits.unlimited(), signing_secret=SIGNING,
+        webhook_retry_interval=0.05, webhook_retry_for=20.0,
+    ) as app_monday:  # fmt: skip
+        wired = signing_config.model_copy(update={"api_url": app_monday.url})
+        async with listening(wired, port):
+            out = await install(wired)
+            assert sum("created" in line for line in out) == 12
+            await conn.execute(ADA)
+            await quiet(conn, app_monday)
+            (item,) = app_monday.items(CONTACTS_BOARD)
+            app_monday.edit_item(item.id, {"text": "Queen"})
+            await eventually(
+                lambda: conn.fetchval("SELECT role_title FROM contacts"), lambda t: t == "Queen"
+            )
+        results: list[check.Result] = []
+        assert await check.checks(wired, results.append), [r.message for r in results]
+
+
+async def test_with_a_signing_secret_a_personal_tokens_webhooks_are_named_by_install_and_check(
+    monday: Emulator, signing_config: settings.Settings, port: int
+) -> None:
+    # Webhooks made with a personal token carry no Authorization header: every delivery would
+    # be refused, retried for 30 minutes and lost, and nothing said so.
+    async with listening(signing_config, port):
+        out: list[str] = []
+        assert not await webhook_commands.run(signing_config, action="install", echo=out.append)
+    assert sum("created" in line for line in out) == 12
+    assert out[-1] == (
+        "MONDAY_SIGNING_SECRET is set, but Monday lists 12 webhooks as made by no app of the "
+        "API token (a personal token's): their deliveries carry no JWT, and the receiver "
+        "refuses every one: unset MONDAY_SIGNING_SECRET (the URL's secret still guards the "
+        "receiver), or make the webhooks with an app's OAuth token"
+    )
+    listed: list[str] = []
+    assert not await webhook_commands.run(signing_config, action="list", echo=listed.append)
+    assert listed[-1] == out[-1]
+    results: list[check.Result] = []
+    assert not await check.checks(signing_config, results.append)
+    failed = [(r.subject, r.message) for r in results if r.mark == "fail"]
+    assert failed == [
+        (
+            table,
+            "MONDAY_SIGNING_SECRET is set, but Monday lists 6 webhooks on board "
+            f"{board} as made by no app of the API token (a personal token's): their "
+            "deliveries carry no JWT, and the receiver refuses every one",
+        )
+        for table, board in (("contacts", CONTACTS_BOARD), ("organizations", "1000000002"))
+    ]
 
 
 async def test_install_without_a_receiver_says_what_to_do(

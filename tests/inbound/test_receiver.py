@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import asyncpg
 import jwt
@@ -189,6 +191,11 @@ def token(**claims: object) -> str:
     return jwt.encode({**base, **claims}, SIGNING, algorithm="HS256")
 
 
+def unaudienced() -> str:
+    claims = {"dat": {"account_id": 1, "user_id": 9}, "exp": int(time.time()) + 60}
+    return jwt.encode(claims, SIGNING, algorithm="HS256")
+
+
 @pytest.mark.parametrize(
     ("authorization", "status"),
     [
@@ -199,6 +206,11 @@ def token(**claims: object) -> str:
         (lambda: "", 404),
         (lambda: token(exp=int(time.time()) - 10), 404),
         (lambda: token(aud="https://elsewhere.example.com/monday/webhook/x"), 404),
+        # Board webhooks' tokens have been seen without aud (monday-facts.md): checked where
+        # present, as the contract says.
+        (lambda: unaudienced(), 200),
+        (lambda: token(aud=[f"{PUBLIC}{PATH}", "https://other.example.com"]), 200),
+        (lambda: token(aud=["https://other.example.com"]), 404),
         (
             lambda: jwt.encode(
                 {"aud": f"{PUBLIC}{PATH}", "exp": 2**40},
@@ -237,3 +249,129 @@ async def test_before_install_made_a_secret_everything_is_refused(dsn: str) -> N
             await client.close()
     finally:
         await pool.close()
+
+
+# --- issue 19, part 4: everything not Monday's looks alike; bodies and clients that stall -----
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
+@pytest.mark.parametrize("path", [PATH, receiver.PATH + "/nope", "/nowhere"])
+async def test_any_other_method_gets_the_same_404_as_a_wrong_path(
+    http: TestClient, conn: asyncpg.Connection, method: str, path: str
+) -> None:
+    # GET on the webhook's path answered 405 with Allow: POST: a path worth guessing at.
+    nowhere = await http.request("POST", "/nowhere")
+    resp = await http.request(method, path, json=event())
+    assert resp.status == 404
+    assert "Allow" not in resp.headers
+    if method != "HEAD":
+        assert await resp.text() == await nowhere.text()
+    assert await stored(conn) == []
+
+
+async def test_deeply_nested_json_is_a_400_logged_in_one_line(
+    http: TestClient, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # json.loads ran out of stack: a 500, and aiohttp's plain-text traceback in the log.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with caplog.at_level(logging.DEBUG):
+        resp = await http.post(PATH, data=deep, headers={"Content-Type": "application/json"})
+        challenge = await http.post(PATH, data=b'{"challenge": ' + deep + b"}")
+    assert (resp.status, challenge.status) == (400, 400)
+    assert await stored(conn) == []
+    logged = [(r.name, r.getMessage(), r.exc_info) for r in served_log(caplog)]
+    assert logged == [("npd_sync.receiver", "receiver.bad_body", None)] * 2
+    assert served_log(caplog)[0].reason == "JSON nested too deeply"  # type: ignore[attr-defined]
+
+
+def served_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What was logged, but the test server's access log (`serve` has none)."""
+    return [r for r in caplog.records if r.name != "aiohttp.access"]
+
+
+async def test_an_unexpected_error_is_a_500_logged_as_one_event(
+    http: TestClient, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def broken(body: object, raw: bytes) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(receiver, "parse", broken)
+    with caplog.at_level(logging.DEBUG):
+        resp = await http.post(PATH, json=event())
+    assert resp.status == 500
+    assert SECRET not in await resp.text()
+    [record] = served_log(caplog)
+    assert (record.name, record.getMessage()) == ("npd_sync.receiver", "receiver.error")
+    assert SECRET not in str(vars(record))  # the path holds the secret: never logged
+
+
+async def test_the_challenge_is_answered_before_any_signature_check(pool: asyncpg.Pool) -> None:
+    # Monday never signs the challenge: with MONDAY_SIGNING_SECRET set, no webhook could be
+    # created.
+    client = await client_for(pool, signing=SIGNING)
+    try:
+        resp = await client.post(PATH, json={"challenge": "abc123"})
+        assert (resp.status, await resp.json()) == (200, {"challenge": "abc123"})
+        wrong = await client.post(receiver.PATH + "/nope", json={"challenge": "abc123"})
+        assert wrong.status == 404  # the URL's secret is still needed
+    finally:
+        await client.close()
+
+
+async def test_unsigned_deliveries_with_a_signing_secret_are_refused_and_said_once(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await client_for(pool, signing=SIGNING)
+    try:
+        with caplog.at_level(logging.INFO, logger="npd_sync.receiver"):
+            for uuid in ("a" * 32, "b" * 32):
+                assert (await client.post(PATH, json=event(uuid))).status == 404
+            forged = {"Authorization": "not a jwt"}
+            assert (await client.post(PATH, json=event(), headers=forged)).status == 404
+    finally:
+        await client.close()
+    assert await stored(conn) == []
+    said = [r for r in caplog.records if r.getMessage() == "receiver.unsigned"]
+    assert len(said) == 1  # not once a delivery: Monday retries each for 30 minutes
+
+
+@asynccontextmanager
+async def serving(
+    pool: asyncpg.Pool, read_timeout: float
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """The receiver served for real, and a raw connection to it."""
+    hooks = receiver.Receiver(
+        pool, public_url=PUBLIC, boards=[CONTACTS_BOARD], metrics=Metrics(),
+        read_timeout=read_timeout,
+    )  # fmt: skip
+    runner = await receiver.serve(hooks, "127.0.0.1", 0)
+    try:
+        port = runner.addresses[0][1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            yield reader, writer
+        finally:
+            writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_slow_body_is_cut_off_after_the_read_timeout(pool: asyncpg.Pool) -> None:
+    # A client that sent its headers and then a trickle held the connection for ever.
+    async with serving(pool, read_timeout=0.5) as (reader, writer):
+        writer.write(
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            'Content-Length: 1000\r\n\r\n{"event": '.encode()
+        )
+        await writer.drain()
+        # What the server does by itself: answer 408 and close; the deadline only guards.
+        answer = await asyncio.wait_for(reader.read(), 10)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_slow_headers_are_cut_off_after_the_read_timeout(pool: asyncpg.Pool) -> None:
+    async with serving(pool, read_timeout=0.5) as (reader, writer):
+        writer.write(f"POST {PATH} HTTP/1.1\r\nHost: x\r\n".encode())
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, nothing said

@@ -664,6 +664,27 @@ async def test_me_null_with_an_error_raises_that_error(
         await api.about(client)
 
 
+async def test_webhooks_say_which_the_tokens_app_made_when_monday_says(
+    http: aioresponses, client: api.Client
+) -> None:
+    hooks = [{"id": "11", "board_id": BOARD, "event": "create_item"},
+             {"id": "12", "board_id": BOARD, "event": "change_name"}]  # fmt: skip
+    http.post(URL, payload=ok({"webhooks": hooks, "app": [{"id": "12"}]}))
+    http.post(URL, payload=ok({"webhooks": hooks, "app": []}))  # a personal token's
+    http.post(
+        URL,
+        payload={
+            "data": {"webhooks": hooks, "app": None, "complexity": COMPLEXITY},
+            "errors": [{"message": "no app", "path": ["app"], "extensions": {"code": "X"}}],
+        },
+    )
+    assert [(w.id, w.app) for w in await api.webhooks(client, BOARD)] == [
+        ("11", False), ("12", True)
+    ]  # fmt: skip
+    assert [w.app for w in await api.webhooks(client, BOARD)] == [False, False]
+    assert [w.app for w in await api.webhooks(client, BOARD)] == [None, None]  # not known
+
+
 async def test_find_items_matches_case_insensitively_and_follows_cursors(
     http: aioresponses, client: api.Client
 ) -> None:
