@@ -4,7 +4,9 @@ Printing each step as it goes, it
 
 1. starts a throwaway PostgreSQL of its own (``devtools.pgcluster``, in a temporary directory;
    a server already running on the machine is never used or touched),
-2. creates the sample ``contacts`` and ``organizations`` tables (``sample_schema.sql``),
+2. creates the sample ``contacts`` and ``organizations`` tables (``sample_schema.sql``), and a
+   mapping file: the built-in mapping, with each contact's ``organization_id`` as a link from
+   its item to its organization's (a connect-boards column),
 3. runs the real ``npd-sync install``,
 4. starts the Monday emulator (``npd-sync emulator``) on a free port,
 5. starts the real listener (``npd-sync listen``) with its webhook receiver, and registers the
@@ -86,13 +88,14 @@ WRITES = (
         " 'Prefers email')",
     ),
     (
-        "three contacts (one without a phone number)",
-        "INSERT INTO contacts (first_name, last_name, email, phone, role_title) VALUES\n"
+        "three contacts at those organizations (one without a phone number)",
+        "INSERT INTO contacts (first_name, last_name, email, phone, role_title, organization_id)"
+        " VALUES\n"
         "  ('Ada', 'Lovelace', 'ada@analytical-engines.example', '+44 20 7946 0958',"
-        " 'Head of Research'),\n"
+        " 'Head of Research', 1),\n"
         "  ('Grace', 'Hopper', 'grace@harbour-bridge.example', '+61 2 5550 1234',"
-        " 'Engineering Lead'),\n"
-        "  ('Hedy', 'Lamarr', 'hedy@rive-gauche.example', NULL, 'Inventor')",
+        " 'Engineering Lead', 2),\n"
+        "  ('Hedy', 'Lamarr', 'hedy@rive-gauche.example', NULL, 'Inventor', 3)",
     ),
     (
         "a contact who opted out: sync_enabled = false, so never pushed",
@@ -118,7 +121,7 @@ CHANGES = (
         f"  WHERE email = '{UPDATED_EMAIL}'",
     ),
     (
-        "an organization is deleted: its item is archived",
+        "an organization is deleted: its item is archived, and its contact's link cleared",
         f"DELETE FROM organizations WHERE name = '{DELETED_ORGANIZATION}'",
     ),
 )
@@ -126,11 +129,34 @@ CHANGES = (
 # Each table's rows as the tables below show them; `name` as the default mapping builds it.
 ROWS = {
     "contacts": "SELECT id, trim(concat_ws(' ', first_name, last_name)) AS name, sync_enabled,"
-    " sync_direction, sync_status, monday_id, sync_error FROM contacts ORDER BY id",
+    " sync_direction, sync_status, monday_id, sync_error,"
+    " (SELECT o.monday_id FROM organizations o WHERE o.id = organization_id) AS company"
+    " FROM contacts ORDER BY id",
     "organizations": "SELECT id, name, sync_enabled, sync_direction, sync_status, monday_id,"
     " sync_error FROM organizations ORDER BY id",
 }
 PUSHED_DIRECTIONS = ("BIDIRECTIONAL", "NPD_TO_MONDAY")
+# The built-in mapping, and the contacts' organization as a connect-boards column ("company")
+# linking each contact's item to its organization's item.
+MAPPING = """\
+[tables.contacts]
+name = "{first_name} {last_name}"
+columns.email = { type = "email", source = "email" }
+columns.phone = { type = "phone", source = "phone" }
+columns.text = { type = "text", source = "role_title" }
+columns.long_text = { type = "long_text", source = "notes" }
+
+[tables.contacts.columns.company]
+type = "board_relation"
+source = "organization_id"
+references = "organizations"
+
+[tables.organizations]
+name = "{name}"
+columns.long_text = { type = "long_text", source = "notes" }
+columns.address = { type = "text", separator = ", ", sources = [
+    "address_line1", "address_line2", "city", "state", "postal_code", "country"] }
+"""
 
 
 class DemoError(Exception):
@@ -175,6 +201,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
 def shown_value(value: Any) -> str:
     """A column value, as Monday stores it (JSON), in the short form a person reads."""
     if isinstance(value, dict):
+        if "linkedPulseIds" in value:
+            return "-> " + ", ".join(f"item {p['linkedPulseId']}" for p in value["linkedPulseIds"])
         if "phone" in value:
             return f"{value['phone']} ({value.get('countryShortName', '?')})"
         for key in ("email", "url", "text", "date"):
@@ -386,7 +414,11 @@ class Demo:
     def install(self) -> None:
         heading("3. Installing npd-sync: its own schema, and capture triggers on the tables")
         assert self.cluster is not None
-        self.export(DATABASE_URL=self.cluster.dsn())
+        mapping = self.workdir / "mapping.toml"
+        mapping.write_text(MAPPING)
+        say(f"(the mapping: the built-in one, and {mapping.name}'s `company` column linking")
+        say(" each contact's item to its organization's item)")
+        self.export(DATABASE_URL=self.cluster.dsn(), NPD_SYNC_CONFIG=str(mapping))
         self.npd_sync_run("install")
 
     def start_emulator(self) -> None:
@@ -522,6 +554,8 @@ class Demo:
                     raise DemoError(f"{table} {row['id']} FAILED: {row['sync_error']}")
                 if row["sync_status"] != "SYNCED" or row["monday_id"] not in items:
                     return None
+                if table == "contacts" and linked(items[row["monday_id"]]) != _ids(row["company"]):
+                    return None  # its link to its organization's item is still to come
         if any(items.get(i, {}).get("state") != "archived" for i in archived):
             return None
         for item_id, role in roles.items():
@@ -696,6 +730,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def linked(item: dict[str, Any]) -> list[str]:
+    """The items an item's `company` column links to, as the emulator keeps them."""
+    stored = item.get("column_values", {}).get("company") or {}
+    return sorted(str(p["linkedPulseId"]) for p in stored.get("linkedPulseIds", []))
+
+
+def _ids(item_id: str | None) -> list[str]:
+    return [item_id] if item_id else []
+
+
 def item_cells(item: dict[str, Any]) -> list[str]:
     return [item["id"], item["state"], item["name"]]
 
@@ -753,8 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nDone in {time.monotonic() - began:.1f} s. Every row to push is SYNCED, the")
-    print("skipped rows have no item, the deleted row's item is archived, the board's edit")
+    print(f"\nDone in {time.monotonic() - began:.1f} s. Every row to push is SYNCED, each")
+    print("contact's item links to its organization's, the skipped rows have no item, the")
+    print("deleted row's item is archived (and its contact's link cleared), the board's edit")
     print("reached its row, and the conflict was found, kept and resolved.")
     return 0
 

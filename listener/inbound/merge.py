@@ -130,6 +130,7 @@ def merge(
     value no row value can hold is a conflict, whatever the policy."""
     theirs = monday_values(item, table, key)
     base = agreed or {}
+    hidden = {c.id for c in table.relations}
     push: dict[str, Any] = {}
     write: dict[str, str | None] = {}
     agree: dict[str, Any] = {}
@@ -154,6 +155,10 @@ def merge(
             continue
         if d == m:
             agree[column_id] = m  # both sides changed it the same way
+            if pushes and column_id in hidden:
+                # Monday hides links to archived items from reads, and shows them again on a
+                # restore: what it stores must be what the row says.
+                push[column_id] = d
             continue
         board = row_values(column_id, item, table, relations)
         if d == a and board is not None:

@@ -222,3 +222,58 @@ def test_a_value_the_mapping_cannot_send_still_reaches_the_row() -> None:
     result = run(ADA, board)
     assert result.write == {"phone": "+4412"}
     assert result.conflicts == ()
+
+
+# --- connect-boards columns ----------------------------------------------------------------
+
+RELATING = dataclasses.replace(
+    CONTACTS,
+    columns=(*CONTACTS.columns, mapping.Column("company", "board_relation", ("organization_id",),
+                                               references="organizations")),
+)  # fmt: skip
+ORG_ITEMS = merge.Backlinks({"500": "1", "501": "2"})
+
+
+def related(keys: list[str], links: list[str], agreed_links: list[str]) -> merge.Merge:
+    """A row whose organization_id holds `keys` (items 500, 501 for rows 1, 2), its item
+    linking `links`, both sides having last agreed on `agreed_links`."""
+    row = {**ADA, "organization_id": keys[0] if keys else None}
+    ids = {"1": "500", "2": "501"}
+    values = mapping.column_values(row, RELATING, "7", {"company": [ids[k] for k in keys]})
+    ours_ = {**values, mapping.NAME: mapping.item_name(row, RELATING, "7")}
+    agreed = {**ours_, "company": mapping.relation_value(agreed_links)}
+    board = dataclasses.replace(
+        item(ADA),
+        values={**item(ADA).values, "company": (json.dumps({"item_ids": links}), None)},
+    )
+    return merge.merge(
+        key="7", ours=ours_, agreed=agreed, item=board, table=RELATING, pushes=True,
+        relations={"company": ORG_ITEMS},
+    )  # fmt: skip
+
+
+def test_links_are_compared_as_sets() -> None:
+    assert related(["1"], ["500"], ["500"]) == merge.Merge()
+    values = mapping.column_values({}, RELATING, "7", {"company": ["501", "500", "500"]})
+    assert values["company"] == {"item_ids": [500, 501]}
+
+
+def test_a_link_made_on_the_board_reaches_the_key() -> None:
+    assert related([], ["501"], []).write == {"organization_id": "2"}
+    assert related(["1"], [], ["500"]).write == {"organization_id": None}
+
+
+@pytest.mark.parametrize(
+    "links",
+    [["999"], ["500", "501"]],  # not a row of the referenced table; two for one key
+)
+def test_a_board_link_no_key_can_hold_is_an_open_conflict(links: list[str]) -> None:
+    found = related(["1"], links, ["500"])
+    (conflict,) = found.conflicts
+    assert (conflict.column_id, conflict.winner, found.write) == ("company", None, {})
+
+
+def test_a_link_monday_hides_is_cleared_anyway() -> None:
+    # Row 1's item was archived: Monday's reads leave it out, the row's key was cleared too.
+    found = related([], [], ["500"])
+    assert found.push == {"company": None}
