@@ -18,7 +18,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, changes, drain, inbound, latency, limits, memory, pgbench, report, setup
+from bench import (
+    bulk,
+    changes,
+    drain,
+    inbound,
+    latency,
+    limits,
+    memory,
+    pgbench,
+    relations,
+    report,
+    setup,
+)
 
 FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P1": pgbench.run,
@@ -32,13 +44,14 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P9": inbound.run_p9,
     "P10": changes.run,
     "P11": limits.run_p11,
+    "P15": relations.run,
 }
 
 
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P11 against their targets.",
+        description="npd-sync's benchmark suite: figures P1-P11 and P15 against their targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(

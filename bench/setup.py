@@ -71,6 +71,8 @@ class Sizes:
     p7_rate: float = 20.0
     p8_items: int = 2_000
     p9_items: int = 10_000
+    p15_contacts: int = 10_000
+    p15_organizations: int = 1_000
 
 
 FULL = Sizes()
@@ -92,6 +94,8 @@ QUICK = Sizes(
     p7_warmup=5,
     p8_items=400,
     p9_items=1_000,
+    p15_contacts=1_000,
+    p15_organizations=100,
 )
 
 
