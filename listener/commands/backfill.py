@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from listener import db, sql
-from listener.commands.status import counted
 from listener.outbound import queue, rows, rules, worker
 from listener.settings import ConfigError, Settings
+from listener.text import counted
 
 log = logging.getLogger("npd_sync.backfill")
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from listener import db, mapping, sql
 from listener.capture import install
 from listener.commands.requeue import UsageError, normalize_key
-from listener.commands.status import one_line
 from listener.inbound import conflicts
 from listener.settings import Settings
+from listener.text import one_line, when
 
 Echo = Callable[[str], None]
 
@@ -40,7 +39,7 @@ async def run(
         head = f"{c.table} {c.key} {c.field}: {c.state}"
         if c.state == "resolved":
             head += f", {c.winner or 'both sides agreed'} ({c.resolved_by})"
-        echo(head + f", found {_time(c.detected_at)}")
+        echo(head + f", found {when(c.detected_at)}")
         echo(f"    agreed: {_value(c.agreed_value)}")
         echo(f"    npd:    {_value(c.npd_value)}" + _lost(c, "monday"))
         echo(f"    monday: {_value(c.monday_value)}" + _lost(c, "npd"))
@@ -117,10 +116,6 @@ def _value(value: str | None) -> str:
 
 def _lost(c: conflicts.Record, winner: str) -> str:
     return "   (lost)" if c.state == "resolved" and c.winner == winner else ""
-
-
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _json(c: conflicts.Record) -> dict[str, Any]:

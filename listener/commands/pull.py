@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 from listener import db
 from listener.commands.backfill import WAIT_FOR_RETRIES
-from listener.commands.status import counted
 from listener.inbound import reconcile
 from listener.outbound import rows, worker
 from listener.settings import ConfigError, Settings
+from listener.text import counted
 
 Echo = Callable[[str], None]
 SHOWN = 10  # items --dry-run names per table

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import catalog, db, mapping, sql
+from listener import catalog, db, mapping, sql, text
 from listener.capture import install, notify
 from listener.commands import status
 from listener.settings import Settings
@@ -91,7 +91,7 @@ def summary(results: Sequence[Retried]) -> list[str]:
             lines.append(f"{result.table}: {result.note}")
         elif result.requeued:
             lines.append(
-                f"{result.table}: {status.counted(len(result.requeued), 'row')} back in the queue"
+                f"{result.table}: {text.counted(len(result.requeued), 'row')} back in the queue"
             )
         if result.not_failed:
             lines.append(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from listener import catalog, db, mapping, sql
+from listener import catalog, db, mapping, sql, text
 from listener.capture import install
 from listener.monday import governor
 from listener.redact import redact
@@ -34,8 +34,7 @@ from listener.settings import Settings
 
 ALIVE_SECONDS = 30.0  # a listener heartbeats every 10 s; three missed beats and it is gone
 ERRORS_SHOWN = 5
-ERROR_WIDTH = 120
-ELLIPSIS = "…"
+ERROR_WIDTH = text.WIDTH
 
 # --json: the keys are stable; new keys may be added, none renamed or removed.
 JSON_KEYS = """\b
@@ -290,7 +289,7 @@ def to_json(report: Report) -> dict[str, Any]:
     """The report as `status --json` prints it (see JSON_KEYS)."""
     use = report.monday.budget or governor.BudgetUse(None, None, None, 0, 0, None)
     return {
-        "now": _iso(report.now),
+        "now": text.iso(report.now),
         "schema_version": report.schema_version,
         "tables": [
             {
@@ -301,7 +300,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "in_flight": t.in_flight,
                 "failed": t.failed,
                 "synced": t.synced,
-                "oldest_pending_at": _iso(t.oldest_pending_at),
+                "oldest_pending_at": text.iso(t.oldest_pending_at),
                 "oldest_pending_age_seconds": _seconds(t.oldest_pending_age),
                 "conflicts": t.conflicts,
                 "notes": list(t.notes),
@@ -314,7 +313,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "id": e.id,
                 "state": e.state,
                 "attempts": e.attempts,
-                "at": _iso(e.at),
+                "at": text.iso(e.at),
                 "error": e.error,
             }
             for e in report.errors
@@ -322,7 +321,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "rejected": {
             "count": report.rejected_count,
             "latest": [
-                {"table": r.table, "id": r.id, "at": _iso(r.at), "reason": r.reason}
+                {"table": r.table, "id": r.id, "at": text.iso(r.at), "reason": r.reason}
                 for r in report.rejected
             ],
         },
@@ -332,8 +331,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "host": li.host,
                 "pid": li.pid,
                 "version": li.version,
-                "started_at": _iso(li.started_at),
-                "seen_at": _iso(li.seen_at),
+                "started_at": text.iso(li.started_at),
+                "seen_at": text.iso(li.seen_at),
                 "seen_ago_seconds": _seconds(li.seen_ago),
                 "alive": li.alive,
                 "problem": li.problem,
@@ -343,11 +342,11 @@ def to_json(report: Report) -> dict[str, Any]:
         "monday": {
             "api_key_set": report.monday.api_key_set,
             "paused": report.monday.paused,
-            "paused_until": _iso(report.monday.paused_until),
+            "paused_until": text.iso(report.monday.paused_until),
             "pause_reason": report.monday.pause_reason,
             "complexity_remaining": report.monday.complexity_remaining,
-            "complexity_reset_at": _iso(report.monday.complexity_reset_at),
-            "updated_at": _iso(report.monday.updated_at),
+            "complexity_reset_at": text.iso(report.monday.complexity_reset_at),
+            "updated_at": text.iso(report.monday.updated_at),
             "complexity_limit": use.limit,
             "complexity_window_seconds": use.window,
             "budget_per_minute": _round(use.limit_per_minute),
@@ -359,7 +358,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "enabled": report.inbound.enabled,
             "public_url": report.inbound.public_url,
             "webhooks": report.inbound.webhooks,
-            "last_webhook_at": _iso(report.inbound.last_webhook_at),
+            "last_webhook_at": text.iso(report.inbound.last_webhook_at),
             "last_webhook_age_seconds": _seconds(report.inbound.last_webhook_age),
             "pending": report.inbound.pending,
             "oldest_pending_age_seconds": _seconds(report.inbound.oldest_pending_age),
@@ -370,7 +369,7 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def render(report: Report) -> list[str]:
     """The report as lines of text for a terminal."""
-    lines = [f"npd-sync status at {_time(report.now)} (schema version {report.schema_version})"]
+    lines = [f"npd-sync status at {text.when(report.now)} (schema version {report.schema_version})"]
     lines += ["", *_table_lines(report.tables)]
     lines += ["", *_listener_lines(report)]
     lines += ["", *_monday_lines(report.monday)]
@@ -390,7 +389,7 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
             f"{t.in_flight:,}",
             f"{t.failed:,}",
             "?" if t.synced is None else f"{t.synced:,}",
-            "-" if t.oldest_pending_age is None else age(t.oldest_pending_age),
+            "-" if t.oldest_pending_age is None else text.age(t.oldest_pending_age),
         )
         for t in tables
     ]
@@ -405,7 +404,7 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
     for t in tables:
         out.extend(f"  {t.table}: {note}" for note in t.notes)
         if t.conflicts:
-            out.append(f"  {t.table}: {counted(t.conflicts, 'open conflict')}")
+            out.append(f"  {t.table}: {text.counted(t.conflicts, 'open conflict')}")
     if not tables:
         out.append("  no tables configured")
     return out
@@ -422,25 +421,26 @@ def _listener_lines(report: Report) -> list[str]:
         head = "listeners: none alive (changes are recorded and wait for `npd-sync listen`)"
     out = [head]
     for li in report.listeners:
-        seen = f"seen {age(li.seen_ago)} ago"
+        seen = f"seen {text.age(li.seen_ago)} ago"
         state = f"alive ({seen})" if li.alive else f"gone (last {seen})"
         if li.alive and li.problem:
-            state += f", unhealthy: {one_line(li.problem)}"
-        out.append(f"  {li.host} pid {li.pid} v{li.version}, since {_time(li.started_at)}: {state}")
+            state += f", unhealthy: {text.one_line(li.problem)}"
+        since = text.when(li.started_at)
+        out.append(f"  {li.host} pid {li.pid} v{li.version}, since {since}: {state}")
     return out
 
 
 def _inbound_lines(i: InboundStatus) -> list[str]:
     if not i.enabled:
         head = "inbound: off (NPD_SYNC_PUBLIC_URL is not set)"
-        return [
-            head + (f"; {counted(i.open_conflicts, 'open conflict')}" if i.open_conflicts else "")
-        ]
-    last = "none yet" if i.last_webhook_age is None else f"{age(i.last_webhook_age)} ago"
-    waiting = f"{counted(i.pending, 'item')} waiting"
+        if i.open_conflicts:
+            head += f"; {text.counted(i.open_conflicts, 'open conflict')}"
+        return [head]
+    last = "none yet" if i.last_webhook_age is None else f"{text.age(i.last_webhook_age)} ago"
+    waiting = f"{text.counted(i.pending, 'item')} waiting"
     if i.oldest_pending_age is not None and i.pending:
-        waiting += f" (oldest {age(i.oldest_pending_age)})"
-    conflicts = counted(i.open_conflicts, "open conflict")
+        waiting += f" (oldest {text.age(i.oldest_pending_age)})"
+    conflicts = text.counted(i.open_conflicts, "open conflict")
     out = [f"inbound: on; last webhook {last}; {waiting}; {conflicts}"]
     if i.webhooks == 0:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")
@@ -452,15 +452,16 @@ def _inbound_lines(i: InboundStatus) -> list[str]:
 def _rejected_lines(report: Report) -> list[str]:
     out = [f"rejected change records (never valid, not retried): {report.rejected_count:,}"]
     for r in report.rejected:
-        out.append(f"  {_time(r.at)}  {r.table} {one_line(r.id, 40)}: {one_line(r.reason)}")
+        key, reason = text.one_line(r.id, 40), text.one_line(r.reason)
+        out.append(f"  {text.when(r.at)}  {r.table} {key}: {reason}")
     return out
 
 
 def _monday_lines(m: MondayStatus) -> list[str]:
     if m.paused and m.paused_until is not None:
-        state = f"paused until {_time(m.paused_until)}"
+        state = f"paused until {text.when(m.paused_until)}"
         if m.pause_reason:
-            state += f": {one_line(m.pause_reason)}"
+            state += f": {text.one_line(m.pause_reason)}"
     else:
         state = "not paused"
     if m.complexity_remaining is None:
@@ -468,7 +469,7 @@ def _monday_lines(m: MondayStatus) -> list[str]:
     else:
         budget = f"complexity remaining {m.complexity_remaining:,}"
         if m.updated_at is not None:
-            budget += f" (as of {_time(m.updated_at)})"
+            budget += f" (as of {text.when(m.updated_at)})"
     out = [f"monday: {state}; {budget}"]
     if m.budget is not None:
         out.append("  " + _budget_line(m.budget))
@@ -488,9 +489,9 @@ def _budget_line(use: governor.BudgetUse) -> str:
     line += f"; spent {use.points_per_minute:,.0f} a minute"
     if use.share is not None:
         line += f" ({use.share:.1%})"
-    line += f" over the last {counted(use.minutes, 'busy minute')}"
+    line += f" over the last {text.counted(use.minutes, 'busy minute')}"
     if use.refused:
-        line += f", {counted(use.refused, 'request')} refused"
+        line += f", {text.counted(use.refused, 'request')} refused"
     if use.points_per_row is not None:
         line += f"; {use.points_per_row:,.0f} points per synced row"
     return line
@@ -505,13 +506,13 @@ def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:
         return ["last errors: none"]
     out = ["last errors (newest first):"]
     for e in errors:
-        when = _time(e.at) if e.at else "-"
-        out.append(f"  {when}  {e.table} {e.id}  {_phase(e)}: {one_line(headline(e.error))}")
+        error = text.one_line(headline(e.error))
+        out.append(f"  {text.when(e.at)}  {e.table} {e.id}  {_phase(e)}: {error}")
     return out
 
 
 def _phase(error: ErrorStatus) -> str:
-    tries = counted(error.attempts, "attempt")
+    tries = text.counted(error.attempts, "attempt")
     if error.state == "failed":
         return f"failed after {tries}"
     if error.state == "in_flight":
@@ -523,39 +524,8 @@ def headline(error: str) -> str:
     """An error as the listener stores it (`message code=X http=N request_id=R`), with its
     code first and the request id dropped: what matters in a one-line summary."""
     match = re.search(r" code=(\S+)", error)
-    text = re.sub(r" (code|http|request_id)=\S+", "", error)
-    return f"{match[1]}: {text}" if match else text
-
-
-def one_line(text: str, width: int = ERROR_WIDTH) -> str:
-    """The text on one line (whitespace runs folded), cut to `width` characters."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= width else flat[: width - len(ELLIPSIS)] + ELLIPSIS
-
-
-def counted(n: int, noun: str) -> str:
-    """'1 row', '2,000 rows'."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def age(seconds: float) -> str:
-    """A duration for people: 12s, 4m 05s, 3h 02m, 2d 04h."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
-
-
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    rest = re.sub(r" (code|http|request_id)=\S+", "", error)
+    return f"{match[1]}: {rest}" if match else rest
 
 
 def _seconds(value: float | None) -> float | None:

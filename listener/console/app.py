@@ -28,7 +28,7 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from listener import __version__, db
+from listener import __version__, db, text
 from listener.capture import install
 from listener.commands import conflicts as conflicting
 from listener.commands import requeue, status
@@ -151,11 +151,11 @@ class Console:
             lstrip_blocks=True,
         )
         self.templates.filters.update(
-            when=_when,
-            age=status.age,
+            when=text.when,
+            age=text.age,
             n=lambda value: f"{value:,}",
-            counted=status.counted,
-            headline=lambda text: status.one_line(status.headline(text), 300),
+            counted=text.counted,
+            headline=lambda error: text.one_line(status.headline(error), 300),
         )
         self.static = _load_static()
         self._pool: asyncpg.Pool | None = None
@@ -646,10 +646,6 @@ def _local_path(value: Any, default: str) -> str:
     if "\\" in value or any(ord(c) < 33 for c in value) or len(value) > 2000:
         return default
     return value
-
-
-def _when(value: Any) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _load_static() -> Mapping[str, tuple[bytes, str, str]]:

@@ -350,22 +350,6 @@ async def test_an_old_schema_asks_for_install(
 # --- formatting --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"), (3600, "1h 00m"),
-     (86399, "23h 59m"), (90000, "1d 01h"), (-5, "0s")],
-)  # fmt: skip
-def test_age(seconds: float, text: str) -> None:
-    assert status.age(seconds) == text
-
-
-def test_one_line_folds_and_cuts() -> None:
-    assert status.one_line("a\n  b\tc") == "a b c"
-    cut = status.one_line("x" * 200)
-    assert len(cut) == status.ERROR_WIDTH
-    assert cut.endswith("…")
-
-
 def test_headline_puts_the_code_first() -> None:
     stored = "invalid value code=ColumnValueException http=200 request_id=abc-1"
     assert status.headline(stored) == "ColumnValueException: invalid value"
