@@ -32,7 +32,7 @@ from typing import TypeVar
 import asyncpg
 from aiohttp import web
 
-from listener import __version__, console, db, metrics, sql
+from listener import __version__, console, db, fault, metrics, sql
 from listener.capture import notify
 from listener.inbound import receiver, reconcile
 from listener.metrics import Metrics
@@ -418,7 +418,9 @@ class Daemon:
             ago = oldest["finished_ago"]
             self.others_finished = None if ago is None else time.monotonic() - ago
             if (self.oldest_pending or 0) > self.stall_after:
-                self.pending_error = await conn.fetchval(sql.query("latest_pending_error"), active)
+                stored = await conn.fetchval(sql.query("latest_pending_error"), active)
+                error = fault.from_json(stored)
+                self.pending_error = None if error is None else fault.line(error)
         for gauge, value in (
             (self.metrics.budget, use.limit_per_minute),
             (self.metrics.budget_used, use.points_per_minute),

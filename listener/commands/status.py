@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from listener import catalog, db, mapping, sql, text
+from listener import catalog, db, fault, mapping, sql, text
 from listener.capture import install
 from listener.monday import governor
 from listener.redact import redact
@@ -42,7 +41,8 @@ JSON_KEYS = """\b
   now, schema_version
   tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
                synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[]
-  errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
+  errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error (all of it
+               on one line), code, request_id, source (who said it: monday|npd-sync|database)
   rejected:    count, latest[]: table, id, at, reason
   listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive,
                problem (why its /healthz says 503; null while healthy)
@@ -81,7 +81,7 @@ class ErrorStatus:
     state: str  # pending (will be retried), failed, in_flight
     attempts: int
     at: datetime | None
-    error: str
+    error: fault.Fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +186,14 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         )
         for name, r in counts.items()
     ]
-    errors = tuple(
-        ErrorStatus(
-            table=r["table_name"],
-            id=r["row_key"],
-            state="in_flight" if r["in_flight"] else r["state"],
-            attempts=r["attempts"],
-            at=r["last_error_at"],
-            error=redact(r["last_error"], secrets),
-        )
-        for r in await conn.fetch(sql.query("status_errors"), ERRORS_SHOWN)
-    )
+    errors = []
+    for r in await conn.fetch(sql.query("status_errors"), ERRORS_SHOWN):
+        error = fault.from_json(r["last_error"])
+        assert error is not None  # the statement reads entries with an error only
+        state = "in_flight" if r["in_flight"] else r["state"]
+        at = r["last_error_at"]
+        error = fault.redacted(error, secrets)
+        errors.append(ErrorStatus(r["table_name"], r["row_key"], state, r["attempts"], at, error))
     listeners = tuple(
         ListenerStatus(
             id=r["id"],
@@ -242,7 +239,7 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         open_conflicts=sum(per_table.values()),
     )
     return Report(
-        now, schema_version, tuple(tables), errors, listeners, monday, inbound, rejected,
+        now, schema_version, tuple(tables), tuple(errors), listeners, monday, inbound, rejected,
         rejected_count,
     )  # fmt: skip
 
@@ -314,7 +311,10 @@ def to_json(report: Report) -> dict[str, Any]:
                 "state": e.state,
                 "attempts": e.attempts,
                 "at": text.iso(e.at),
-                "error": e.error,
+                "error": fault.line(e.error),
+                "code": e.error.code,
+                "request_id": e.error.request_id,
+                "source": e.error.source,
             }
             for e in report.errors
         ],
@@ -506,7 +506,7 @@ def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:
         return ["last errors: none"]
     out = ["last errors (newest first):"]
     for e in errors:
-        error = text.one_line(headline(e.error))
+        error = text.one_line(fault.headline(e.error))
         out.append(f"  {text.when(e.at)}  {e.table} {e.id}  {_phase(e)}: {error}")
     return out
 
@@ -518,14 +518,6 @@ def _phase(error: ErrorStatus) -> str:
     if error.state == "in_flight":
         return "in flight"
     return f"retrying after {tries}" if error.attempts else "queued again"
-
-
-def headline(error: str) -> str:
-    """An error as the listener stores it (`message code=X http=N request_id=R`), with its
-    code first and the request id dropped: what matters in a one-line summary."""
-    match = re.search(r" code=(\S+)", error)
-    rest = re.sub(r" (code|http|request_id)=\S+", "", error)
-    return f"{match[1]}: {rest}" if match else rest
 
 
 def _seconds(value: float | None) -> float | None:

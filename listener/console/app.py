@@ -28,10 +28,10 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from listener import __version__, db, text
+from listener import __version__, db, fault, text
 from listener.capture import install
 from listener.commands import conflicts as conflicting
-from listener.commands import requeue, status
+from listener.commands import requeue
 from listener.console import charts, data, security
 from listener.inbound import conflicts
 from listener.redact import redact
@@ -155,7 +155,8 @@ class Console:
             age=text.age,
             n=lambda value: f"{value:,}",
             counted=text.counted,
-            headline=lambda error: text.one_line(status.headline(error), 300),
+            headline=lambda error: text.one_line(fault.headline(error), 300),
+            details=fault.details,
         )
         self.static = _load_static()
         self._pool: asyncpg.Pool | None = None

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
 
-from listener import catalog, db, links, mapping, sql
+from listener import catalog, db, fault, links, mapping, sql
 from listener.capture import install
 from listener.commands import status
 from listener.console import charts
@@ -38,7 +37,6 @@ SYNC_COLUMNS = (
     mapping.LAST_SYNCED_AT,
 )
 Show = Literal["open", "resolved"]
-_DETAIL = re.compile(r" (code|http|request_id)=(\S+)")
 
 
 class NotAKey(ValueError):
@@ -52,32 +50,11 @@ class Overview:
 
 
 @dataclass(frozen=True, slots=True)
-class MondayError:
-    """An error as the listener stored it (`message code=X http=N request_id=R`), in parts."""
-
-    message: str
-    code: str | None = None
-    http: str | None = None
-    request_id: str | None = None
-
-
-def split_error(text: str) -> MondayError:
-    """Monday's message, and the details the listener appended to it."""
-    details = dict(_DETAIL.findall(text))
-    return MondayError(
-        _DETAIL.sub("", text).strip(),
-        details.get("code"),
-        details.get("http"),
-        details.get("request_id"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class FailedRow:
     table: str
     key: str
     attempts: int
-    error: MondayError
+    error: fault.Fault | None
     at: dt.datetime | None
     changed_at: dt.datetime
     item_url: str | None
@@ -158,7 +135,7 @@ class Story:
     item_url: str | None
     agreed_at: dt.datetime | None
     values: tuple[Agreed, ...]
-    error: MondayError | None  # the queue entry's last error
+    error: fault.Fault | None  # the queue entry's last error
     notes: tuple[str, ...] = field(default=())
     open_conflicts: ConflictRow | None = None  # None: it has none
     resolved: tuple[conflicts.Record, ...] = ()  # its latest resolved conflicts
@@ -167,6 +144,11 @@ class Story:
     @property
     def failed(self) -> bool:
         return self.entry is not None and self.entry["state"] == "failed"
+
+
+def _fault(stored: str | None, secrets: list[str]) -> fault.Fault | None:
+    found = fault.from_json(stored)
+    return None if found is None else fault.redacted(found, secrets)
 
 
 def item_url(template: str, board: str | None, item: str | None) -> str | None:
@@ -239,7 +221,7 @@ async def failed(
             table=r["table_name"],
             key=r["row_key"],
             attempts=r["attempts"],
-            error=split_error(redact(r["last_error"] or "", secrets)),
+            error=_fault(r["last_error"], secrets),
             at=r["last_error_at"],
             changed_at=r["changed_at"],
             item_url=item_url(item_template, boards.get(r["table_name"]), r["item_id"]),
@@ -302,9 +284,7 @@ async def story(
     item = link["item_id"] if link else None
     item = item or (entry["monday_id"] if entry else None)
     item = item or (row.get(mapping.MONDAY_ID) if row else None)
-    error = None
-    if entry is not None and entry["last_error"]:
-        error = split_error(redact(entry["last_error"], secrets))
+    error = _fault(entry["last_error"], secrets) if entry is not None else None
     tables, name = settings.tables, config.table
     opened = await conflicts.page(conn, tables, state="open", table=name, key=key, limit=1)
     resolved = await conflicts.page(

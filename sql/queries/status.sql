@@ -31,7 +31,7 @@ SELECT t.id, t.name,
 -- name: status_errors
 -- The latest $1 errors recorded on queue entries, newest first, with their table's name.
 SELECT coalesce(t.name, '#' || q.table_id) AS table_name, q.row_key, q.state, q.attempts,
-       q.last_error, q.last_error_at, q.lease_until > now() AS in_flight
+       q.last_error::text AS last_error, q.last_error_at, q.lease_until > now() AS in_flight
   FROM npd_sync.queue q LEFT JOIN npd_sync.tables t ON t.id = q.table_id
  WHERE q.last_error IS NOT NULL
  ORDER BY q.last_error_at DESC NULLS LAST, q.table_id, q.row_key

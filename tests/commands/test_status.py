@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from listener import db, settings, sql
+from listener import db, fault, settings, sql
 from listener.capture import install
 from listener.commands import status
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain
+
+BOOM = fault.Fault("monday", "boom", "ColumnValueException", 200, "r-1")
 
 # --- counting --------------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ async def test_last_errors_name_table_and_row_newest_first(
     assert [(e.table, e.id, e.state, e.attempts) for e in r.errors] == [
         ("contacts", str(i), "failed", 1) for i in range(1, 6)
     ]
-    assert "ColumnValueException" in r.errors[0].error
+    assert (r.errors[0].error.source, r.errors[0].error.code) == ("monday", "ColumnValueException")
     line = next(x for x in status.render(r) if " contacts 1 " in x)
     assert "failed after 1 attempt: ColumnValueException: " in line
     assert len(line) < 200  # one line, the message cut
@@ -213,12 +215,14 @@ async def test_the_api_key_never_appears(
     await conn.execute(BAD)
     await drain(config)
     # As if a proxy had echoed the request into an error that was stored.
-    await conn.execute("UPDATE npd_sync.queue SET last_error = $1", f"bad gateway {TOKEN}")
+    echoed = fault.Fault("monday", f"bad gateway {TOKEN}", f"x{TOKEN}", 502, f"r {TOKEN}")
+    await conn.execute("UPDATE npd_sync.queue SET last_error = $1", echoed.to_json())
     await conn.execute("UPDATE npd_sync.monday SET pause_reason = $1", f"x {TOKEN}")
     r = await report(config)
     lines = status.render(r)
     assert TOKEN not in "\n".join(lines) + str(status.to_json(r))
-    assert "[redacted]" in r.errors[0].error
+    assert "[redacted]" in r.errors[0].error.message
+    assert "[redacted]" in f"{r.errors[0].error.code} {r.errors[0].error.request_id}"
 
 
 async def test_status_command_prints_text_and_json(
@@ -261,7 +265,7 @@ def test_json_keys_are_stable() -> None:
         now=now,
         schema_version=2,
         tables=(status.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
-        errors=(status.ErrorStatus("contacts", "7", "failed", 1, now, "boom"),),
+        errors=(status.ErrorStatus("contacts", "7", "failed", 1, now, BOOM),),
         listeners=(
             status.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
         ),
@@ -298,7 +302,10 @@ def test_json_keys_are_stable() -> None:
             "state": "failed",
             "attempts": 1,
             "at": "2026-11-28T10:00:00Z",
-            "error": "boom",
+            "error": "boom code=ColumnValueException http=200 request_id=r-1",
+            "code": "ColumnValueException",
+            "request_id": "r-1",
+            "source": "monday",
         }
     ]
     assert data["rejected"] == {
@@ -351,6 +358,7 @@ async def test_an_old_schema_asks_for_install(
 
 
 def test_headline_puts_the_code_first() -> None:
-    stored = "invalid value code=ColumnValueException http=200 request_id=abc-1"
-    assert status.headline(stored) == "ColumnValueException: invalid value"
-    assert status.headline("gave up after 3 attempts: boom") == "gave up after 3 attempts: boom"
+    stored = fault.Fault("monday", "invalid value", "ColumnValueException", 200, "abc-1")
+    assert fault.headline(stored) == "ColumnValueException: invalid value"
+    given_up = fault.ours("gave up after 3 attempts: boom")
+    assert fault.headline(given_up) == "gave up after 3 attempts: boom"
