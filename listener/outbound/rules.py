@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from listener import links, mapping
+from listener import fault, links, mapping
 from listener.inbound.merge import Conflict, Merge
 from listener.monday import api, errors
 from listener.outbound.queue import Completion, Entry, Outcome
@@ -271,7 +271,7 @@ def decide(
     """
     entry = p.entry
     if p.error is not None:
-        done = Completion(entry, Outcome.FAILED, p.error, monday_id=p.item_id)
+        done = Completion(entry, Outcome.FAILED, fault.ours(p.error), monday_id=p.item_id)
         return Decision(done, "FAILED" if p.row is not None else None, p.error)
     if failure is None:
         completion = Completion(entry, Outcome.DONE, monday_id=item_id)
@@ -286,28 +286,30 @@ def decide(
             stale = row is None or row.status != "SYNCED" or row.monday_id != item_id
             return Decision(completion, "SYNCED" if stale else None, None, unchanged=True)
         return Decision(completion, "SYNCED" if p.writes_back else None, None, link)
-    message = str(failure)
+    error = fault.from_monday(failure)
+    message = fault.line(error)  # the row's sync_error
     known = item_id or entry.monday_id
     if failure.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
         pause = failure.retry_after if failure.retry_after is not None else 60.0
-        wait = Completion(entry, Outcome.WAIT, message, pause, known, entry.uncertain)
+        wait = Completion(entry, Outcome.WAIT, error, pause, known, entry.uncertain)
         return Decision(wait, None, None)
     if failure.kind is errors.Kind.ITEM_GONE:
         # The row's item is gone from Monday: forget it, find or recreate it at once.
-        gone_ = Completion(entry, Outcome.WAIT, message, 0.0, None, uncertain=True)
+        gone_ = Completion(entry, Outcome.WAIT, error, 0.0, None, uncertain=True)
         return Decision(gone_, "PENDING" if p.writes_back else None, message)
     uncertain = entry.uncertain or (
         isinstance(failure, errors.OutcomeUnknown) and p.push in ("create", "find")
     )
     if failure.kind is errors.Kind.PERMANENT or entry.attempts + 1 >= policy.max_attempts:
         if failure.kind is not errors.Kind.PERMANENT:
-            message = f"gave up after {entry.attempts + 1} attempts: {message}"
-        failed = Completion(entry, Outcome.FAILED, message, 0.0, known, uncertain)
+            error = fault.gave_up(error, entry.attempts + 1)
+            message = fault.line(error)
+        failed = Completion(entry, Outcome.FAILED, error, 0.0, known, uncertain)
         return Decision(failed, "FAILED" if p.writes_back else None, message)
     delay = failure.retry_after
     if delay is None:
         delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
-    retry = Completion(entry, Outcome.RETRY, message, delay, known, uncertain)
+    retry = Completion(entry, Outcome.RETRY, error, delay, known, uncertain)
     return Decision(retry, "PENDING" if p.writes_back else None, message)
 
 
@@ -333,21 +335,23 @@ def _inbound(p: Work, done: Completion, link: links.Link | None, policy: Policy)
 
 
 def refused(
-    completion: Completion, reason: str, policy: Policy, rng: random.Random | None = None
+    completion: Completion, reason: fault.Fault, policy: Policy, rng: random.Random | None = None
 ) -> Completion:
     """What to record for an entry whose write-back the database refused (a constraint or a
-    trigger of the application): that entry alone pays, with its own attempts, and what was
-    learnt from Monday (the item id) is kept."""
-    message = f"write-back refused: {reason}"
+    trigger of the application, `reason`): that entry alone pays, with its own attempts, and
+    what was learnt from Monday (the item id) is kept."""
+    message = f"write-back refused: {reason.message}"
+    error = replace(reason, message=message)
     entry = completion.entry
     if completion.outcome is Outcome.DONE:
         if entry.attempts + 1 >= policy.max_attempts:
-            message = f"gave up after {entry.attempts + 1} attempts: {message}"
-            return replace(completion, outcome=Outcome.FAILED, error=message)
+            error = fault.gave_up(error, entry.attempts + 1)
+            return replace(completion, outcome=Outcome.FAILED, error=error)
         delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
-        return replace(completion, outcome=Outcome.RETRY, error=message, delay=delay)
+        return replace(completion, outcome=Outcome.RETRY, error=error, delay=delay)
     # Failed or coming back anyway: keep why, and say why the row does not show it.
-    error = f"{completion.error}; {message}" if completion.error else message
+    if completion.error is not None:
+        error = fault.also(completion.error, message)
     return replace(completion, error=error)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from listener import db, links, sql
+from listener import db, fault, links, sql
 from listener.inbound import conflicts, inbox, merge
 from listener.metrics import Metrics
 from listener.monday import api, errors, governor
@@ -231,7 +231,8 @@ class Worker:
                 outcome: inbox.Outcome = (
                     "wait" if exc.kind is not errors.Kind.TRANSIENT else "retry"
                 )
-                done = [inbox.Completion(e, outcome, str(exc), wait) for e in group + later]
+                error = fault.from_monday(exc)
+                done = [inbox.Completion(e, outcome, error, wait) for e in group + later]
             else:
                 done = await self._insert_rows(table, group, items)
                 done += [inbox.Completion(e, "wait") for e in later]
@@ -259,9 +260,10 @@ class Worker:
                         # The row owes the item its npd_id: an ordinary push sends it.
                         await queue.queue_rows(conn, table.id, [key])
                 except asyncpg.PostgresError as exc:
-                    reason = f"cannot insert a row for item {found.id}: {exc}"
+                    reason = fault.from_database(exc, f"cannot insert a row for item {found.id}")
                     log.warning(
-                        "inbound.insert_failed", extra={"table": table.name, "error": reason}
+                        "inbound.insert_failed",
+                        extra={"table": table.name, "error": fault.line(reason)},
                     )
                     done.append(inbox.Completion(entry, "failed", reason))
                     continue
@@ -579,7 +581,7 @@ class Worker:
             by_table[d.completion.entry.table_id].append(d)
         async with self.pool.acquire() as conn, conn.transaction():
             written: set[tuple[int, str]] = set()
-            refusals: dict[tuple[int, str], str] = {}
+            refusals: dict[tuple[int, str], fault.Fault] = {}
             await links.unlink(conn, retired)
             for table_id, group in by_table.items():
                 table = self.tables[table_id]
@@ -615,7 +617,7 @@ class Worker:
                     # The row is locked by the application or was just deleted: keep the
                     # entry (and the item id we learnt) and come back to it.
                     c = queue.Completion(
-                        c.entry, queue.Outcome.WAIT, "row busy, write-back postponed",
+                        c.entry, queue.Outcome.WAIT, fault.ours("row busy, write-back postponed"),
                         self.policy.write_back_retry, c.monday_id, c.uncertain,
                     )  # fmt: skip
                 completions.append(c)
@@ -632,7 +634,7 @@ class Worker:
         written: set[tuple[int, str]],
         *,
         careful: bool,
-    ) -> str | None:
+    ) -> fault.Fault | None:
         """Write into the row, and the records, what reading its item decided: the board's
         values, the agreed ones, conflicts, an unlink or a delete; the row counts as written
         once it landed (a row the write-back could not lock is busy: it comes back). When
@@ -649,7 +651,7 @@ class Worker:
         except asyncpg.PostgresError as exc:
             if not db.about_the_rows(exc):
                 raise
-            return str(exc)
+            return fault.from_database(exc)
         return None
 
     async def _landed(self, conn: db.Conn, work: rules.Work, locked: bool) -> bool:
@@ -689,7 +691,7 @@ class Worker:
 
     async def _write_carefully(
         self, conn: db.Conn, table: rows.Table, writes: Sequence[rows.WriteBack]
-    ) -> tuple[set[str], dict[str, str]]:
+    ) -> tuple[set[str], dict[str, fault.Fault]]:
         """The write-back in halves, each under a savepoint, down to the rows the database
         refuses: the keys written, and those refused with why."""
         if not writes:
@@ -701,7 +703,7 @@ class Worker:
             if not db.about_the_rows(exc):
                 raise
             if len(writes) == 1:
-                return set(), {writes[0].key: str(exc)}
+                return set(), {writes[0].key: fault.from_database(exc)}
         half = len(writes) // 2
         first, first_refused = await self._write_carefully(conn, table, writes[:half])
         second, second_refused = await self._write_carefully(conn, table, writes[half:])
@@ -765,7 +767,7 @@ class Worker:
                 extra={
                     "table": self.tables[c.entry.table_id].name,
                     "key": c.entry.key,
-                    "error": c.error,
+                    "error": None if c.error is None else fault.line(c.error),
                 },
             )
         if len(failed) > 3:

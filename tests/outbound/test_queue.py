@@ -6,10 +6,12 @@ import asyncio
 
 import asyncpg
 
-from listener import db
+from listener import db, fault
 from listener.outbound import queue, rows
 from listener.outbound.queue import Completion, Outcome
 from tests.conftest import MakeSettings
+
+BOOM = fault.Fault("monday", "boom", "INTERNAL_SERVER_ERROR", 500, "req-1")
 
 CONTACTS = 1
 
@@ -78,7 +80,8 @@ async def test_a_wait_does_not_look_like_an_interruption(conn: asyncpg.Connectio
     for _ in range(3):  # Monday's budget was spent, three times
         (entry,) = await claim(conn, who="a")
         assert not entry.interrupted  # so no lookup of an item that cannot exist
-        await queue.complete(conn, "a", [Completion(entry, Outcome.WAIT, "budget spent")])
+        waited = Completion(entry, Outcome.WAIT, fault.ours("budget spent"))
+        await queue.complete(conn, "a", [waited])
 
 
 async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
@@ -94,9 +97,9 @@ async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
         [
             Completion(e["1"], Outcome.DONE, monday_id="101"),
             Completion(e["2"], Outcome.DONE, monday_id="102"),
-            Completion(e["3"], Outcome.RETRY, "boom", delay=30, uncertain=True),
-            Completion(e["4"], Outcome.FAILED, "bad email"),
-            Completion(e["5"], Outcome.WAIT, "rate limited", delay=5),
+            Completion(e["3"], Outcome.RETRY, BOOM, delay=30, uncertain=True),
+            Completion(e["4"], Outcome.FAILED, fault.ours("bad email")),
+            Completion(e["5"], Outcome.WAIT, fault.ours("rate limited"), delay=5),
         ],
     )
     assert done == 5
@@ -105,7 +108,8 @@ async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
     # Pushed again, now knowing its item.
     assert (q["2"]["state"], q["2"]["monday_id"], q["2"]["lease_until"]) == ("pending", "102", None)
     assert q["2"]["next_attempt_at"] <= await conn.fetchval("SELECT now()")
-    assert (q["3"]["attempts"], q["3"]["uncertain"], q["3"]["last_error"]) == (1, True, "boom")
+    assert (q["3"]["attempts"], q["3"]["uncertain"]) == (1, True)
+    assert fault.from_json(q["3"]["last_error"]) == BOOM
     assert await conn.fetchval(
         "SELECT next_attempt_at > now() + interval '25 seconds' FROM npd_sync.queue"
         " WHERE row_key = '3'"
@@ -120,7 +124,7 @@ async def test_new_change_revives_a_failed_entry(conn: asyncpg.Connection) -> No
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
     await queue.ingest(conn)
     (entry,) = await claim(conn)
-    await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
+    await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, fault.ours("bad email"))])
     assert await claim(conn) == []
     await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")
     await queue.ingest(conn)
@@ -164,7 +168,8 @@ async def test_an_error_holding_nul_is_recorded_without_it(
     (table,) = [t for t in await rows.load_tables(conn, make_settings()) if t.id == CONTACTS]
     written = await rows.write_back(conn, table, [rows.WriteBack("1", None, "FAILED", "a\x00b")])
     assert written == {"1"}
-    failed = Completion(entry, Outcome.FAILED, "bad\x00value")
+    failed = Completion(entry, Outcome.FAILED, fault.Fault("monday", "bad\x00value", "C\x00ODE"))
     assert await queue.complete(conn, "a", [failed]) == 1
-    assert await conn.fetchval("SELECT last_error FROM npd_sync.queue") == "badvalue"
+    stored = fault.from_json(await conn.fetchval("SELECT last_error FROM npd_sync.queue"))
+    assert stored == fault.Fault("monday", "badvalue", "CODE")
     assert await conn.fetchval("SELECT sync_error FROM contacts") == "ab"
