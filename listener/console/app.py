@@ -30,10 +30,10 @@ from multidict import MultiDictProxy
 
 from listener import __version__, db, fault, text
 from listener.capture import install
-from listener.commands import conflicts as conflicting
-from listener.commands import requeue
 from listener.console import charts, data, security
 from listener.inbound import conflicts
+from listener.operations import conflicts as conflicting
+from listener.operations import failed, keys, retry, story
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
 
@@ -336,7 +336,7 @@ class Console:
         page = _int_param(request, "page", 1, MAX_PAGE)
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
-            found = await data.failed(
+            found = await failed.paged(
                 conn, self.settings, self.options.item_url, table=table, page=page
             )
         return self._page(request, "failed.html", nav="failed", failed=found, table=table)
@@ -349,7 +349,7 @@ class Console:
         page = _int_param(request, "page", 1, MAX_PAGE)
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
-            found = await data.conflict_page(
+            found = await conflicting.paged(
                 conn,
                 self.settings,
                 self.options.item_url,
@@ -373,7 +373,7 @@ class Console:
                 ), **context)  # fmt: skip
             pool = await self.pool()
             async with pool.acquire() as conn, _reading(conn):
-                found = await data.find_item(conn, self.settings, item)
+                found = await story.find_item(conn, self.settings, item)
             if found is None:
                 return self._page(request, "row.html", status=404, problem=(
                     f"No row is linked to Monday item {item} as far as npd-sync knows."
@@ -391,10 +391,10 @@ class Console:
         pool = await self.pool()
         try:
             async with pool.acquire() as conn, _reading(conn):
-                found_story = await data.story(
+                found_story = await story.story(
                     conn, self.settings, self.options.item_url, table=table, key=key
                 )
-        except data.NotAKey as exc:
+        except keys.NotAKey as exc:
             return self._page(request, "row.html", status=400, problem=str(exc), **context)
         missing = found_story.row is None and found_story.entry is None
         context["poll"] = True
@@ -415,20 +415,20 @@ class Console:
         if isinstance(everything, str) and everything:
             wanted[everything] = None
         else:
-            keys: dict[str, list[str]] = defaultdict(list)
+            by_table: dict[str, list[str]] = defaultdict(list)
             for value in picked:
                 table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
                 if not sep or not key or len(key) > MAX_KEY:
                     raise web.HTTPBadRequest(text="A row is named 'table key'.")
-                keys[table].append(key)
-            wanted.update(keys)
+                by_table[table].append(key)
+            wanted.update(by_table)
         session = request[SESSION]
         if not wanted:
             session.flash.append("Nothing selected: tick the rows to retry.")
             raise web.HTTPSeeOther(back)
         try:
             targets = [
-                requeue.Target(self.settings.table(t), None if k is None else tuple(k))
+                retry.Target(self.settings.table(t), None if k is None else tuple(k))
                 for t, k in wanted.items()
             ]
         except ConfigError as exc:
@@ -437,10 +437,10 @@ class Console:
         async with pool.acquire() as conn:
             await install.require_current(conn)
             try:
-                results = await requeue.retry(conn, targets)
-            except requeue.UsageError as exc:
-                raise web.HTTPBadRequest(text=str(exc).removeprefix("--id ")) from None
-        lines = requeue.summary(results)
+                results = await retry.retry(conn, targets)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        lines = retry.summary(results)
         log.info(
             "console.retry",
             extra={
@@ -475,7 +475,7 @@ class Console:
                 settled = await conflicting.settle(
                     conn, mapped, key, None if column is None else [column], take
                 )
-            except requeue.UsageError as exc:
+            except keys.UsageError as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from None
         field = None if column is None else conflicts.field_of(mapped, column)
         log.info(

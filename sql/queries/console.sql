@@ -1,4 +1,4 @@
--- What the web console reads (listener/console/data.py). The overview reuses status.sql.
+-- What the console's failed rows and one row's story read (listener/operations/failed.py, story.py).
 
 -- name: console_failed
 -- Failed queue entries (of the table named $1, or every table when null) with no newer change

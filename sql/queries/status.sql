@@ -1,4 +1,4 @@
--- What `npd-sync status` reads.
+-- The status report: `npd-sync status` and the console's overview (listener/operations/report.py).
 
 -- name: status_counts
 -- Per captured table, every row with work outstanding counted once, in one state: in flight

@@ -13,6 +13,7 @@ import pytest
 from listener import db, fault, settings, sql
 from listener.capture import install
 from listener.commands import status
+from listener.operations import report
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain
@@ -22,17 +23,17 @@ BOOM = fault.Fault("monday", "boom", "ColumnValueException", 200, "r-1")
 # --- counting --------------------------------------------------------------------------------
 
 
-async def report(config: Settings) -> status.Report:
+async def read_report(config: Settings) -> report.Report:
     conn = await db.connect(config.require_database())
     try:
         version = await install.installed_version(conn)
         assert version is not None
-        return await status.collect(conn, config, version)
+        return await report.collect(conn, config, version)
     finally:
         await conn.close()
 
 
-def counts(r: status.Report, table: str = "contacts") -> tuple[int, int, int, int | None]:
+def counts(r: report.Report, table: str = "contacts") -> tuple[int, int, int, int | None]:
     (t,) = [t for t in r.tables if t.table == table]
     return t.pending, t.in_flight, t.failed, t.synced
 
@@ -45,7 +46,7 @@ async def test_counts_rows_in_each_state(
     await conn.execute(GOOD)
     await conn.execute(BAD)
     await drain(config)  # two synced, one failed (Monday refuses the email)
-    assert counts(await report(config)) == (0, 0, 1, 2)
+    assert counts(await read_report(config)) == (0, 0, 1, 2)
 
     # Ingested but not sent: no API key.
     await conn.execute(GOOD)
@@ -54,19 +55,19 @@ async def test_counts_rows_in_each_state(
     await conn.execute(GOOD)
     await conn.execute("UPDATE contacts SET notes = 'twice' WHERE first_name = 'good' AND id = 5")
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.changes") == 2
-    assert counts(await report(config)) == (2, 0, 1, 2)
+    assert counts(await read_report(config)) == (2, 0, 1, 2)
 
     # A listener holds one entry: leased, so in flight.
     await conn.execute(
         "UPDATE npd_sync.queue SET lease_until = now() + interval '5 minutes', leased_by = 'x'"
         " WHERE row_key = '4'"
     )
-    assert counts(await report(config)) == (1, 1, 1, 2)
+    assert counts(await read_report(config)) == (1, 1, 1, 2)
 
     # Its lease runs out (the listener died): pending again.
     await conn.execute("UPDATE npd_sync.queue SET lease_until = now() - interval '1 second'")
-    assert counts(await report(config)) == (2, 0, 1, 2)
-    assert counts(await report(config), "organizations") == (0, 0, 0, 0)
+    assert counts(await read_report(config)) == (2, 0, 1, 2)
+    assert counts(await read_report(config), "organizations") == (0, 0, 0, 0)
 
 
 async def test_a_failed_row_changed_again_counts_as_pending(
@@ -75,27 +76,27 @@ async def test_a_failed_row_changed_again_counts_as_pending(
     config = make_settings()
     await conn.execute(BAD)
     await drain(config)
-    assert counts(await report(config)) == (0, 0, 1, 0)
+    assert counts(await read_report(config)) == (0, 0, 1, 0)
     await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")  # not ingested yet
-    assert counts(await report(config)) == (1, 0, 0, 0)
+    assert counts(await read_report(config)) == (1, 0, 0, 0)
 
 
 async def test_oldest_pending_is_the_oldest_waiting_change(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
     config = make_settings()
-    assert [t.oldest_pending_age for t in (await report(config)).tables] == [None, None]
+    assert [t.oldest_pending_age for t in (await read_report(config)).tables] == [None, None]
     await conn.execute(GOOD)
     await drain(make_settings(MONDAY_API_KEY=""))  # queued, pending
     await conn.execute("UPDATE npd_sync.queue SET changed_at = now() - interval '1 hour'")
     await conn.execute(GOOD)  # a newer change record
-    (contacts, _) = (await report(config)).tables
+    (contacts, _) = (await read_report(config)).tables
     assert contacts.oldest_pending_age is not None
     assert 3600 <= contacts.oldest_pending_age < 3700
     # Only change records: their time counts.
     await conn.execute("DELETE FROM npd_sync.queue")
     await conn.execute("UPDATE npd_sync.changes SET changed_at = now() - interval '2 hours'")
-    (contacts, _) = (await report(config)).tables
+    (contacts, _) = (await read_report(config)).tables
     assert contacts.oldest_pending_age is not None
     assert 7200 <= contacts.oldest_pending_age < 7300
 
@@ -112,7 +113,7 @@ async def test_last_errors_name_table_and_row_newest_first(
     await conn.execute(
         "UPDATE npd_sync.queue SET last_error_at = now() - make_interval(mins => row_key::int)"
     )
-    r = await report(config)
+    r = await read_report(config)
     assert [(e.table, e.id, e.state, e.attempts) for e in r.errors] == [
         ("contacts", str(i), "failed", 1) for i in range(1, 6)
     ]
@@ -126,8 +127,8 @@ async def test_listeners_alive_or_gone(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
     config = make_settings()
-    assert (await report(config)).listeners == ()
-    text = "\n".join(status.render(await report(config)))
+    assert (await read_report(config)).listeners == ()
+    text = "\n".join(status.render(await read_report(config)))
     assert "listeners: none alive" in text
     await conn.execute(
         "INSERT INTO npd_sync.listeners (id, hostname, pid, version) VALUES"
@@ -137,7 +138,7 @@ async def test_listeners_alive_or_gone(
         "INSERT INTO npd_sync.listeners (id, hostname, pid, version, started_at, seen_at)"
         " VALUES ('b', 'host-b', 22, '0.1.0', now() - interval '2 hours', now() - interval '31 s')"
     )
-    r = await report(config)
+    r = await read_report(config)
     assert [(li.host, li.pid, li.alive) for li in r.listeners] == [
         ("host-b", 22, False),
         ("host-a", 11, True),
@@ -155,7 +156,7 @@ async def test_monday_state_and_missing_key(
         "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour',"
         " pause_reason = 'DAILY_LIMIT_EXCEEDED', complexity_remaining = 1234567"
     )
-    r = await report(make_settings(MONDAY_API_KEY=""))
+    r = await read_report(make_settings(MONDAY_API_KEY=""))
     assert r.monday.paused
     assert r.monday.pause_reason == "DAILY_LIMIT_EXCEEDED"
     assert r.monday.complexity_remaining == 1234567
@@ -170,7 +171,7 @@ async def test_monday_state_and_missing_key(
 async def test_the_budget_spent_and_the_points_per_synced_row(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
-    r = await report(make_settings())
+    r = await read_report(make_settings())
     assert "  budget: not reported by Monday yet; nothing spent in the past hour" in status.render(
         r
     )
@@ -184,7 +185,7 @@ async def test_the_budget_spent_and_the_points_per_synced_row(
         " SELECT date_trunc('minute', now()) - make_interval(mins => g), 9000000, 30,"
         " (g = 1)::int, 300 FROM generate_series(1, 3) g"
     )
-    r = await report(make_settings())
+    r = await read_report(make_settings())
     assert (
         "  budget: 10,000,000 points a minute; spent 9,000,000 a minute (90.0%) over the last"
         " 3 busy minutes, 1 request refused; 30,000 points per synced row"
@@ -200,7 +201,7 @@ async def test_the_budget_spent_and_the_points_per_synced_row(
 async def test_a_table_without_a_board_says_so(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
-    r = await report(make_settings(MONDAY_ORGANIZATIONS_BOARD_ID=""))
+    r = await read_report(make_settings(MONDAY_ORGANIZATIONS_BOARD_ID=""))
     (organizations,) = [t for t in r.tables if t.table == "organizations"]
     assert organizations.board_id is None
     assert organizations.notes == (
@@ -218,7 +219,7 @@ async def test_the_api_key_never_appears(
     echoed = fault.Fault("monday", f"bad gateway {TOKEN}", f"x{TOKEN}", 502, f"r {TOKEN}")
     await conn.execute("UPDATE npd_sync.queue SET last_error = $1", echoed.to_json())
     await conn.execute("UPDATE npd_sync.monday SET pause_reason = $1", f"x {TOKEN}")
-    r = await report(config)
+    r = await read_report(config)
     lines = status.render(r)
     assert TOKEN not in "\n".join(lines) + str(status.to_json(r))
     assert "[redacted]" in r.errors[0].error.message
@@ -245,10 +246,10 @@ async def test_status_command_prints_text_and_json(
 
 def test_the_inbound_lines() -> None:
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    r = status.Report(
+    r = report.Report(
         now=now, schema_version=7, tables=(), errors=(), listeners=(),
-        monday=status.MondayStatus(True, False, None, None, None, None, None),
-        inbound=status.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1),
+        monday=report.MondayStatus(True, False, None, None, None, None, None),
+        inbound=report.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1),
         rejected=(), rejected_count=0,
     )  # fmt: skip
     text = status.render(r)
@@ -261,17 +262,17 @@ def test_the_inbound_lines() -> None:
 
 def test_json_keys_are_stable() -> None:
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    r = status.Report(
+    r = report.Report(
         now=now,
         schema_version=2,
-        tables=(status.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
-        errors=(status.ErrorStatus("contacts", "7", "failed", 1, now, BOOM),),
+        tables=(report.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
+        errors=(report.ErrorStatus("contacts", "7", "failed", 1, now, BOOM),),
         listeners=(
-            status.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
+            report.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
         ),
-        monday=status.MondayStatus(True, False, None, None, 5, None, now),
-        inbound=status.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
-        rejected=(status.RejectedStatus("#7", "424242", now, "no captured table has id 7"),),
+        monday=report.MondayStatus(True, False, None, None, 5, None, now),
+        inbound=report.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
+        rejected=(report.RejectedStatus("#7", "424242", now, "no captured table has id 7"),),
         rejected_count=3,
     )
     data = status.to_json(r)

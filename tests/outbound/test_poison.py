@@ -15,6 +15,7 @@ from emulator import AccountLimits, Emulator
 from listener import fault
 from listener.capture import install
 from listener.commands import status
+from listener.operations import report as reporting
 from listener.outbound import queue, rules
 from tests.conftest import CONTACTS_BOARD, TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain, write_config
@@ -45,7 +46,7 @@ async def test_a_key_that_does_not_fit_the_key_column_fails_alone(
     assert error.source == "npd-sync"
     assert "invalid input syntax for type integer" in error.message
     assert worker.stats.failed == 1
-    report = await status.collect(conn, config, await install.require_current(conn))
+    report = await reporting.collect(conn, config, await install.require_current(conn))
     assert report.tables[0].failed == 1
     assert report.errors[0].id == "not-an-int"
     # Not retried: the next drain has nothing to do, and later changes flow.
@@ -81,7 +82,7 @@ async def test_change_records_that_can_never_be_synced_are_set_aside_at_ingest(
     ]
     logged = [r for r in caplog.records if r.getMessage() == "sync.change_rejected"]
     assert len(logged) == 2
-    report = await status.collect(conn, config, await install.require_current(conn))
+    report = await reporting.collect(conn, config, await install.require_current(conn))
     assert report.rejected_count == 2
     text = "\n".join(status.render(report))
     assert "rejected change records (never valid, not retried): 2" in text
