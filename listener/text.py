@@ -1,5 +1,5 @@
-"""Text for people, the same in the CLI and the console: counts in words, durations, times,
-one-line cuts of long text.
+"""Text for people, the same in the CLI and the console: counts in words (open conflicts said
+one way everywhere), durations, times, one-line cuts of long text.
 
 Pure functions; nothing here knows where the text goes.
 """
@@ -16,6 +16,25 @@ ELLIPSIS = "…"
 def counted(n: int, noun: str) -> str:
     """'1 row', '2,000 rows'."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def open_conflicts(conflicts: int, rows: int) -> str:
+    """Open conflicts, said one way everywhere: a conflict is one field of one row, and the
+    rows they are in come with them ('2 open conflicts in 1 row'; '0 open conflicts')."""
+    if not conflicts:
+        return counted(0, "open conflict")
+    return f"{counted(conflicts, 'open conflict')} in {counted(rows, 'row')}"
+
+
+UNLINKED = (
+    "its item was archived or deleted on Monday (not counted as synced; pushed again, as a new "
+    "item, when it changes)"
+)
+
+
+def unlinked(rows: int) -> str:
+    """Rows whose item went on Monday, said one way everywhere."""
+    return f"{counted(rows, 'row')} unlinked: {UNLINKED}"
 
 
 def age(seconds: float) -> str:

@@ -40,3 +40,16 @@ def test_one_line_folds_and_cuts() -> None:
     cut = text.one_line("x" * 200)
     assert len(cut) == text.WIDTH
     assert cut.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("conflicts", "rows", "said"),
+    [(0, 0, "0 open conflicts"), (1, 1, "1 open conflict in 1 row"),
+     (2, 1, "2 open conflicts in 1 row"), (3, 2, "3 open conflicts in 2 rows")],
+)  # fmt: skip
+def test_open_conflicts_are_said_with_their_rows(conflicts: int, rows: int, said: str) -> None:
+    assert text.open_conflicts(conflicts, rows) == said
+
+
+def test_unlinked_rows_say_why_they_are_not_synced() -> None:
+    assert text.unlinked(2).startswith("2 rows unlinked: its item was archived or deleted")

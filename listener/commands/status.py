@@ -27,7 +27,9 @@ JSON_KEYS = """\b
 --json prints one object (times are ISO 8601 UTC, ages in seconds, absent values null):
   now, schema_version
   tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
-               synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[]
+               synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[],
+               conflict_rows (the rows the conflicts are in), unlinked (rows whose item
+               was archived or deleted on Monday: not counted in synced)
   errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error (all of it
                on one line), code, request_id, source (who said it: monday|npd-sync|database)
   rejected:    count, latest[]: table, id, at, reason
@@ -40,9 +42,10 @@ JSON_KEYS = """\b
                budget_used_share (mean of the last 5 busy minutes of the past hour,
                all listeners), points_per_synced_row (past hour)
   inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
-               pending, oldest_pending_age_seconds, open_conflicts
-Counts are rows. pending includes rows waiting for a retry and changes no listener
-has taken in yet; synced is read from the table's sync_status.
+               pending, oldest_pending_age_seconds, open_conflicts, open_conflict_rows
+Counts are rows, but conflicts: one per field of a row, with the rows they are in.
+pending includes rows waiting for a retry and changes no listener has taken in yet;
+synced is read from the table's sync_status, less the unlinked rows.
 """
 
 
@@ -83,6 +86,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "oldest_pending_age_seconds": _seconds(t.oldest_pending_age),
                 "conflicts": t.conflicts,
                 "notes": list(t.notes),
+                "conflict_rows": t.conflict_rows,
+                "unlinked": t.unlinked,
             }
             for t in report.tables
         ],
@@ -145,6 +150,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "pending": report.inbound.pending,
             "oldest_pending_age_seconds": _seconds(report.inbound.oldest_pending_age),
             "open_conflicts": report.inbound.open_conflicts,
+            "open_conflict_rows": report.inbound.open_conflict_rows,
         },
     }
 
@@ -185,8 +191,10 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
         out.append("  ".join([*cells, r[5]]).rstrip())
     for t in tables:
         out.extend(f"  {t.table}: {note}" for note in t.notes)
+        if t.unlinked:
+            out.append(f"  {t.table}: {text.unlinked(t.unlinked)}")
         if t.conflicts:
-            out.append(f"  {t.table}: {text.counted(t.conflicts, 'open conflict')}")
+            out.append(f"  {t.table}: {text.open_conflicts(t.conflicts, t.conflict_rows)}")
     if not tables:
         out.append("  no tables configured")
     return out
@@ -216,13 +224,13 @@ def _inbound_lines(i: InboundStatus) -> list[str]:
     if not i.enabled:
         head = "inbound: off (NPD_SYNC_PUBLIC_URL is not set)"
         if i.open_conflicts:
-            head += f"; {text.counted(i.open_conflicts, 'open conflict')}"
+            head += f"; {text.open_conflicts(i.open_conflicts, i.open_conflict_rows)}"
         return [head]
     last = "none yet" if i.last_webhook_age is None else f"{text.age(i.last_webhook_age)} ago"
     waiting = f"{text.counted(i.pending, 'item')} waiting"
     if i.oldest_pending_age is not None and i.pending:
         waiting += f" (oldest {text.age(i.oldest_pending_age)})"
-    conflicts = text.counted(i.open_conflicts, "open conflict")
+    conflicts = text.open_conflicts(i.open_conflicts, i.open_conflict_rows)
     out = [f"inbound: on; last webhook {last}; {waiting}; {conflicts}"]
     if i.webhooks == 0:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")

@@ -155,6 +155,8 @@ class Console:
             age=text.age,
             n=lambda value: f"{value:,}",
             counted=text.counted,
+            open_conflicts=text.open_conflicts,
+            unlinked=text.unlinked,
             headline=lambda error: text.one_line(fault.headline(error), 300),
             details=fault.details,
         )

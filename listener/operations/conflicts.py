@@ -96,6 +96,7 @@ class Conflicts:
     table: str | None
     page: int
     per_page: int
+    conflicts: int = 0  # the open conflicts of those rows (one per field), or resolved ones
 
     @property
     def pages(self) -> int:
@@ -125,7 +126,7 @@ async def paged(
     )
     rows = by_row(settings, item_template, found.records) if show == "open" else ()
     resolved = tuple(found.records) if show == "resolved" else ()
-    return Conflicts(show, rows, resolved, found.total, table, page, per_page)
+    return Conflicts(show, rows, resolved, found.total, table, page, per_page, found.conflicts)
 
 
 def by_row(

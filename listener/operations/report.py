@@ -20,7 +20,6 @@ shown with it. Text that came from outside (errors, pause reasons) is redacted h
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +46,9 @@ class TableStatus:
     oldest_pending_at: datetime | None
     oldest_pending_age: float | None
     notes: tuple[str, ...] = ()
-    conflicts: int = 0  # open conflicts (inbound)
+    conflicts: int = 0  # open conflicts (inbound): one per field of a row
+    conflict_rows: int = 0  # the rows they are in
+    unlinked: int = 0  # rows SYNCED once, whose item went on Monday: not counted as synced
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,8 @@ class InboundStatus:
     last_webhook_age: float | None
     pending: int  # items Monday said changed, not looked at yet
     oldest_pending_age: float | None
-    open_conflicts: int
+    open_conflicts: int  # one per field of a row
+    open_conflict_rows: int = 0  # the rows they are in
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,13 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
     tables = await _tables(conn, settings)
     i = await conn.fetchrow(sql.query("status_inbound"))
     assert i is not None
-    per_table = json.loads(i["open_conflicts"])
-    tables = [dataclasses.replace(t, conflicts=per_table.get(t.table, 0)) for t in tables]
+    conflicts = {r["name"]: r for r in await conn.fetch(sql.query("open_conflict_counts"))}
+    tables = [
+        dataclasses.replace(t, conflicts=c["conflicts"], conflict_rows=c["rows"])
+        if (c := conflicts.get(t.table))
+        else t
+        for t in tables
+    ]
     inbound = InboundStatus(
         enabled=settings.inbound,
         public_url=settings.public_url,
@@ -148,7 +155,8 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         last_webhook_age=_age(now, i["last_webhook_at"]),
         pending=i["pending"],
         oldest_pending_age=_age(now, i["oldest_pending"]),
-        open_conflicts=sum(per_table.values()),
+        open_conflicts=sum(c["conflicts"] for c in conflicts.values()),
+        open_conflict_rows=sum(c["rows"] for c in conflicts.values()),
     )
     rejected = tuple(
         RejectedStatus(r["table_name"], r["row_key"], r["rejected_at"], r["reason"])
@@ -239,16 +247,14 @@ def _age(now: datetime, then: datetime | None) -> float | None:
 async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> TableStatus:
     notes: list[str] = []
     synced: int | None = None
+    unlinked = 0
     info = await catalog.describe(conn, table.table)
     if info is None:
         notes.append("table not found")
     elif not info.has(mapping.SYNC_STATUS):
         notes.append(f"no {mapping.SYNC_STATUS} column")
     else:
-        statement = sql.query("count_synced").format(
-            table=info.relation, status=sql.quote_ident(mapping.SYNC_STATUS)
-        )
-        synced = int(await conn.fetchval(statement))
+        synced, unlinked = await _synced(conn, table, info, counts["id"] if counts else None)
     if counts is None:
         notes.append("capture not installed: run `npd-sync install`")
     if not table.board_id:
@@ -264,4 +270,20 @@ async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> Tab
         oldest_pending_at=counts["oldest_pending"] if counts else None,
         oldest_pending_age=counts["oldest_pending_age"] if counts else None,
         notes=tuple(notes),
+        unlinked=unlinked,
     )
+
+
+async def _synced(
+    conn: db.Conn, table: mapping.TableMapping, info: catalog.TableInfo, table_id: int | None
+) -> tuple[int, int]:
+    """Rows in sync, and rows that say SYNCED but whose item went on Monday (unlinked)."""
+    key = sql.quote_ident(table.key_column)
+    statement = sql.query("count_synced").format(
+        table=info.relation,
+        status=sql.quote_ident(mapping.SYNC_STATUS),
+        key_text=f"t.{key}::text" if info.has(table.key_column) else "NULL::text",
+    )
+    found = await conn.fetchrow(statement, table_id)
+    assert found is not None  # an aggregate: always one row
+    return int(found["synced"]), int(found["unlinked"])

@@ -44,12 +44,18 @@ SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paus
   FROM npd_sync.monday;
 
 -- name: count_synced
--- Template: how many rows of the table are in sync.
-SELECT count(*) FROM {table} WHERE {status}::text = 'SYNCED';
+-- Template: how many rows of the table are in sync, and how many say SYNCED but are unlinked
+-- (their item was archived or deleted on Monday: they are not in sync with anything). $1 is
+-- the table's id; {key_text} the key as text (`t."id"::text`), or NULL::text without one.
+SELECT count(*) FILTER (WHERE u.row_key IS NULL) AS synced, count(u.row_key) AS unlinked
+  FROM {table} t
+  LEFT JOIN npd_sync.links u
+    ON u.table_id = $1 AND u.unlinked_at IS NOT NULL AND u.row_key = {key_text}
+ WHERE t.{status}::text = 'SYNCED';
 
 -- name: status_inbound
 -- Inbound's state: the last delivery received, the items waiting (inbox entries, and rows
--- queued to read their item) and since when, open conflicts per table.
+-- queued to read their item) and since when (open conflicts: `open_conflict_counts`).
 SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
        (SELECT count(*) FROM npd_sync.inbox WHERE state = 'pending')
        + (SELECT count(*) FROM npd_sync.queue WHERE pull AND state = 'pending') AS pending,
@@ -57,11 +63,14 @@ SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
                             UNION ALL
                             SELECT min(changed_at) FROM npd_sync.queue
                              WHERE pull AND state = 'pending') AS s(t)) AS oldest_pending,
-       (SELECT coalesce(jsonb_object_agg(name, n), '{}')::text
-          FROM (SELECT t.name, count(*) AS n FROM npd_sync.conflicts c
-                  JOIN npd_sync.tables t ON t.id = c.table_id
-                 WHERE c.state = 'open' GROUP BY t.name) AS o) AS open_conflicts,
        (SELECT count(*) FROM npd_sync.webhooks) AS webhooks;
+
+-- name: open_conflict_counts
+-- Open conflicts per table: how many (a conflict is one field of one row) and in how many rows.
+SELECT t.name, count(*) AS conflicts, count(DISTINCT c.row_key) AS rows
+  FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
+ WHERE c.state = 'open'
+ GROUP BY t.name;
 
 -- name: status_rejected
 -- The latest $1 change records set aside at ingest, newest first, with their table's name.

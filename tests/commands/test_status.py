@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from emulator import Emulator
 from listener import db, fault, settings, sql
 from listener.capture import install
 from listener.commands import status
@@ -17,6 +19,7 @@ from listener.operations import report
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain
+from tests.inbound.helpers import deliver, inbound, synced_ada
 
 BOOM = fault.Fault("monday", "boom", "ColumnValueException", 200, "r-1")
 
@@ -249,15 +252,17 @@ def test_the_inbound_lines() -> None:
     r = report.Report(
         now=now, schema_version=7, tables=(), errors=(), listeners=(),
         monday=report.MondayStatus(True, False, None, None, None, None, None),
-        inbound=report.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1),
+        inbound=report.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1, 1),
         rejected=(), rejected_count=0,
     )  # fmt: skip
     text = status.render(r)
-    assert "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict" in text
+    assert (
+        "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict in 1 row"
+    ) in text
     assert "  see them with `npd-sync conflicts`" in text
     off = dataclasses.replace(r.inbound, enabled=False, open_conflicts=2)
     text = status.render(dataclasses.replace(r, inbound=off))
-    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts" in text
+    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts in 1 row" in text
 
 
 def test_json_keys_are_stable() -> None:
@@ -294,6 +299,8 @@ def test_json_keys_are_stable() -> None:
             "oldest_pending_age_seconds": 12.346,
             "conflicts": 0,
             "notes": [],
+            "conflict_rows": 0,
+            "unlinked": 0,
         }
     ]
     assert data["errors"] == [
@@ -363,3 +370,58 @@ def test_headline_puts_the_code_first() -> None:
     assert fault.headline(stored) == "ColumnValueException: invalid value"
     given_up = fault.ours("gave up after 3 attempts: boom")
     assert fault.headline(given_up) == "gave up after 3 attempts: boom"
+
+
+# --- counts that say what they count ---------------------------------------------------------
+
+
+async def test_a_row_unlinked_from_an_item_archived_on_the_board_is_not_counted_as_synced(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    config = inbound(make_settings, tmp_path)
+    item = await synced_ada(conn, config, emulator, "BIDIRECTIONAL")
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Bob')")
+    await drain(config)
+    emulator.set_item_state(item, "archived")
+    await deliver(config, item, "archive_pulse")
+    await drain(config)
+    assert await conn.fetchval("SELECT sync_status FROM contacts WHERE id = 1") == "SYNCED"
+    r = await read_report(config)
+    contacts = r.tables[0]
+    assert (contacts.synced, contacts.unlinked) == (1, 1)
+    text = status.render(r)
+    assert text[3].split() == ["contacts", "0", "0", "0", "1", "-"]
+    assert (
+        "  contacts: 1 row unlinked: its item was archived or deleted on Monday (not counted as"
+        " synced; pushed again, as a new item, when it changes)"
+    ) in text
+    data = status.to_json(r)["tables"][0]
+    assert (data["synced"], data["unlinked"]) == (1, 1)
+    # Restored on the board: linked and synced again.
+    emulator.set_item_state(item, "active")
+    await deliver(config, item, "restore_pulse")
+    await drain(config)
+    contacts = (await read_report(config)).tables[0]
+    assert (contacts.synced, contacts.unlinked) == (2, 0)
+    assert not any("unlinked" in line for line in status.render(await read_report(config)))
+
+
+async def test_open_conflicts_are_counted_with_the_rows_they_are_in(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    # Contact 1 with two fields in conflict, contact 2 with one.
+    await conn.execute(
+        "INSERT INTO npd_sync.conflicts (table_id, row_key, column_id, policy)"
+        " VALUES (1, '1', 'text', 'manual'), (1, '1', 'email', 'manual'),"
+        " (1, '2', 'text', 'manual')"
+    )
+    r = await read_report(make_settings())
+    contacts = r.tables[0]
+    assert (contacts.conflicts, contacts.conflict_rows) == (3, 2)
+    assert (r.inbound.open_conflicts, r.inbound.open_conflict_rows) == (3, 2)
+    text = status.render(r)
+    assert "  contacts: 3 open conflicts in 2 rows" in text
+    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 3 open conflicts in 2 rows" in text
+    data = status.to_json(r)
+    assert (data["tables"][0]["conflicts"], data["tables"][0]["conflict_rows"]) == (3, 2)
+    assert (data["inbound"]["open_conflicts"], data["inbound"]["open_conflict_rows"]) == (3, 2)
