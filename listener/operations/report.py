@@ -278,12 +278,15 @@ async def _synced(
     conn: db.Conn, table: mapping.TableMapping, info: catalog.TableInfo, table_id: int | None
 ) -> tuple[int, int]:
     """Rows in sync, and rows that say SYNCED but whose item went on Monday (unlinked)."""
-    key = sql.quote_ident(table.key_column)
-    statement = sql.query("count_synced").format(
-        table=info.relation,
-        status=sql.quote_ident(mapping.SYNC_STATUS),
-        key_text=f"t.{key}::text" if info.has(table.key_column) else "NULL::text",
-    )
-    found = await conn.fetchrow(statement, table_id)
+    names = {
+        "table": info.relation,
+        "status": sql.quote_ident(mapping.SYNC_STATUS),
+        "key": sql.quote_ident(table.key_column),
+        "monday_id": sql.quote_ident(mapping.MONDAY_ID),
+    }
+    if table_id is None or not (info.has(table.key_column) and info.has(mapping.MONDAY_ID)):
+        found = await conn.fetchrow(sql.query("count_synced").format(**names))
+    else:
+        found = await conn.fetchrow(sql.query("count_synced_unlinked").format(**names), table_id)
     assert found is not None  # an aggregate: always one row
     return int(found["synced"]), int(found["unlinked"])

@@ -44,14 +44,23 @@ SELECT paused_until, pause_reason, coalesce(paused_until > now(), false) AS paus
   FROM npd_sync.monday;
 
 -- name: count_synced
--- Template: how many rows of the table are in sync, and how many say SYNCED but are unlinked
--- (their item was archived or deleted on Monday: they are not in sync with anything). $1 is
--- the table's id; {key_text} the key as text (`t."id"::text`), or NULL::text without one.
-SELECT count(*) FILTER (WHERE u.row_key IS NULL) AS synced, count(u.row_key) AS unlinked
-  FROM {table} t
-  LEFT JOIN npd_sync.links u
-    ON u.table_id = $1 AND u.unlinked_at IS NOT NULL AND u.row_key = {key_text}
- WHERE t.{status}::text = 'SYNCED';
+-- Template: how many rows of the table say SYNCED (a table without the key or monday_id
+-- column: `count_synced_unlinked` cannot tell the unlinked ones apart).
+SELECT count(*) AS synced, 0::bigint AS unlinked FROM {table} WHERE {status}::text = 'SYNCED';
+
+-- name: count_synced_unlinked
+-- Template: how many rows of the table (id $1) are in sync, and how many say SYNCED but are
+-- unlinked: their item was archived or deleted on Monday, so they are in sync with nothing.
+-- An unlinked row has no monday_id: only those rows are looked up among the unlinked links
+-- (a hashed subplan, built once).
+SELECT count(*) FILTER (WHERE NOT s.unlinked) AS synced,
+       count(*) FILTER (WHERE s.unlinked) AS unlinked
+  FROM (SELECT CASE WHEN t.{monday_id} IS NULL
+                    THEN t.{key}::text IN (SELECT u.row_key FROM npd_sync.links u
+                                            WHERE u.table_id = $1 AND u.unlinked_at IS NOT NULL)
+                    ELSE false END AS unlinked
+          FROM {table} t
+         WHERE t.{status}::text = 'SYNCED') AS s;
 
 -- name: status_inbound
 -- Inbound's state: the last delivery received, the items waiting (inbox entries, and rows
