@@ -670,7 +670,7 @@ class _Tally:
 
 
 def _frame_name(frame: str) -> str:
-    # py-spy raw frames look like "run_once (listener/outbound/worker.py:117)"; keep function
+    # py-spy raw frames look like "run_once (listener/engine/worker.py:117)"; keep function
     # and file.
     match = re.match(r"(.*) \((.*?):\d+\)$", frame)
     if not match:

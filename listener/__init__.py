@@ -11,11 +11,16 @@ The package in layers, each a folder, over a few foundation modules:
   (pure), conflicts, reconciliation and the webhooks' registration;
 - `monday/`: the Monday edge: the GraphQL client (`api`), typed errors, and the governor that
   keeps every listener inside Monday's limits;
-- `commands/`: the operator commands (see `commands/__init__.py`); `console/`: the web console;
+- `operations/`: what an operator can ask (the status report, retry, conflicts and their
+  resolution, failed rows, a row's story), for the commands and the console alike;
+- `commands/`: the CLI's commands (see `commands/__init__.py`): options, text and exit codes;
+  `console/`: the web console's pages;
 - foundations: `settings`, `mapping` (row to column values, pure), `catalog` (the tables as
   PostgreSQL describes them), `rows` (the application's rows), `links` (the values both sides
-  agreed on), `listeners` and `throughput` (heartbeats, the per-minute history), `db`, `sql`
-  (the `.sql` files by name), `redact`, `logs`, `metrics`;
+  agreed on), `relations` (rows waiting for referenced rows' items), `listeners` and
+  `throughput` (heartbeats, the per-minute history), `fault` (an entry's last error and its
+  one formatter), `text` (counts, durations and times for people), `db`, `sql` (the `.sql`
+  files by name), `redact`, `logs`, `metrics`;
 - `daemon` puts the layers together as `npd-sync listen`; `cli` is the command line.
 """
 

@@ -22,6 +22,7 @@ from listener.commands import check, mappings, pull, requeue, schema, status, we
 from listener.commands import conflicts as conflicting
 from listener.inbound.webhooks import WebhookError
 from listener.monday import errors as monday_errors
+from listener.operations import keys
 
 ENVIRONMENT = """\b
 Environment (a .env file in the working directory is read too):
@@ -63,7 +64,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             return asyncio.run(coro)
         else:
             return uvloop.run(coro)
-    except (settings.ConfigError, requeue.UsageError, WebhookError) as exc:
+    except (settings.ConfigError, keys.UsageError, WebhookError) as exc:
         fail(str(exc), 2)
     except install.InstallError as exc:
         if exc.fixes:

@@ -32,7 +32,7 @@ from typing import TypeVar
 import asyncpg
 from aiohttp import web
 
-from listener import console, db, listeners, metrics, rows, throughput
+from listener import console, db, fault, listeners, metrics, rows, throughput
 from listener.capture import notify
 from listener.engine import queue, worker
 from listener.inbound import inbox, receiver, reconcile
@@ -412,7 +412,8 @@ class Daemon:
             found = await queue.health(conn, active, ALIVE)
             use = await governor.budget_use(conn)
             if (found.oldest_pending or 0) > self.stall_after:
-                self.pending_error = await queue.latest_error(conn, active)
+                error = await queue.latest_error(conn, active)
+                self.pending_error = None if error is None else fault.line(error)
         self.oldest_pending, self.paused = found.oldest_pending, found.paused
         ago = found.finished_ago
         self.others_finished = None if ago is None else time.monotonic() - ago

@@ -14,6 +14,7 @@ import pytest
 from emulator import AccountLimits, Emulator
 from listener import cli, daemon
 from listener.commands import status
+from listener.operations import report as reporting
 from tests.conftest import MakeSettings
 from tests.helpers import eventually, write_config
 
@@ -142,7 +143,7 @@ async def test_a_queue_that_stops_moving_says_so_in_health_metrics_and_status(
         )
         assert "npd_sync_oldest_pending_seconds" in text
         report = await eventually(
-            lambda: status.collect(conn, config, 4), lambda r: bool(r.listeners[0].problem)
+            lambda: reporting.collect(conn, config, 4), lambda r: bool(r.listeners[0].problem)
         )
         text = "\n".join(status.render(report))
         assert "listeners: 1 alive, 1 of them unhealthy" in text
@@ -154,7 +155,7 @@ async def test_a_queue_that_stops_moving_says_so_in_health_metrics_and_status(
         await eventually(lambda: get(base + "/healthz"), lambda r: r == (200, "ok\n"))
         assert await conn.fetchval("SELECT sync_status FROM contacts") == "SYNCED"
         await eventually(
-            lambda: status.collect(conn, config, 4), lambda r: r.listeners[0].problem is None
+            lambda: reporting.collect(conn, config, 4), lambda r: r.listeners[0].problem is None
         )
     finally:
         listener.request_stop()

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from listener import db, rows
-from listener.commands.status import counted
 from listener.engine import plans, queue, worker
 from listener.settings import ConfigError, Settings
+from listener.text import counted
 
 log = logging.getLogger("npd_sync.backfill")
 

@@ -1,19 +1,19 @@
-"""`npd-sync conflicts` (list) and `npd-sync conflicts resolve`."""
+"""`npd-sync conflicts` (list) and `npd-sync conflicts resolve`: options, text and exit codes
+over `listener.operations.conflicts`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
-from listener import db, mapping, sql
-from listener.capture import install
-from listener.commands.requeue import UsageError, normalize_key
-from listener.commands.status import one_line
-from listener.inbound import conflicts
+from listener import db
+from listener.inbound import conflicts as inbound
+from listener.operations import conflicts
+from listener.operations.keys import NotAKey, UsageError
 from listener.settings import Settings
+from listener.text import one_line, when
 
 Echo = Callable[[str], None]
 
@@ -26,8 +26,7 @@ async def run(
         settings.table(table)  # an unknown name is a ConfigError (exit 2)
     conn = await db.connect(settings.require_database(), application_name="npd-sync conflicts")
     try:
-        await install.require_current(conn)
-        found = await conflicts.listing(conn, settings.tables, everything=everything, table=table)
+        found = await conflicts.listing(conn, settings, everything=everything, table=table)
     finally:
         await conn.close()
     if as_json:
@@ -40,7 +39,7 @@ async def run(
         head = f"{c.table} {c.key} {c.field}: {c.state}"
         if c.state == "resolved":
             head += f", {c.winner or 'both sides agreed'} ({c.resolved_by})"
-        echo(head + f", found {_time(c.detected_at)}")
+        echo(head + f", found {when(c.detected_at)}")
         echo(f"    agreed: {_value(c.agreed_value)}")
         echo(f"    npd:    {_value(c.npd_value)}" + _lost(c, "monday"))
         echo(f"    monday: {_value(c.monday_value)}" + _lost(c, "npd"))
@@ -49,13 +48,13 @@ async def run(
 
 
 async def resolve(
-    settings: Settings, *, table: str, key: str, field: str | None, take: conflicts.Side, echo: Echo
+    settings: Settings, *, table: str, key: str, field: str | None, take: inbound.Side, echo: Echo
 ) -> bool:
     """Settle a row's open conflicts for one side; False when there was none."""
     mapped = settings.table(table)
     columns = None
     if field is not None:
-        columns = conflicts.columns_of(mapped, field)
+        columns = inbound.columns_of(mapped, field)
         if not columns:
             known = sorted({c.sources[0] for c in mapped.inbound_columns} | {"name"})
             raise UsageError(
@@ -63,67 +62,25 @@ async def resolve(
             )
     conn = await db.connect(settings.require_database(), application_name="npd-sync conflicts")
     try:
-        settled = await settle(conn, mapped, key, columns, take)
+        settled = await conflicts.settle(conn, mapped, key, columns, take)
+    except NotAKey as exc:
+        raise UsageError(f"--id {exc}") from None
     finally:
         await conn.close()
-    for line in summary(settings, mapped, key, field, settled, take):
+    for line in conflicts.summary(settings, mapped, key, field, settled, take):
         echo(line)
     return bool(settled)
-
-
-async def settle(
-    conn: db.Conn,
-    table: mapping.TableMapping,
-    key: str,
-    columns: Sequence[str] | None,
-    take: conflicts.Side,
-) -> list[str]:
-    """The operation behind `conflicts resolve` (and the console's): the columns settled.
-    Raises UsageError for a key that cannot be one, or a table not captured."""
-    await install.require_current(conn)
-    table_id = await conn.fetchval(sql.query("table_id"), table.table)
-    if table_id is None:
-        raise UsageError(f"{table.table}: capture not installed (run `npd-sync install`)")
-    row_key = await normalize_key(conn, table, key)
-    return await conflicts.resolve(conn, table_id, row_key, columns, take)
-
-
-def summary(
-    settings: Settings,
-    table: mapping.TableMapping,
-    key: str,
-    field: str | None,
-    settled: Sequence[str],
-    take: conflicts.Side,
-) -> list[str]:
-    """What `settle` did, in lines for people (`field`: the one asked for, if any)."""
-    if not settled:
-        return [f"{table.table} {key}: no open conflict" + (f" on {field}" if field else "")]
-    fields = ", ".join(conflicts.field_of(table, c) for c in settled)
-    other = "Monday" if take == "npd" else "the database"
-    lines = [
-        f"{table.table} {key}: {fields} resolved for {take}; the next sync writes it to {other}"
-    ]
-    if take == "monday" and not settings.inbound:
-        lines.append(
-            "inbound is off (NPD_SYNC_PUBLIC_URL is not set): a listener with it on writes it"
-        )
-    return lines
 
 
 def _value(value: str | None) -> str:
     return "(empty)" if value is None else one_line(value, 100)
 
 
-def _lost(c: conflicts.Record, winner: str) -> str:
+def _lost(c: inbound.Record, winner: str) -> str:
     return "   (lost)" if c.state == "resolved" and c.winner == winner else ""
 
 
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _json(c: conflicts.Record) -> dict[str, Any]:
+def _json(c: inbound.Record) -> dict[str, Any]:
     data = asdict(c)
     data.pop("id")
     for name in ("detected_at", "resolved_at"):

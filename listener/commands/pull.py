@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 from listener import db, rows
 from listener.commands.backfill import WAIT_FOR_RETRIES
-from listener.commands.status import counted
 from listener.engine import worker
 from listener.inbound import reconcile
 from listener.settings import ConfigError, Settings
+from listener.text import counted
 
 Echo = Callable[[str], None]
 SHOWN = 10  # items --dry-run names per table

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from listener import db
 from listener.capture import install as installer
-from listener.commands import status
+from listener.operations import report
 from listener.settings import Settings
 
 Echo = Callable[[str], None]
@@ -37,7 +37,7 @@ async def uninstall(settings: Settings, *, force: bool = False, echo: Echo) -> N
     """Remove capture and the npd_sync schema; refused while listeners run, unless forced."""
     conn = await db.connect(settings.require_database(), application_name="npd-sync uninstall")
     try:
-        alive_within = None if force else status.ALIVE_SECONDS
+        alive_within = None if force else report.ALIVE_SECONDS
         done = await installer.uninstall(conn, alive_within=alive_within)
     finally:
         await conn.close()

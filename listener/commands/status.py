@@ -1,49 +1,37 @@
-"""`npd-sync status`: per table, what waits, what is in flight, what failed and what is synced;
-the latest errors; which listeners are alive; Monday's shared state.
-
-Read-only, and independent of the listener: everything comes from the database (npd-sync's
-tables and the application's `sync_status`), ages are measured on the database's clock. The
-counts are of rows, each row with work outstanding counted once:
-
-- in flight: leased by a listener whose lease has not run out;
-- failed: failed permanently (or out of attempts), with no newer change waiting;
-- pending: everything else with work outstanding, including rows waiting for a retry and rows
-  whose change records no listener has taken in yet (`npd_sync.changes`);
-- synced: rows whose `sync_status` is SYNCED, read from the application's table.
-
-Change records that can never be synced (set aside by a listener at ingest) are counted apart,
-and each alive listener's own view of its health (what /healthz says when it is not ok) is
-shown with it.
-"""
+"""`npd-sync status`: the report of `listener.operations.report`, as text for a terminal or
+as JSON (`--json`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from listener import catalog, db, mapping, sql
+from listener import db, fault, text
 from listener.capture import install
 from listener.monday import governor
-from listener.redact import redact
+from listener.operations.report import (
+    ErrorStatus,
+    InboundStatus,
+    MondayStatus,
+    Report,
+    TableStatus,
+    collect,
+)
 from listener.settings import Settings
 
-ALIVE_SECONDS = 30.0  # a listener heartbeats every 10 s; three missed beats and it is gone
-ERRORS_SHOWN = 5
-ERROR_WIDTH = 120
-ELLIPSIS = "…"
+ERROR_WIDTH = text.WIDTH
 
 # --json: the keys are stable; new keys may be added, none renamed or removed.
 JSON_KEYS = """\b
 --json prints one object (times are ISO 8601 UTC, ages in seconds, absent values null):
   now, schema_version
   tables[]:    table, board_id, capture_installed, pending, in_flight, failed,
-               synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[]
-  errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error
+               synced, oldest_pending_at, oldest_pending_age_seconds, conflicts, notes[],
+               conflict_rows (the rows the conflicts are in), unlinked (rows whose item
+               was archived or deleted on Monday: not counted in synced)
+  errors[]:    table, id, state (pending|failed|in_flight), attempts, at, error (all of it
+               on one line), code, request_id, source (who said it: monday|npd-sync|database)
   rejected:    count, latest[]: table, id, at, reason
   listeners[]: id, host, pid, version, started_at, seen_at, seen_ago_seconds, alive,
                problem (why its /healthz says 503; null while healthy)
@@ -54,100 +42,11 @@ JSON_KEYS = """\b
                budget_used_share (mean of the last 5 busy minutes of the past hour,
                all listeners), points_per_synced_row (past hour)
   inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
-               pending, oldest_pending_age_seconds, open_conflicts
-Counts are rows. pending includes rows waiting for a retry and changes no listener
-has taken in yet; synced is read from the table's sync_status.
+               pending, oldest_pending_age_seconds, open_conflicts, open_conflict_rows
+Counts are rows, but conflicts: one per field of a row, with the rows they are in.
+pending includes rows waiting for a retry and changes no listener has taken in yet;
+synced is read from the table's sync_status, less the unlinked rows.
 """
-
-
-@dataclass(frozen=True, slots=True)
-class TableStatus:
-    table: str
-    board_id: str | None
-    capture_installed: bool
-    pending: int
-    in_flight: int
-    failed: int
-    synced: int | None  # None when the table cannot be read (missing, no sync_status)
-    oldest_pending_at: datetime | None
-    oldest_pending_age: float | None
-    notes: tuple[str, ...] = ()
-    conflicts: int = 0  # open conflicts (inbound)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorStatus:
-    table: str
-    id: str
-    state: str  # pending (will be retried), failed, in_flight
-    attempts: int
-    at: datetime | None
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedStatus:
-    """A change record set aside at ingest: it can never be synced."""
-
-    table: str
-    id: str
-    at: datetime
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerStatus:
-    id: str
-    host: str
-    pid: int
-    version: str
-    started_at: datetime
-    seen_at: datetime
-    seen_ago: float
-    alive: bool
-    problem: str | None = None  # what the listener finds wrong with itself
-
-
-@dataclass(frozen=True, slots=True)
-class MondayStatus:
-    api_key_set: bool
-    paused: bool
-    paused_until: datetime | None
-    pause_reason: str | None
-    complexity_remaining: int | None
-    complexity_reset_at: datetime | None
-    updated_at: datetime | None
-    budget: governor.BudgetUse | None = None  # what all listeners spent lately
-
-
-@dataclass(frozen=True, slots=True)
-class InboundStatus:
-    enabled: bool  # NPD_SYNC_PUBLIC_URL is set
-    public_url: str | None
-    webhooks: int  # webhooks npd-sync registered
-    last_webhook_at: datetime | None
-    last_webhook_age: float | None
-    pending: int  # items Monday said changed, not looked at yet
-    oldest_pending_age: float | None
-    open_conflicts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    now: datetime
-    schema_version: int
-    tables: tuple[TableStatus, ...]
-    errors: tuple[ErrorStatus, ...]
-    listeners: tuple[ListenerStatus, ...]
-    monday: MondayStatus
-    inbound: InboundStatus
-    rejected: tuple[RejectedStatus, ...] = ()  # the latest few
-    rejected_count: int = 0
-
-    @property
-    def alive(self) -> list[ListenerStatus]:
-        """The listeners seen within ALIVE_SECONDS."""
-        return [listener for listener in self.listeners if listener.alive]
 
 
 async def run(settings: Settings, *, as_json: bool, echo: Callable[[str], None]) -> None:
@@ -165,124 +64,6 @@ async def run(settings: Settings, *, as_json: bool, echo: Callable[[str], None])
             echo(line)
 
 
-async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Report:
-    """Everything status shows; npd-sync must be installed (see `installed_version`)."""
-    secrets = settings.secrets()
-    now = await conn.fetchval(sql.query("database_now"))
-    counts = {r["name"]: r for r in await conn.fetch(sql.query("status_counts"))}
-    tables = [await _table(conn, table, counts.pop(table.table, None)) for table in settings.tables]
-    # Tables captured but no longer configured: their work is still in the queue.
-    tables += [
-        TableStatus(
-            name,
-            None,
-            True,
-            r["pending"],
-            r["in_flight"],
-            r["failed"],
-            None,
-            r["oldest_pending"],
-            r["oldest_pending_age"],
-            ("not configured any more: run `npd-sync install` to detach it",),
-        )
-        for name, r in counts.items()
-    ]
-    errors = tuple(
-        ErrorStatus(
-            table=r["table_name"],
-            id=r["row_key"],
-            state="in_flight" if r["in_flight"] else r["state"],
-            attempts=r["attempts"],
-            at=r["last_error_at"],
-            error=redact(r["last_error"], secrets),
-        )
-        for r in await conn.fetch(sql.query("status_errors"), ERRORS_SHOWN)
-    )
-    listeners = tuple(
-        ListenerStatus(
-            id=r["id"],
-            host=r["hostname"],
-            pid=r["pid"],
-            version=r["version"],
-            started_at=r["started_at"],
-            seen_at=r["seen_at"],
-            seen_ago=r["seen_ago"],
-            alive=r["alive"],
-            problem=r["problem"],
-        )
-        for r in await conn.fetch(sql.query("status_listeners"), ALIVE_SECONDS)
-    )
-    rejected = tuple(
-        RejectedStatus(r["table_name"], r["row_key"], r["rejected_at"], r["reason"])
-        for r in await conn.fetch(sql.query("status_rejected"), ERRORS_SHOWN)
-    )
-    rejected_count = int(await conn.fetchval(sql.query("count_rejected")))
-    m = await conn.fetchrow(sql.query("status_monday"))
-    monday = MondayStatus(
-        api_key_set=settings.api_key is not None,
-        paused=bool(m and m["paused"]),
-        paused_until=m["paused_until"] if m else None,
-        pause_reason=redact(m["pause_reason"], secrets) if m and m["pause_reason"] else None,
-        complexity_remaining=m["complexity_remaining"] if m else None,
-        complexity_reset_at=m["complexity_reset_at"] if m else None,
-        updated_at=m["updated_at"] if m else None,
-        budget=await governor.budget_use(conn),
-    )
-    i = await conn.fetchrow(sql.query("status_inbound"))
-    assert i is not None
-    per_table = json.loads(i["open_conflicts"])
-    tables = [dataclasses.replace(t, conflicts=per_table.get(t.table, 0)) for t in tables]
-    inbound = InboundStatus(
-        enabled=settings.inbound,
-        public_url=settings.public_url,
-        webhooks=i["webhooks"],
-        last_webhook_at=i["last_webhook_at"],
-        last_webhook_age=_age(now, i["last_webhook_at"]),
-        pending=i["pending"],
-        oldest_pending_age=_age(now, i["oldest_pending"]),
-        open_conflicts=sum(per_table.values()),
-    )
-    return Report(
-        now, schema_version, tuple(tables), errors, listeners, monday, inbound, rejected,
-        rejected_count,
-    )  # fmt: skip
-
-
-def _age(now: datetime, then: datetime | None) -> float | None:
-    return None if then is None else max((now - then).total_seconds(), 0.0)
-
-
-async def _table(conn: db.Conn, table: mapping.TableMapping, counts: Any) -> TableStatus:
-    notes: list[str] = []
-    synced: int | None = None
-    info = await catalog.describe(conn, table.table)
-    if info is None:
-        notes.append("table not found")
-    elif not info.has(mapping.SYNC_STATUS):
-        notes.append(f"no {mapping.SYNC_STATUS} column")
-    else:
-        statement = sql.query("count_synced").format(
-            table=info.relation, status=sql.quote_ident(mapping.SYNC_STATUS)
-        )
-        synced = int(await conn.fetchval(statement))
-    if counts is None:
-        notes.append("capture not installed: run `npd-sync install`")
-    if not table.board_id:
-        notes.append(f"no board: not synced ({table.board_env} is not set)")
-    return TableStatus(
-        table=table.table,
-        board_id=table.board_id,
-        capture_installed=counts is not None,
-        pending=counts["pending"] if counts else 0,
-        in_flight=counts["in_flight"] if counts else 0,
-        failed=counts["failed"] if counts else 0,
-        synced=synced,
-        oldest_pending_at=counts["oldest_pending"] if counts else None,
-        oldest_pending_age=counts["oldest_pending_age"] if counts else None,
-        notes=tuple(notes),
-    )
-
-
 # --- output ---------------------------------------------------------------------------------
 
 
@@ -290,7 +71,7 @@ def to_json(report: Report) -> dict[str, Any]:
     """The report as `status --json` prints it (see JSON_KEYS)."""
     use = report.monday.budget or governor.BudgetUse(None, None, None, 0, 0, None)
     return {
-        "now": _iso(report.now),
+        "now": text.iso(report.now),
         "schema_version": report.schema_version,
         "tables": [
             {
@@ -301,10 +82,12 @@ def to_json(report: Report) -> dict[str, Any]:
                 "in_flight": t.in_flight,
                 "failed": t.failed,
                 "synced": t.synced,
-                "oldest_pending_at": _iso(t.oldest_pending_at),
+                "oldest_pending_at": text.iso(t.oldest_pending_at),
                 "oldest_pending_age_seconds": _seconds(t.oldest_pending_age),
                 "conflicts": t.conflicts,
                 "notes": list(t.notes),
+                "conflict_rows": t.conflict_rows,
+                "unlinked": t.unlinked,
             }
             for t in report.tables
         ],
@@ -314,15 +97,18 @@ def to_json(report: Report) -> dict[str, Any]:
                 "id": e.id,
                 "state": e.state,
                 "attempts": e.attempts,
-                "at": _iso(e.at),
-                "error": e.error,
+                "at": text.iso(e.at),
+                "error": fault.line(e.error),
+                "code": e.error.code,
+                "request_id": e.error.request_id,
+                "source": e.error.source,
             }
             for e in report.errors
         ],
         "rejected": {
             "count": report.rejected_count,
             "latest": [
-                {"table": r.table, "id": r.id, "at": _iso(r.at), "reason": r.reason}
+                {"table": r.table, "id": r.id, "at": text.iso(r.at), "reason": r.reason}
                 for r in report.rejected
             ],
         },
@@ -332,8 +118,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "host": li.host,
                 "pid": li.pid,
                 "version": li.version,
-                "started_at": _iso(li.started_at),
-                "seen_at": _iso(li.seen_at),
+                "started_at": text.iso(li.started_at),
+                "seen_at": text.iso(li.seen_at),
                 "seen_ago_seconds": _seconds(li.seen_ago),
                 "alive": li.alive,
                 "problem": li.problem,
@@ -343,11 +129,11 @@ def to_json(report: Report) -> dict[str, Any]:
         "monday": {
             "api_key_set": report.monday.api_key_set,
             "paused": report.monday.paused,
-            "paused_until": _iso(report.monday.paused_until),
+            "paused_until": text.iso(report.monday.paused_until),
             "pause_reason": report.monday.pause_reason,
             "complexity_remaining": report.monday.complexity_remaining,
-            "complexity_reset_at": _iso(report.monday.complexity_reset_at),
-            "updated_at": _iso(report.monday.updated_at),
+            "complexity_reset_at": text.iso(report.monday.complexity_reset_at),
+            "updated_at": text.iso(report.monday.updated_at),
             "complexity_limit": use.limit,
             "complexity_window_seconds": use.window,
             "budget_per_minute": _round(use.limit_per_minute),
@@ -359,18 +145,19 @@ def to_json(report: Report) -> dict[str, Any]:
             "enabled": report.inbound.enabled,
             "public_url": report.inbound.public_url,
             "webhooks": report.inbound.webhooks,
-            "last_webhook_at": _iso(report.inbound.last_webhook_at),
+            "last_webhook_at": text.iso(report.inbound.last_webhook_at),
             "last_webhook_age_seconds": _seconds(report.inbound.last_webhook_age),
             "pending": report.inbound.pending,
             "oldest_pending_age_seconds": _seconds(report.inbound.oldest_pending_age),
             "open_conflicts": report.inbound.open_conflicts,
+            "open_conflict_rows": report.inbound.open_conflict_rows,
         },
     }
 
 
 def render(report: Report) -> list[str]:
     """The report as lines of text for a terminal."""
-    lines = [f"npd-sync status at {_time(report.now)} (schema version {report.schema_version})"]
+    lines = [f"npd-sync status at {text.when(report.now)} (schema version {report.schema_version})"]
     lines += ["", *_table_lines(report.tables)]
     lines += ["", *_listener_lines(report)]
     lines += ["", *_monday_lines(report.monday)]
@@ -390,7 +177,7 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
             f"{t.in_flight:,}",
             f"{t.failed:,}",
             "?" if t.synced is None else f"{t.synced:,}",
-            "-" if t.oldest_pending_age is None else age(t.oldest_pending_age),
+            "-" if t.oldest_pending_age is None else text.age(t.oldest_pending_age),
         )
         for t in tables
     ]
@@ -404,8 +191,10 @@ def _table_lines(tables: Sequence[TableStatus]) -> list[str]:
         out.append("  ".join([*cells, r[5]]).rstrip())
     for t in tables:
         out.extend(f"  {t.table}: {note}" for note in t.notes)
+        if t.unlinked:
+            out.append(f"  {t.table}: {text.unlinked(t.unlinked)}")
         if t.conflicts:
-            out.append(f"  {t.table}: {counted(t.conflicts, 'open conflict')}")
+            out.append(f"  {t.table}: {text.open_conflicts(t.conflicts, t.conflict_rows)}")
     if not tables:
         out.append("  no tables configured")
     return out
@@ -422,25 +211,26 @@ def _listener_lines(report: Report) -> list[str]:
         head = "listeners: none alive (changes are recorded and wait for `npd-sync listen`)"
     out = [head]
     for li in report.listeners:
-        seen = f"seen {age(li.seen_ago)} ago"
+        seen = f"seen {text.age(li.seen_ago)} ago"
         state = f"alive ({seen})" if li.alive else f"gone (last {seen})"
         if li.alive and li.problem:
-            state += f", unhealthy: {one_line(li.problem)}"
-        out.append(f"  {li.host} pid {li.pid} v{li.version}, since {_time(li.started_at)}: {state}")
+            state += f", unhealthy: {text.one_line(li.problem)}"
+        since = text.when(li.started_at)
+        out.append(f"  {li.host} pid {li.pid} v{li.version}, since {since}: {state}")
     return out
 
 
 def _inbound_lines(i: InboundStatus) -> list[str]:
     if not i.enabled:
         head = "inbound: off (NPD_SYNC_PUBLIC_URL is not set)"
-        return [
-            head + (f"; {counted(i.open_conflicts, 'open conflict')}" if i.open_conflicts else "")
-        ]
-    last = "none yet" if i.last_webhook_age is None else f"{age(i.last_webhook_age)} ago"
-    waiting = f"{counted(i.pending, 'item')} waiting"
+        if i.open_conflicts:
+            head += f"; {text.open_conflicts(i.open_conflicts, i.open_conflict_rows)}"
+        return [head]
+    last = "none yet" if i.last_webhook_age is None else f"{text.age(i.last_webhook_age)} ago"
+    waiting = f"{text.counted(i.pending, 'item')} waiting"
     if i.oldest_pending_age is not None and i.pending:
-        waiting += f" (oldest {age(i.oldest_pending_age)})"
-    conflicts = counted(i.open_conflicts, "open conflict")
+        waiting += f" (oldest {text.age(i.oldest_pending_age)})"
+    conflicts = text.open_conflicts(i.open_conflicts, i.open_conflict_rows)
     out = [f"inbound: on; last webhook {last}; {waiting}; {conflicts}"]
     if i.webhooks == 0:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")
@@ -452,15 +242,16 @@ def _inbound_lines(i: InboundStatus) -> list[str]:
 def _rejected_lines(report: Report) -> list[str]:
     out = [f"rejected change records (never valid, not retried): {report.rejected_count:,}"]
     for r in report.rejected:
-        out.append(f"  {_time(r.at)}  {r.table} {one_line(r.id, 40)}: {one_line(r.reason)}")
+        key, reason = text.one_line(r.id, 40), text.one_line(r.reason)
+        out.append(f"  {text.when(r.at)}  {r.table} {key}: {reason}")
     return out
 
 
 def _monday_lines(m: MondayStatus) -> list[str]:
     if m.paused and m.paused_until is not None:
-        state = f"paused until {_time(m.paused_until)}"
+        state = f"paused until {text.when(m.paused_until)}"
         if m.pause_reason:
-            state += f": {one_line(m.pause_reason)}"
+            state += f": {text.one_line(m.pause_reason)}"
     else:
         state = "not paused"
     if m.complexity_remaining is None:
@@ -468,7 +259,7 @@ def _monday_lines(m: MondayStatus) -> list[str]:
     else:
         budget = f"complexity remaining {m.complexity_remaining:,}"
         if m.updated_at is not None:
-            budget += f" (as of {_time(m.updated_at)})"
+            budget += f" (as of {text.when(m.updated_at)})"
     out = [f"monday: {state}; {budget}"]
     if m.budget is not None:
         out.append("  " + _budget_line(m.budget))
@@ -488,9 +279,9 @@ def _budget_line(use: governor.BudgetUse) -> str:
     line += f"; spent {use.points_per_minute:,.0f} a minute"
     if use.share is not None:
         line += f" ({use.share:.1%})"
-    line += f" over the last {counted(use.minutes, 'busy minute')}"
+    line += f" over the last {text.counted(use.minutes, 'busy minute')}"
     if use.refused:
-        line += f", {counted(use.refused, 'request')} refused"
+        line += f", {text.counted(use.refused, 'request')} refused"
     if use.points_per_row is not None:
         line += f"; {use.points_per_row:,.0f} points per synced row"
     return line
@@ -505,57 +296,18 @@ def _error_lines(errors: Sequence[ErrorStatus]) -> list[str]:
         return ["last errors: none"]
     out = ["last errors (newest first):"]
     for e in errors:
-        when = _time(e.at) if e.at else "-"
-        out.append(f"  {when}  {e.table} {e.id}  {_phase(e)}: {one_line(headline(e.error))}")
+        error = text.one_line(fault.headline(e.error))
+        out.append(f"  {text.when(e.at)}  {e.table} {e.id}  {_phase(e)}: {error}")
     return out
 
 
 def _phase(error: ErrorStatus) -> str:
-    tries = counted(error.attempts, "attempt")
+    tries = text.counted(error.attempts, "attempt")
     if error.state == "failed":
         return f"failed after {tries}"
     if error.state == "in_flight":
         return "in flight"
     return f"retrying after {tries}" if error.attempts else "queued again"
-
-
-def headline(error: str) -> str:
-    """An error as the listener stores it (`message code=X http=N request_id=R`), with its
-    code first and the request id dropped: what matters in a one-line summary."""
-    match = re.search(r" code=(\S+)", error)
-    text = re.sub(r" (code|http|request_id)=\S+", "", error)
-    return f"{match[1]}: {text}" if match else text
-
-
-def one_line(text: str, width: int = ERROR_WIDTH) -> str:
-    """The text on one line (whitespace runs folded), cut to `width` characters."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= width else flat[: width - len(ELLIPSIS)] + ELLIPSIS
-
-
-def counted(n: int, noun: str) -> str:
-    """'1 row', '2,000 rows'."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def age(seconds: float) -> str:
-    """A duration for people: 12s, 4m 05s, 3h 02m, 2d 04h."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
-
-
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _seconds(value: float | None) -> float | None:

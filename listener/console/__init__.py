@@ -5,7 +5,8 @@ as package data): the overview (per table: pending, in flight, failed, synced, t
 pending change, open conflicts; listeners, Monday's pause and budget, inbound; the last hour
 as charts, `charts`), the failed rows with retry (the same operation as `npd-sync retry`), the
 conflicts with their resolution (the same operation as `npd-sync conflicts resolve`), and one
-row's story. It reads the database (`data`) and works with or without a listener running;
+row's story. It reads the database through `listener.operations` (the same operations as the
+CLI's; `data` puts the overview together) and works with or without a listener running;
 `npd-sync listen --console-port` serves it from the listener too. `security` guards every
 request.
 """

@@ -28,12 +28,12 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from listener import __version__, db
+from listener import __version__, db, fault, text
 from listener.capture import install
-from listener.commands import conflicts as conflicting
-from listener.commands import requeue, status
 from listener.console import charts, data, security
 from listener.inbound import conflicts
+from listener.operations import conflicts as conflicting
+from listener.operations import failed, keys, retry, story
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
 
@@ -151,11 +151,14 @@ class Console:
             lstrip_blocks=True,
         )
         self.templates.filters.update(
-            when=_when,
-            age=status.age,
+            when=text.when,
+            age=text.age,
             n=lambda value: f"{value:,}",
-            counted=status.counted,
-            headline=lambda text: status.one_line(status.headline(text), 300),
+            counted=text.counted,
+            open_conflicts=text.open_conflicts,
+            unlinked=text.unlinked,
+            headline=lambda error: text.one_line(fault.headline(error), 300),
+            details=fault.details,
         )
         self.static = _load_static()
         self._pool: asyncpg.Pool | None = None
@@ -335,7 +338,7 @@ class Console:
         page = _int_param(request, "page", 1, MAX_PAGE)
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
-            found = await data.failed(
+            found = await failed.paged(
                 conn, self.settings, self.options.item_url, table=table, page=page
             )
         return self._page(request, "failed.html", nav="failed", failed=found, table=table)
@@ -348,7 +351,7 @@ class Console:
         page = _int_param(request, "page", 1, MAX_PAGE)
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
-            found = await data.conflict_page(
+            found = await conflicting.paged(
                 conn,
                 self.settings,
                 self.options.item_url,
@@ -372,7 +375,7 @@ class Console:
                 ), **context)  # fmt: skip
             pool = await self.pool()
             async with pool.acquire() as conn, _reading(conn):
-                found = await data.find_item(conn, self.settings, item)
+                found = await story.find_item(conn, self.settings, item)
             if found is None:
                 return self._page(request, "row.html", status=404, problem=(
                     f"No row is linked to Monday item {item} as far as npd-sync knows."
@@ -390,10 +393,10 @@ class Console:
         pool = await self.pool()
         try:
             async with pool.acquire() as conn, _reading(conn):
-                found_story = await data.story(
+                found_story = await story.story(
                     conn, self.settings, self.options.item_url, table=table, key=key
                 )
-        except data.NotAKey as exc:
+        except keys.NotAKey as exc:
             return self._page(request, "row.html", status=400, problem=str(exc), **context)
         missing = found_story.row is None and found_story.entry is None
         context["poll"] = True
@@ -414,20 +417,20 @@ class Console:
         if isinstance(everything, str) and everything:
             wanted[everything] = None
         else:
-            keys: dict[str, list[str]] = defaultdict(list)
+            by_table: dict[str, list[str]] = defaultdict(list)
             for value in picked:
                 table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
                 if not sep or not key or len(key) > MAX_KEY:
                     raise web.HTTPBadRequest(text="A row is named 'table key'.")
-                keys[table].append(key)
-            wanted.update(keys)
+                by_table[table].append(key)
+            wanted.update(by_table)
         session = request[SESSION]
         if not wanted:
             session.flash.append("Nothing selected: tick the rows to retry.")
             raise web.HTTPSeeOther(back)
         try:
             targets = [
-                requeue.Target(self.settings.table(t), None if k is None else tuple(k))
+                retry.Target(self.settings.table(t), None if k is None else tuple(k))
                 for t, k in wanted.items()
             ]
         except ConfigError as exc:
@@ -436,10 +439,10 @@ class Console:
         async with pool.acquire() as conn:
             await install.require_current(conn)
             try:
-                results = await requeue.retry(conn, targets)
-            except requeue.UsageError as exc:
-                raise web.HTTPBadRequest(text=str(exc).removeprefix("--id ")) from None
-        lines = requeue.summary(results)
+                results = await retry.retry(conn, targets)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        lines = retry.summary(results)
         log.info(
             "console.retry",
             extra={
@@ -474,7 +477,7 @@ class Console:
                 settled = await conflicting.settle(
                     conn, mapped, key, None if column is None else [column], take
                 )
-            except requeue.UsageError as exc:
+            except keys.UsageError as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from None
         field = None if column is None else conflicts.field_of(mapped, column)
         log.info(
@@ -646,10 +649,6 @@ def _local_path(value: Any, default: str) -> str:
     if "\\" in value or any(ord(c) < 33 for c in value) or len(value) > 2000:
         return default
     return value
-
-
-def _when(value: Any) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _load_static() -> Mapping[str, tuple[bytes, str, str]]:

@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from listener import links
+from listener import fault, links
 from listener.engine.plans import Landing, Push
 from listener.engine.queue import Completion, Outcome
 from listener.monday import errors
@@ -74,7 +74,8 @@ def decide(
     operations; `looked`: its npd_id lookup was answered (what it found is kept as monday_id).
     """
     if push.error is not None:
-        done = Completion(push.entry, Outcome.FAILED, push.error, monday_id=push.item_id)
+        why = fault.ours(push.error)
+        done = Completion(push.entry, Outcome.FAILED, why, monday_id=push.item_id)
         status = "FAILED" if push.row is not None else None
         return Decision(done, status, push.error, keeps=push.keeps)
     failure = worst(failures)
@@ -177,46 +178,50 @@ def _failed(
     rng: random.Random | None,
 ) -> Decision:
     entry = push.entry
-    message = str(failure)
+    error = fault.from_monday(failure)
+    message = fault.line(error)  # the row's sync_error
     known = item_id or entry.monday_id
     writes_back = _writes_back(push, read)
     if failure.kind in (errors.Kind.RATE_LIMITED, errors.Kind.BLOCKED):
         pause = failure.retry_after if failure.retry_after is not None else 60.0
-        wait = Completion(entry, Outcome.WAIT, message, pause, known, entry.uncertain)
+        wait = Completion(entry, Outcome.WAIT, error, pause, known, entry.uncertain)
         return Decision(wait, None, None)
     if failure.kind is errors.Kind.ITEM_GONE:
         # The row's item is gone from Monday: forget it, find or recreate it at once.
-        gone = Completion(entry, Outcome.WAIT, message, 0.0, None, uncertain=True)
+        gone = Completion(entry, Outcome.WAIT, error, 0.0, None, uncertain=True)
         return Decision(gone, "PENDING" if writes_back else None, message)
     uncertain = entry.uncertain or (
         isinstance(failure, errors.OutcomeUnknown) and push.action in ("create", "find")
     )
     if failure.kind is errors.Kind.PERMANENT or entry.attempts + 1 >= policy.max_attempts:
         if failure.kind is not errors.Kind.PERMANENT:
-            message = f"gave up after {entry.attempts + 1} attempts: {message}"
-        failed = Completion(entry, Outcome.FAILED, message, 0.0, known, uncertain)
+            error = fault.gave_up(error, entry.attempts + 1)
+            message = fault.line(error)
+        failed = Completion(entry, Outcome.FAILED, error, 0.0, known, uncertain)
         return Decision(failed, "FAILED" if writes_back else None, message)
     delay = failure.retry_after
     if delay is None:
         delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
-    retry = Completion(entry, Outcome.RETRY, message, delay, known, uncertain)
+    retry = Completion(entry, Outcome.RETRY, error, delay, known, uncertain)
     return Decision(retry, "PENDING" if writes_back else None, message)
 
 
 def refused(
-    completion: Completion, reason: str, policy: Policy, rng: random.Random | None = None
+    completion: Completion, reason: fault.Fault, policy: Policy, rng: random.Random | None = None
 ) -> Completion:
     """What to record for an entry whose write-back the database refused (a constraint or a
-    trigger of the application): that entry alone pays, with its own attempts, and what was
-    learnt from Monday (the item id) is kept."""
-    message = f"write-back refused: {reason}"
+    trigger of the application, `reason`): that entry alone pays, with its own attempts, and
+    what was learnt from Monday (the item id) is kept."""
+    message = f"write-back refused: {reason.message}"
+    error = dataclasses.replace(reason, message=message)
     entry = completion.entry
     if completion.outcome is Outcome.DONE:
         if entry.attempts + 1 >= policy.max_attempts:
-            message = f"gave up after {entry.attempts + 1} attempts: {message}"
-            return dataclasses.replace(completion, outcome=Outcome.FAILED, error=message)
+            error = fault.gave_up(error, entry.attempts + 1)
+            return dataclasses.replace(completion, outcome=Outcome.FAILED, error=error)
         delay = backoff(entry.attempts, base=policy.backoff_base, cap=policy.backoff_cap, rng=rng)
-        return dataclasses.replace(completion, outcome=Outcome.RETRY, error=message, delay=delay)
+        return dataclasses.replace(completion, outcome=Outcome.RETRY, error=error, delay=delay)
     # Failed or coming back anyway: keep why, and say why the row does not show it.
-    error = f"{completion.error}; {message}" if completion.error else message
+    if completion.error is not None:
+        error = fault.also(completion.error, message)
     return dataclasses.replace(completion, error=error)

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
+from listener import fault
 from listener.capture.changes import Rejected
 from listener.engine.decide import Decision
 from listener.engine.queue import Completion
@@ -169,6 +170,7 @@ def _log(outcome: Outcome) -> None:
     extra = {"rows": handled, **counts, "ms": round(outcome.seconds * 1000)}
     log.log(level, "sync.batch", extra=extra)
     for table, c in outcome.failed[:SHOWN]:
-        log.warning("sync.row_failed", extra={"table": table, "key": c.entry.key, "error": c.error})
+        error = None if c.error is None else fault.line(c.error)
+        log.warning("sync.row_failed", extra={"table": table, "key": c.entry.key, "error": error})
     if len(outcome.failed) > SHOWN:
         log.warning("sync.rows_failed", extra={"more": len(outcome.failed) - SHOWN})

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listener import db, sql
+from listener import db, fault, sql
 
 # A longer key can never be synced: the queue's primary key index holds about 2,700 bytes.
 KEY_MAX_BYTES = 1024
@@ -97,7 +97,7 @@ class Completion:
 
     entry: Entry
     outcome: Outcome
-    error: str | None = None
+    error: fault.Fault | None = None
     delay: float = 0.0
     monday_id: str | None = None
     uncertain: bool = False
@@ -173,7 +173,7 @@ async def complete(conn: db.Conn, listener_id: str, completions: Sequence[Comple
         [x.entry.claims for x in c],
         [x.entry.version for x in c],
         [x.outcome.value for x in c],
-        [None if x.error is None else x.error.replace("\x00", "") for x in c],
+        [None if x.error is None else x.error.to_json() for x in c],
         [x.delay for x in c],
         [x.monday_id for x in c],
         [x.uncertain for x in c],
@@ -224,10 +224,9 @@ async def health(conn: db.Conn, table_ids: Sequence[int], alive: float) -> Healt
     return Health(oldest["seconds"], oldest["finished_ago"], oldest["paused"], depth)
 
 
-async def latest_error(conn: db.Conn, table_ids: Sequence[int]) -> str | None:
+async def latest_error(conn: db.Conn, table_ids: Sequence[int]) -> fault.Fault | None:
     """The latest error of a pending entry of the tables (why the oldest changes wait, likely)."""
-    error = await conn.fetchval(sql.query("latest_pending_error"), list(table_ids))
-    return None if error is None else str(error)
+    return fault.from_json(await conn.fetchval(sql.query("latest_pending_error"), list(table_ids)))
 
 
 async def analyze(conn: db.Conn) -> None:

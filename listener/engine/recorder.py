@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import db, links, relations, rows
+from listener import db, fault, links, relations, rows
 from listener.engine import decide, queue
 from listener.engine.bisect import bisect
 from listener.engine.decide import Decision
@@ -44,7 +44,7 @@ class _Commit:
 
     careful: bool  # write in savepoints, so that a refused row fails alone
     written: set[Row] = field(default_factory=set)
-    refused: dict[Row, str] = field(default_factory=dict)
+    refused: dict[Row, fault.Fault] = field(default_factory=dict)
 
 
 class Recorder:
@@ -143,7 +143,11 @@ class Recorder:
 
             split = await bisect(writes, write, _about_the_rows)
             keys = set().union(*split.results)
-            attempt.refused.update(((table.id, w.key), str(exc)) for w, exc in split.faults)
+            attempt.refused.update(
+                ((table.id, w.key), fault.from_database(exc))
+                for w, exc in split.faults
+                if isinstance(exc, asyncpg.PostgresError)
+            )
         attempt.written.update((table.id, key) for key in keys)
         # What Monday holds now, whether or not the row could be written.
         await links.link(conn, table.id, [d.link for d in group if d.link is not None])
@@ -164,7 +168,7 @@ class Recorder:
             # The row is locked by the application or was just deleted: keep the entry (and
             # the item id we learnt) and come back to it.
             return Completion(
-                c.entry, queue.Outcome.WAIT, "row busy, write-back postponed",
+                c.entry, queue.Outcome.WAIT, fault.ours("row busy, write-back postponed"),
                 self.policy.write_back_retry, c.monday_id, c.uncertain,
             )  # fmt: skip
         return c
@@ -185,7 +189,7 @@ class Recorder:
         except asyncpg.PostgresError as exc:
             if not db.about_the_rows(exc):
                 raise
-            attempt.refused[row] = str(exc)
+            attempt.refused[row] = fault.from_database(exc)
 
     async def _landed(self, conn: db.Conn, d: Decision, locked: bool, landed: Outcome) -> bool:
         """Whether the row took what reading its item decided (a row the write-back could not
@@ -258,7 +262,8 @@ class Recorder:
             exc = read.error
             wait = exc.retry_after or 1.0
             kind: inbox.Outcome = "retry" if exc.kind is errors.Kind.TRANSIENT else "wait"
-            done = [inbox.Completion(e, kind, str(exc), wait) for e in read.entries]
+            error = fault.from_monday(exc)
+            done = [inbox.Completion(e, kind, error, wait) for e in read.entries]
         else:
             done = await self._insert(table, read, outcome)
             done += [inbox.Completion(e, "wait") for e in read.later]
@@ -282,9 +287,10 @@ class Recorder:
                     async with conn.transaction():
                         await self._insert_row(conn, table, found, values)
                 except asyncpg.PostgresError as exc:
-                    reason = f"cannot insert a row for item {found.id}: {exc}"
+                    reason = fault.from_database(exc, f"cannot insert a row for item {found.id}")
                     log.warning(
-                        "inbound.insert_failed", extra={"table": table.name, "error": reason}
+                        "inbound.insert_failed",
+                        extra={"table": table.name, "error": fault.line(reason)},
                     )
                     done.append(inbox.Completion(entry, "failed", reason))
                     continue

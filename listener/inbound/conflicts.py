@@ -127,10 +127,12 @@ async def listing(
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A page of conflicts, and how many there are in all (open: rows; resolved: conflicts)."""
+    """A page of conflicts, and how many there are in all (open: rows; resolved: conflicts);
+    for open ones, also how many conflicts those rows have."""
 
     records: list[Record]
     total: int
+    conflicts: int = 0
 
 
 async def page(
@@ -151,7 +153,10 @@ async def page(
     else:
         statement = sql.query("resolved_conflicts")
     found = await conn.fetch(statement, table, key, limit, offset)
-    return Page([_record(r, by_name) for r in found], found[0]["total"] if found else 0)
+    if not found:
+        return Page([], 0)
+    conflicts = found[0]["conflicts"] if state == "open" else found[0]["total"]
+    return Page([_record(r, by_name) for r in found], found[0]["total"], conflicts)
 
 
 def _record(r: asyncpg.Record, tables: Mapping[str, mapping.TableMapping]) -> Record:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from listener import db, sql
+from listener import db, fault, sql
 from listener.engine import queue
 
 
@@ -48,7 +48,7 @@ Outcome = Literal["done", "retry", "failed", "wait"]
 class Completion:
     entry: Entry
     outcome: Outcome
-    error: str | None = None
+    error: fault.Fault | None = None
     delay: float = 0.0
 
 
@@ -109,7 +109,7 @@ async def complete(conn: db.Conn, listener_id: str, done: Sequence[Completion]) 
         [c.entry.item_id for c in done],
         [c.entry.version for c in done],
         [c.outcome for c in done],
-        [c.error for c in done],
+        [None if c.error is None else c.error.to_json() for c in done],
         [c.delay for c in done],
     )
 

@@ -37,9 +37,11 @@ SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id
 -- name: open_conflicts_by_row
 -- A page of the rows with open conflicts (of the table named $1, and of row $2, when not
 -- null), the row whose oldest conflict is oldest first: $3 rows from the $4-th on, each with
--- every open conflict it has, and how many such rows there are in all.
+-- every open conflict it has, how many such rows there are in all, and how many open
+-- conflicts they have.
 WITH picked AS (
-    SELECT c.table_id, c.row_key, min(c.detected_at) AS first, count(*) OVER () AS total
+    SELECT c.table_id, c.row_key, min(c.detected_at) AS first, count(*) OVER () AS total,
+           sum(count(*)) OVER ()::bigint AS conflicts
       FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
      WHERE c.state = 'open' AND ($1::text IS NULL OR t.name = $1)
        AND ($2::text IS NULL OR c.row_key = $2)
@@ -50,7 +52,7 @@ WITH picked AS (
 SELECT c.id, t.name AS table_name, c.table_id, c.row_key, c.column_id, c.item_id,
        c.agreed_value::text AS agreed_value, c.npd_value::text AS npd_value,
        c.monday_value::text AS monday_value, c.state, c.winner, c.policy, c.resolved_by,
-       c.detected_at, c.resolved_at, p.total
+       c.detected_at, c.resolved_at, p.total, p.conflicts
   FROM picked p
   JOIN npd_sync.conflicts c
     ON c.table_id = p.table_id AND c.row_key = p.row_key AND c.state = 'open'

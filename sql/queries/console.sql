@@ -1,10 +1,11 @@
--- What the web console reads (listener/console/data.py). The overview reuses status.sql.
+-- What the console's failed rows and one row's story read (listener/operations/failed.py, story.py).
 
 -- name: console_failed
 -- Failed queue entries (of the table named $1, or every table when null) with no newer change
 -- waiting, newest error first: $2 of them from the $3-th on, with how many there are in all,
 -- and the item each row is linked to where one is known.
-SELECT t.name AS table_name, q.row_key, q.attempts, q.last_error, q.last_error_at,
+SELECT t.name AS table_name, q.row_key, q.attempts, q.last_error::text AS last_error,
+       q.last_error_at,
        q.changed_at, coalesce(l.item_id, q.monday_id) AS item_id, count(*) OVER () AS total
   FROM npd_sync.queue q
   JOIN npd_sync.tables t ON t.id = q.table_id
@@ -19,8 +20,8 @@ SELECT t.name AS table_name, q.row_key, q.attempts, q.last_error, q.last_error_a
 -- The queue entry of row $2 of the table named $1, if it has one, with whether it is leased
 -- now and the change records not taken into the queue yet.
 SELECT q.state, q.version, q.attempts, q.claims, q.uncertain, q.changed_at, q.next_attempt_at,
-       q.lease_until, q.leased_by, q.lease_until > now() AS in_flight, q.last_error,
-       q.last_error_at, q.monday_id, q.archive_ids
+       q.lease_until, q.leased_by, q.lease_until > now() AS in_flight,
+       q.last_error::text AS last_error, q.last_error_at, q.monday_id, q.archive_ids
   FROM npd_sync.queue q JOIN npd_sync.tables t ON t.id = q.table_id
  WHERE t.name = $1 AND q.row_key = $2;
 

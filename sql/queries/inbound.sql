@@ -84,7 +84,7 @@ RETURNING i.board_id, i.item_id, i.version, i.attempts;
 -- deletes one (unless it was marked again meanwhile), 'retry' and 'failed' record the error
 -- $5 and the delay $6; only entries listener $1 still holds.
 WITH r AS (
-    SELECT * FROM unnest($2::text[], $3::text[], $4::int4[], $5::text[], $6::text[],
+    SELECT * FROM unnest($2::text[], $3::text[], $4::int4[], $5::text[], $6::jsonb[],
                          $7::float8[]) AS r(board_id, item_id, version, outcome, error, delay)
 ), mine AS (
     SELECT r.*, i.version = r.version AS current

@@ -113,7 +113,7 @@ UPDATE npd_sync.queue q SET lease_until = NULL, leased_by = NULL
 -- new holder. An entry whose version moved on since its claim has new data: it stays pending.
 WITH r AS (
     SELECT * FROM unnest($2::int2[], $3::text[], $4::int4[], $5::int4[], $6::text[],
-                         $7::text[], $8::float8[], $9::text[], $10::bool[])
+                         $7::jsonb[], $8::float8[], $9::text[], $10::bool[])
         AS r(table_id, row_key, claims, version, outcome, error, delay, monday_id, uncertain)
 ), mine AS (
     SELECT r.*, q.version = r.version AS current

@@ -1,4 +1,4 @@
--- What `npd-sync status` reads.
+-- The status report: `npd-sync status` and the console's overview (listener/operations/report.py).
 
 -- name: status_counts
 -- Per captured table, every row with work outstanding counted once, in one state: in flight
@@ -31,7 +31,7 @@ SELECT t.id, t.name,
 -- name: status_errors
 -- The latest $1 errors recorded on queue entries, newest first, with their table's name.
 SELECT coalesce(t.name, '#' || q.table_id) AS table_name, q.row_key, q.state, q.attempts,
-       q.last_error, q.last_error_at, q.lease_until > now() AS in_flight
+       q.last_error::text AS last_error, q.last_error_at, q.lease_until > now() AS in_flight
   FROM npd_sync.queue q LEFT JOIN npd_sync.tables t ON t.id = q.table_id
  WHERE q.last_error IS NOT NULL
  ORDER BY q.last_error_at DESC NULLS LAST, q.table_id, q.row_key
@@ -45,12 +45,27 @@ SELECT m.paused_until, m.pause_reason, coalesce(m.paused_until > now(), false) A
   FROM npd_sync.monday m LEFT JOIN npd_sync.monday_limits l ON l.name = 'complexity';
 
 -- name: count_synced
--- Template: how many rows of the table are in sync.
-SELECT count(*) FROM {table} WHERE {status}::text = 'SYNCED';
+-- Template: how many rows of the table say SYNCED (a table without the key or monday_id
+-- column: `count_synced_unlinked` cannot tell the unlinked ones apart).
+SELECT count(*) AS synced, 0::bigint AS unlinked FROM {table} WHERE {status}::text = 'SYNCED';
+
+-- name: count_synced_unlinked
+-- Template: how many rows of the table (id $1) are in sync, and how many say SYNCED but are
+-- unlinked: their item was archived or deleted on Monday, so they are in sync with nothing.
+-- An unlinked row has no monday_id: only those rows are looked up among the unlinked links
+-- (a hashed subplan, built once).
+SELECT count(*) FILTER (WHERE NOT s.unlinked) AS synced,
+       count(*) FILTER (WHERE s.unlinked) AS unlinked
+  FROM (SELECT CASE WHEN t.{monday_id} IS NULL
+                    THEN t.{key}::text IN (SELECT u.row_key FROM npd_sync.links u
+                                            WHERE u.table_id = $1 AND u.unlinked_at IS NOT NULL)
+                    ELSE false END AS unlinked
+          FROM {table} t
+         WHERE t.{status}::text = 'SYNCED') AS s;
 
 -- name: status_inbound
 -- Inbound's state: the last delivery received, the items waiting (inbox entries, and rows
--- queued to read their item) and since when, open conflicts per table.
+-- queued to read their item) and since when (open conflicts: `open_conflict_counts`).
 SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
        (SELECT count(*) FROM npd_sync.inbox WHERE state = 'pending')
        + (SELECT count(*) FROM npd_sync.queue WHERE pull AND state = 'pending') AS pending,
@@ -58,11 +73,14 @@ SELECT (SELECT max(received_at) FROM npd_sync.events) AS last_webhook_at,
                             UNION ALL
                             SELECT min(changed_at) FROM npd_sync.queue
                              WHERE pull AND state = 'pending') AS s(t)) AS oldest_pending,
-       (SELECT coalesce(jsonb_object_agg(name, n), '{}')::text
-          FROM (SELECT t.name, count(*) AS n FROM npd_sync.conflicts c
-                  JOIN npd_sync.tables t ON t.id = c.table_id
-                 WHERE c.state = 'open' GROUP BY t.name) AS o) AS open_conflicts,
        (SELECT count(*) FROM npd_sync.webhooks) AS webhooks;
+
+-- name: open_conflict_counts
+-- Open conflicts per table: how many (a conflict is one field of one row) and in how many rows.
+SELECT t.name, count(*) AS conflicts, count(DISTINCT c.row_key) AS rows
+  FROM npd_sync.conflicts c JOIN npd_sync.tables t ON t.id = c.table_id
+ WHERE c.state = 'open'
+ GROUP BY t.name;
 
 -- name: status_rejected
 -- The latest $1 change records set aside at ingest, newest first, with their table's name.

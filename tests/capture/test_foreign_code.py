@@ -11,7 +11,8 @@ import pytest
 
 from listener import catalog, db, rows, settings
 from listener.capture import install
-from listener.commands import check, conflicts, requeue
+from listener.commands import check, requeue
+from listener.operations import conflicts, keys
 from tests.conftest import MakeSettings
 
 TABLES = settings.load(environ={}).tables
@@ -122,7 +123,7 @@ async def test_listen_and_conflicts_resolve_refuse_it_too(
         with pytest.raises(install.NotInstalled) as caught:
             await rows.load_tables(own, make_settings())
         assert str(caught.value) == f"contacts: {refusal(taken)}"
-        with pytest.raises(requeue.UsageError) as refused:
+        with pytest.raises(keys.UsageError) as refused:
             await conflicts.settle(own, TABLES[0], "1", None, "npd")
         assert str(refused.value) == f"contacts: {refusal(taken)}"
     finally:

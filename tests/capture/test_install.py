@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -88,6 +89,85 @@ async def test_upgrade_from_each_version_equals_a_fresh_install(
                 f"apply migration {m.version:03d} {m.name}" for m in every[version:]
             ]
             assert (await schema_objects(conn), await columns(conn)) == fresh
+    finally:
+        await conn.close()
+
+
+# What versions before 8 stored as an entry's last error, and what it reads as now.
+OLD_ERRORS = [
+    (
+        "invalid value code=ColumnValueException http=200 request_id=abc-1",
+        {"source": "monday", "message": "invalid value", "code": "ColumnValueException",
+         "http": 200, "request_id": "abc-1"},
+    ),
+    (
+        "gave up after 3 attempts: HTTP 500 without data http=500 request_id=r-2",
+        {"source": "monday", "message": "gave up after 3 attempts: HTTP 500 without data",
+         "code": None, "http": 500, "request_id": "r-2"},
+    ),
+    (
+        "invalid email code=ColumnValueException; write-back refused: check constraint",
+        {"source": "monday", "message": "invalid email; write-back refused: check constraint",
+         "code": "ColumnValueException", "http": None, "request_id": None},
+    ),
+    (
+        'gave up after 3 attempts: write-back refused: violates check constraint "c"',
+        {"source": "database", "http": None, "request_id": None, "code": None,
+         "message": 'gave up after 3 attempts: write-back refused: violates check constraint "c"'},
+    ),
+    (
+        "board busy with another listener code=BOARD_BUSY",
+        {"source": "npd-sync", "message": "board busy with another listener",
+         "code": "BOARD_BUSY", "http": None, "request_id": None},
+    ),
+    (
+        "the key does not fit the table's key column: invalid input syntax for type integer",
+        {"source": "npd-sync", "code": None, "http": None, "request_id": None,
+         "message": "the key does not fit the table's key column: invalid input syntax for "
+         "type integer"},
+    ),
+]  # fmt: skip
+
+
+async def test_an_upgrade_reads_the_stored_errors_into_their_parts(
+    empty_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = sql.migrations()
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(SAMPLE_SCHEMA)
+        monkeypatch.setattr(sql, "migrations", lambda: every[:7])
+        await install.install(conn, DEFAULT_TABLES)  # the release before structured errors
+        monkeypatch.undo()
+        stored = [text for text, _ in OLD_ERRORS] + [None]
+        await conn.execute(
+            "INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at,"
+            " last_error) SELECT 1, n::text, now(), now(), e FROM unnest($1::text[])"
+            " WITH ORDINALITY AS s(e, n)",
+            stored,
+        )
+        await conn.execute(
+            "INSERT INTO npd_sync.inbox (board_id, item_id, changed_at, last_error)"
+            " VALUES ('1', '2', now(), 'cannot insert a row for item 2: null value in column')"
+        )
+        await install.install(conn, DEFAULT_TABLES)
+        found = await conn.fetch(
+            "SELECT last_error::text FROM npd_sync.queue ORDER BY row_key::int"
+        )
+        assert [None if r[0] is None else json.loads(r[0]) for r in found] == [
+            *(parts for _, parts in OLD_ERRORS),
+            None,
+        ]
+        inbox = json.loads(await conn.fetchval("SELECT last_error::text FROM npd_sync.inbox"))
+        assert inbox == {
+            "source": "database", "message": "cannot insert a row for item 2: null value in column",
+            "code": None, "http": None, "request_id": None,
+        }  # fmt: skip
+        # What is written from now on is a fault, or nothing.
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE npd_sync.queue SET last_error = '\"boom\"'")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute('UPDATE npd_sync.inbox SET last_error = \'{"message": "x"}\'')
     finally:
         await conn.close()
 

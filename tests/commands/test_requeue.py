@@ -130,7 +130,8 @@ async def fail_everything(conn: asyncpg.Connection, config: settings.Settings) -
     # Organizations fail on their own: make the entry failed as the worker would.
     await conn.execute(
         "INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at, state,"
-        " attempts, last_error) VALUES (2, '1', now(), now(), 'failed', 3, 'boom')"
+        " attempts, last_error) VALUES (2, '1', now(), now(), 'failed', 3,"
+        ' \'{"source": "monday", "message": "boom"}\')'
         " ON CONFLICT DO NOTHING"
     )
     async with db_conn(config) as c:

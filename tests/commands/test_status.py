@@ -6,31 +6,37 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from listener import db, settings, sql
+from emulator import Emulator
+from listener import db, fault, settings, sql
 from listener.capture import install
 from listener.commands import status
+from listener.operations import report
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain
+from tests.inbound.helpers import deliver, inbound, synced_ada
+
+BOOM = fault.Fault("monday", "boom", "ColumnValueException", 200, "r-1")
 
 # --- counting --------------------------------------------------------------------------------
 
 
-async def report(config: Settings) -> status.Report:
+async def read_report(config: Settings) -> report.Report:
     conn = await db.connect(config.require_database())
     try:
         version = await install.installed_version(conn)
         assert version is not None
-        return await status.collect(conn, config, version)
+        return await report.collect(conn, config, version)
     finally:
         await conn.close()
 
 
-def counts(r: status.Report, table: str = "contacts") -> tuple[int, int, int, int | None]:
+def counts(r: report.Report, table: str = "contacts") -> tuple[int, int, int, int | None]:
     (t,) = [t for t in r.tables if t.table == table]
     return t.pending, t.in_flight, t.failed, t.synced
 
@@ -43,7 +49,7 @@ async def test_counts_rows_in_each_state(
     await conn.execute(GOOD)
     await conn.execute(BAD)
     await drain(config)  # two synced, one failed (Monday refuses the email)
-    assert counts(await report(config)) == (0, 0, 1, 2)
+    assert counts(await read_report(config)) == (0, 0, 1, 2)
 
     # Ingested but not sent: no API key.
     await conn.execute(GOOD)
@@ -52,19 +58,19 @@ async def test_counts_rows_in_each_state(
     await conn.execute(GOOD)
     await conn.execute("UPDATE contacts SET notes = 'twice' WHERE first_name = 'good' AND id = 5")
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.changes") == 2
-    assert counts(await report(config)) == (2, 0, 1, 2)
+    assert counts(await read_report(config)) == (2, 0, 1, 2)
 
     # A listener holds one entry: leased, so in flight.
     await conn.execute(
         "UPDATE npd_sync.queue SET lease_until = now() + interval '5 minutes', leased_by = 'x'"
         " WHERE row_key = '4'"
     )
-    assert counts(await report(config)) == (1, 1, 1, 2)
+    assert counts(await read_report(config)) == (1, 1, 1, 2)
 
     # Its lease runs out (the listener died): pending again.
     await conn.execute("UPDATE npd_sync.queue SET lease_until = now() - interval '1 second'")
-    assert counts(await report(config)) == (2, 0, 1, 2)
-    assert counts(await report(config), "organizations") == (0, 0, 0, 0)
+    assert counts(await read_report(config)) == (2, 0, 1, 2)
+    assert counts(await read_report(config), "organizations") == (0, 0, 0, 0)
 
 
 async def test_a_failed_row_changed_again_counts_as_pending(
@@ -73,27 +79,27 @@ async def test_a_failed_row_changed_again_counts_as_pending(
     config = make_settings()
     await conn.execute(BAD)
     await drain(config)
-    assert counts(await report(config)) == (0, 0, 1, 0)
+    assert counts(await read_report(config)) == (0, 0, 1, 0)
     await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")  # not ingested yet
-    assert counts(await report(config)) == (1, 0, 0, 0)
+    assert counts(await read_report(config)) == (1, 0, 0, 0)
 
 
 async def test_oldest_pending_is_the_oldest_waiting_change(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
     config = make_settings()
-    assert [t.oldest_pending_age for t in (await report(config)).tables] == [None, None]
+    assert [t.oldest_pending_age for t in (await read_report(config)).tables] == [None, None]
     await conn.execute(GOOD)
     await drain(make_settings(MONDAY_API_KEY=""))  # queued, pending
     await conn.execute("UPDATE npd_sync.queue SET changed_at = now() - interval '1 hour'")
     await conn.execute(GOOD)  # a newer change record
-    (contacts, _) = (await report(config)).tables
+    (contacts, _) = (await read_report(config)).tables
     assert contacts.oldest_pending_age is not None
     assert 3600 <= contacts.oldest_pending_age < 3700
     # Only change records: their time counts.
     await conn.execute("DELETE FROM npd_sync.queue")
     await conn.execute("UPDATE npd_sync.changes SET changed_at = now() - interval '2 hours'")
-    (contacts, _) = (await report(config)).tables
+    (contacts, _) = (await read_report(config)).tables
     assert contacts.oldest_pending_age is not None
     assert 7200 <= contacts.oldest_pending_age < 7300
 
@@ -110,11 +116,11 @@ async def test_last_errors_name_table_and_row_newest_first(
     await conn.execute(
         "UPDATE npd_sync.queue SET last_error_at = now() - make_interval(mins => row_key::int)"
     )
-    r = await report(config)
+    r = await read_report(config)
     assert [(e.table, e.id, e.state, e.attempts) for e in r.errors] == [
         ("contacts", str(i), "failed", 1) for i in range(1, 6)
     ]
-    assert "ColumnValueException" in r.errors[0].error
+    assert (r.errors[0].error.source, r.errors[0].error.code) == ("monday", "ColumnValueException")
     line = next(x for x in status.render(r) if " contacts 1 " in x)
     assert "failed after 1 attempt: ColumnValueException: " in line
     assert len(line) < 200  # one line, the message cut
@@ -124,8 +130,8 @@ async def test_listeners_alive_or_gone(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
     config = make_settings()
-    assert (await report(config)).listeners == ()
-    text = "\n".join(status.render(await report(config)))
+    assert (await read_report(config)).listeners == ()
+    text = "\n".join(status.render(await read_report(config)))
     assert "listeners: none alive" in text
     await conn.execute(
         "INSERT INTO npd_sync.listeners (id, hostname, pid, version) VALUES"
@@ -135,7 +141,7 @@ async def test_listeners_alive_or_gone(
         "INSERT INTO npd_sync.listeners (id, hostname, pid, version, started_at, seen_at)"
         " VALUES ('b', 'host-b', 22, '0.1.0', now() - interval '2 hours', now() - interval '31 s')"
     )
-    r = await report(config)
+    r = await read_report(config)
     assert [(li.host, li.pid, li.alive) for li in r.listeners] == [
         ("host-b", 22, False),
         ("host-a", 11, True),
@@ -157,7 +163,7 @@ async def test_monday_state_and_missing_key(
         "UPDATE npd_sync.monday_limits SET reported = 1234567, in_flight = 0"
         " WHERE name = 'complexity'"
     )
-    r = await report(make_settings(MONDAY_API_KEY=""))
+    r = await read_report(make_settings(MONDAY_API_KEY=""))
     assert r.monday.paused
     assert r.monday.pause_reason == "DAILY_LIMIT_EXCEEDED"
     assert r.monday.complexity_remaining == 1234567
@@ -172,7 +178,7 @@ async def test_monday_state_and_missing_key(
 async def test_the_budget_spent_and_the_points_per_synced_row(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
-    r = await report(make_settings())
+    r = await read_report(make_settings())
     assert "  budget: not reported by Monday yet; nothing spent in the past hour" in status.render(
         r
     )
@@ -187,7 +193,7 @@ async def test_the_budget_spent_and_the_points_per_synced_row(
         " SELECT date_trunc('minute', now()) - make_interval(mins => g), 9000000, 30,"
         " (g = 1)::int, 300 FROM generate_series(1, 3) g"
     )
-    r = await report(make_settings())
+    r = await read_report(make_settings())
     assert (
         "  budget: 10,000,000 points a minute; spent 9,000,000 a minute (90.0%) over the last"
         " 3 busy minutes, 1 request refused; 30,000 points per synced row"
@@ -203,7 +209,7 @@ async def test_the_budget_spent_and_the_points_per_synced_row(
 async def test_a_table_without_a_board_says_so(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:
-    r = await report(make_settings(MONDAY_ORGANIZATIONS_BOARD_ID=""))
+    r = await read_report(make_settings(MONDAY_ORGANIZATIONS_BOARD_ID=""))
     (organizations,) = [t for t in r.tables if t.table == "organizations"]
     assert organizations.board_id is None
     assert organizations.notes == (
@@ -218,12 +224,14 @@ async def test_the_api_key_never_appears(
     await conn.execute(BAD)
     await drain(config)
     # As if a proxy had echoed the request into an error that was stored.
-    await conn.execute("UPDATE npd_sync.queue SET last_error = $1", f"bad gateway {TOKEN}")
+    echoed = fault.Fault("monday", f"bad gateway {TOKEN}", f"x{TOKEN}", 502, f"r {TOKEN}")
+    await conn.execute("UPDATE npd_sync.queue SET last_error = $1", echoed.to_json())
     await conn.execute("UPDATE npd_sync.monday SET pause_reason = $1", f"x {TOKEN}")
-    r = await report(config)
+    r = await read_report(config)
     lines = status.render(r)
     assert TOKEN not in "\n".join(lines) + str(status.to_json(r))
-    assert "[redacted]" in r.errors[0].error
+    assert "[redacted]" in r.errors[0].error.message
+    assert "[redacted]" in f"{r.errors[0].error.code} {r.errors[0].error.request_id}"
 
 
 async def test_status_command_prints_text_and_json(
@@ -246,33 +254,35 @@ async def test_status_command_prints_text_and_json(
 
 def test_the_inbound_lines() -> None:
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    r = status.Report(
+    r = report.Report(
         now=now, schema_version=7, tables=(), errors=(), listeners=(),
-        monday=status.MondayStatus(True, False, None, None, None, None, None),
-        inbound=status.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1),
+        monday=report.MondayStatus(True, False, None, None, None, None, None),
+        inbound=report.InboundStatus(True, "https://x.example", 12, now, 4.2, 1, 3.0, 1, 1),
         rejected=(), rejected_count=0,
     )  # fmt: skip
     text = status.render(r)
-    assert "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict" in text
+    assert (
+        "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict in 1 row"
+    ) in text
     assert "  see them with `npd-sync conflicts`" in text
     off = dataclasses.replace(r.inbound, enabled=False, open_conflicts=2)
     text = status.render(dataclasses.replace(r, inbound=off))
-    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts" in text
+    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts in 1 row" in text
 
 
 def test_json_keys_are_stable() -> None:
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    r = status.Report(
+    r = report.Report(
         now=now,
         schema_version=2,
-        tables=(status.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
-        errors=(status.ErrorStatus("contacts", "7", "failed", 1, now, "boom"),),
+        tables=(report.TableStatus("contacts", "1", True, 3, 1, 2, 9, now, 12.3456),),
+        errors=(report.ErrorStatus("contacts", "7", "failed", 1, now, BOOM),),
         listeners=(
-            status.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
+            report.ListenerStatus("h:1:x", "h", 1, "0.1.0", now, now + timedelta(1), 0.5, True),
         ),
-        monday=status.MondayStatus(True, False, None, None, 5, None, now),
-        inbound=status.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
-        rejected=(status.RejectedStatus("#7", "424242", now, "no captured table has id 7"),),
+        monday=report.MondayStatus(True, False, None, None, 5, None, now),
+        inbound=report.InboundStatus(True, "https://x.example", 6, now, 1.5, 2, 3.0, 1),
+        rejected=(report.RejectedStatus("#7", "424242", now, "no captured table has id 7"),),
         rejected_count=3,
     )
     data = status.to_json(r)
@@ -294,6 +304,8 @@ def test_json_keys_are_stable() -> None:
             "oldest_pending_age_seconds": 12.346,
             "conflicts": 0,
             "notes": [],
+            "conflict_rows": 0,
+            "unlinked": 0,
         }
     ]
     assert data["errors"] == [
@@ -303,7 +315,10 @@ def test_json_keys_are_stable() -> None:
             "state": "failed",
             "attempts": 1,
             "at": "2026-11-28T10:00:00Z",
-            "error": "boom",
+            "error": "boom code=ColumnValueException http=200 request_id=r-1",
+            "code": "ColumnValueException",
+            "request_id": "r-1",
+            "source": "monday",
         }
     ]
     assert data["rejected"] == {
@@ -355,23 +370,63 @@ async def test_an_old_schema_asks_for_install(
 # --- formatting --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"), (3600, "1h 00m"),
-     (86399, "23h 59m"), (90000, "1d 01h"), (-5, "0s")],
-)  # fmt: skip
-def test_age(seconds: float, text: str) -> None:
-    assert status.age(seconds) == text
-
-
-def test_one_line_folds_and_cuts() -> None:
-    assert status.one_line("a\n  b\tc") == "a b c"
-    cut = status.one_line("x" * 200)
-    assert len(cut) == status.ERROR_WIDTH
-    assert cut.endswith("…")
-
-
 def test_headline_puts_the_code_first() -> None:
-    stored = "invalid value code=ColumnValueException http=200 request_id=abc-1"
-    assert status.headline(stored) == "ColumnValueException: invalid value"
-    assert status.headline("gave up after 3 attempts: boom") == "gave up after 3 attempts: boom"
+    stored = fault.Fault("monday", "invalid value", "ColumnValueException", 200, "abc-1")
+    assert fault.headline(stored) == "ColumnValueException: invalid value"
+    given_up = fault.ours("gave up after 3 attempts: boom")
+    assert fault.headline(given_up) == "gave up after 3 attempts: boom"
+
+
+# --- counts that say what they count ---------------------------------------------------------
+
+
+async def test_a_row_unlinked_from_an_item_archived_on_the_board_is_not_counted_as_synced(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    config = inbound(make_settings, tmp_path)
+    item = await synced_ada(conn, config, emulator, "BIDIRECTIONAL")
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Bob')")
+    await drain(config)
+    emulator.set_item_state(item, "archived")
+    await deliver(config, item, "archive_pulse")
+    await drain(config)
+    assert await conn.fetchval("SELECT sync_status FROM contacts WHERE id = 1") == "SYNCED"
+    r = await read_report(config)
+    contacts = r.tables[0]
+    assert (contacts.synced, contacts.unlinked) == (1, 1)
+    text = status.render(r)
+    assert text[3].split() == ["contacts", "0", "0", "0", "1", "-"]
+    assert (
+        "  contacts: 1 row unlinked: its item was archived or deleted on Monday (not counted as"
+        " synced; pushed again, as a new item, when it changes)"
+    ) in text
+    data = status.to_json(r)["tables"][0]
+    assert (data["synced"], data["unlinked"]) == (1, 1)
+    # Restored on the board: linked and synced again.
+    emulator.set_item_state(item, "active")
+    await deliver(config, item, "restore_pulse")
+    await drain(config)
+    contacts = (await read_report(config)).tables[0]
+    assert (contacts.synced, contacts.unlinked) == (2, 0)
+    assert not any("unlinked" in line for line in status.render(await read_report(config)))
+
+
+async def test_open_conflicts_are_counted_with_the_rows_they_are_in(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    # Contact 1 with two fields in conflict, contact 2 with one.
+    await conn.execute(
+        "INSERT INTO npd_sync.conflicts (table_id, row_key, column_id, policy)"
+        " VALUES (1, '1', 'text', 'manual'), (1, '1', 'email', 'manual'),"
+        " (1, '2', 'text', 'manual')"
+    )
+    r = await read_report(make_settings())
+    contacts = r.tables[0]
+    assert (contacts.conflicts, contacts.conflict_rows) == (3, 2)
+    assert (r.inbound.open_conflicts, r.inbound.open_conflict_rows) == (3, 2)
+    text = status.render(r)
+    assert "  contacts: 3 open conflicts in 2 rows" in text
+    assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 3 open conflicts in 2 rows" in text
+    data = status.to_json(r)
+    assert (data["tables"][0]["conflicts"], data["tables"][0]["conflict_rows"]) == (3, 2)
+    assert (data["inbound"]["open_conflicts"], data["inbound"]["open_conflict_rows"]) == (3, 2)

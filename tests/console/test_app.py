@@ -12,7 +12,7 @@ import pytest
 from yarl import URL
 
 from emulator import Emulator
-from listener import console, daemon
+from listener import console, daemon, fault
 from listener.settings import ConfigError
 from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.console.helpers import TOKEN, Client, make_failed, served, states, statuses
@@ -85,7 +85,7 @@ async def test_failed_rows_with_monday_error_attempts_and_item_link(
     assert "2 failed rows; newest error first." in page
     assert 'value="contacts 1"' in page
     assert 'value="contacts 2"' in page
-    assert "code InvalidColumnIdException · HTTP 200 · request " in page
+    assert "from Monday · code InvalidColumnIdException · HTTP 200 · request " in page
     assert f'href="https://acme.monday.com/boards/{CONTACTS_BOARD}/pulses/777"' in page
     assert 'rel="noopener noreferrer"' in page
     assert "Retry every failed row of contacts" in page
@@ -221,7 +221,9 @@ async def test_nothing_secret_is_ever_shown(
         "INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at, state,"
         " attempts, last_error, last_error_at)"
         " VALUES (1, '1', now(), now(), 'failed', 1, $1, now())",
-        f"Unauthorized: token {SECRET_KEY} refused code=UNAUTHORIZED http=401",
+        fault.Fault(
+            "monday", f"Unauthorized: token {SECRET_KEY} refused", "UNAUTHORIZED", 401
+        ).to_json(),
     )
     await conn.execute(
         "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour', pause_reason = $1",

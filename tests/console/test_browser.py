@@ -196,7 +196,7 @@ async def test_resolve_a_conflict_and_see_the_row_turn_synced(
         page = await open_page(browser)
         await page.goto(console.url)
         contacts = page.get_by_role("article", name="contacts")
-        await contacts.get_by_role("link", name="2 open conflicts in contacts").click()
+        await contacts.get_by_role("link", name="2 open conflicts in 1 row of contacts").click()
         await expect(page.get_by_role("heading", name="Conflicts", level=1)).to_be_visible()
         row = page.get_by_role("region", name="contacts 1")
         fields = row.get_by_role("table", name="Open conflicts of contacts 1")

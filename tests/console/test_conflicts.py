@@ -12,7 +12,7 @@ from listener import settings
 from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.console.helpers import TOKEN, Client, make_conflicts, served
 from tests.helpers import drain
-from tests.inbound.helpers import PUBLIC_URL
+from tests.inbound.helpers import PUBLIC_URL, deliver, synced_ada
 
 SECRET_KEY = "monday-secret-key-1234567890"
 ROLE = [("table", "contacts"), ("key", "1"), ("column", "text")]  # role_title, on Monday "text"
@@ -55,7 +55,7 @@ async def test_open_conflicts_show_each_field_agreed_and_both_sides(
         ]
     assert response.status == 200
     assert '<a href="/conflicts" aria-current="page">Conflicts</a>' in page  # navigation
-    assert "1 row with open conflicts; oldest first." in page
+    assert "2 open conflicts in 1 row; oldest first." in page
     assert '<a href="/row?table=contacts&amp;key=1">contacts 1</a>' in page
     assert f"/boards/{CONTACTS_BOARD}/pulses/{item}" in page
     # Per field: agreed, the database's, Monday's, side by side, in that order.
@@ -68,7 +68,7 @@ async def test_open_conflicts_show_each_field_agreed_and_both_sides(
     assert page.count('name="take" value="npd"') == 3  # per field, and the whole row
     assert "for every field of contacts 1" in page
     assert "Inbound sync is off" not in page
-    assert "1 row with open conflicts in contacts" in contacts
+    assert "2 open conflicts in 1 row of contacts; oldest first." in contacts
     assert "No open conflicts in organizations." in organizations
     assert "No resolved conflicts." in resolved
     assert "go to the first" in beyond
@@ -97,7 +97,7 @@ async def test_conflicts_come_a_page_at_a_time(
         _, first = await client.get("/conflicts")
         _, second = await client.get("/conflicts?show=open&table=&page=2")
         _, resolved = await client.get("/conflicts?show=resolved&table=contacts&page=2")
-    assert "25 rows with open conflicts, page 1 of 2; oldest first." in first
+    assert "50 open conflicts in 25 rows, page 1 of 2; oldest first." in first
     assert first.count('<section class="conflict"') == 20
     assert ">contacts 1</a></h2>" in first  # the oldest first
     assert ">contacts 21</a></h2>" not in first
@@ -111,6 +111,21 @@ async def test_conflicts_come_a_page_at_a_time(
     assert ">contacts 151</a></th>" in resolved
 
 
+async def test_the_overview_says_an_unlinked_row_is_not_synced(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = inbound(make_settings)
+    item = await synced_ada(conn, config, emulator, "BIDIRECTIONAL")
+    emulator.set_item_state(item, "archived")
+    await deliver(config, item, "archive_pulse")
+    await drain(config)
+    async with served(config) as s, Client(s.url) as client:
+        _, page = await client.get("/")
+    assert "<dt>Synced</dt><dd>0</dd>" in page
+    assert "<dt>Unlinked</dt><dd>1</dd>" in page
+    assert "its item was archived or deleted on Monday" in page
+
+
 async def test_the_overview_counts_open_conflicts_and_shows_inbound(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
 ) -> None:
@@ -122,14 +137,15 @@ async def test_the_overview_counts_open_conflicts_and_shows_inbound(
     )
     async with served(config) as s, Client(s.url) as client:
         _, page = await client.get("/")
-    assert '<a href="/conflicts?table=contacts">2<' in page  # two fields in conflict
+    # Two fields of one row in conflict, said as the conflicts page and status say it.
+    assert '<a href="/conflicts?table=contacts">2 open conflicts in 1 row<' in page
     assert "<dt>Open conflicts</dt><dd>0</dd>" in page  # organizations
     assert 'class="card has-conflicts"' in page
     assert ">on</span> edits on the boards come back" in page
     assert "Last webhook: none yet." in page
     assert "1 item waiting to be read (oldest " in page
     assert "No webhooks registered" in page
-    assert 'Open conflicts: <a href="/conflicts">2</a>.' in page
+    assert 'Open conflicts: <a href="/conflicts">2 open conflicts in 1 row</a>.' in page
 
 
 async def test_resolve_one_field_then_the_rest_of_the_row(

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from listener import mapping
+from listener import fault, mapping
 from listener.engine import decide, plans
 from listener.engine.queue import Entry, Outcome
 from listener.monday import errors
@@ -163,25 +163,64 @@ def test_backoff_is_capped() -> None:
 # --- refused: a write-back the database refused -------------------------------------------
 
 
+CHECK = fault.Fault("database", "check constraint", "23514")
+
+
 def test_a_refused_write_back_costs_the_entry_its_attempts() -> None:
     done = decided(planned(entry(), row()), "200", None).completion
-    retry = decide.refused(done, "check constraint", POLICY, random.Random(1))
+    retry = decide.refused(done, CHECK, POLICY, random.Random(1))
     assert (retry.outcome, retry.error, retry.monday_id) == (
-        Outcome.RETRY, "write-back refused: check constraint", "200",
+        Outcome.RETRY, fault.Fault("database", "write-back refused: check constraint", "23514"),
+        "200",
     )  # fmt: skip
     assert 0 <= retry.delay <= POLICY.backoff_base
     last = dataclasses.replace(done, entry=entry(attempts=POLICY.max_attempts - 1))
-    failed = decide.refused(last, "check constraint", POLICY)
-    assert (failed.outcome, failed.error, failed.monday_id) == (
-        Outcome.FAILED, "gave up after 3 attempts: write-back refused: check constraint", "200",
-    )  # fmt: skip
+    failed = decide.refused(last, CHECK, POLICY)
+    assert (failed.outcome, failed.monday_id) == (Outcome.FAILED, "200")
+    assert failed.error == fault.Fault(
+        "database", "gave up after 3 attempts: write-back refused: check constraint", "23514"
+    )
 
 
 def test_a_refused_write_back_of_a_failure_keeps_both_reasons() -> None:
-    bad = errors.Permanent("invalid email", code="ColumnValueException")
+    bad = errors.Permanent("invalid email", code="ColumnValueException", request_id="r-1")
     failed = decided(planned(entry(), row()), None, bad).completion
-    refused = decide.refused(failed, "check constraint", POLICY)
+    refused = decide.refused(failed, CHECK, POLICY)
     assert refused.outcome is Outcome.FAILED
-    assert refused.error == (
-        "invalid email code=ColumnValueException; write-back refused: check constraint"
-    )
+    # Monday's error decided the outcome: it stays Monday's, with the refusal said after it.
+    assert refused.error == fault.Fault(
+        "monday", "invalid email; write-back refused: check constraint",
+        "ColumnValueException", request_id="r-1",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("work", "failure", "recorded"),
+    [
+        # Monday answered: its code, HTTP status and request id are kept apart
+        (UPDATED, errors.Permanent("bad email", code="ColumnValueException", status=200,
+                                   request_id="r-7"),
+         fault.Fault("monday", "bad email", "ColumnValueException", 200, "r-7")),
+        (LAST_TRY, errors.Transient("HTTP 500 without data", status=500, request_id="r-8"),
+         fault.Fault("monday", "gave up after 3 attempts: HTTP 500 without data", None, 500,
+                     "r-8")),
+        # no answer, or npd-sync's own wait: npd-sync says so, not Monday
+        (UPDATED, errors.OutcomeUnknown("no answer within 65s"),
+         fault.Fault("npd-sync", "no answer within 65s")),
+        (PUSHED, errors.RateLimited("board busy with another listener", code="BOARD_BUSY"),
+         fault.Fault("npd-sync", "board busy with another listener", "BOARD_BUSY")),
+        # a row that cannot be sent as it is
+        (BROKEN, None, fault.Fault("npd-sync", BROKEN.error or "")),
+    ],
+)  # fmt: skip
+def test_the_entry_records_what_was_said_and_who_said_it(
+    work: plans.Push, failure: errors.MondayError | None, recorded: fault.Fault
+) -> None:
+    decision = decided(work, "200", failure, random.Random(1))
+    assert decision.completion.error == recorded
+    # The row's sync_error says it all on one line, as it always did.
+    if decision.error is not None:
+        assert decision.error == fault.line(recorded)
+    if failure is not None and work is not LAST_TRY:
+        assert decision.completion.error is not None
+        assert fault.line(decision.completion.error) == str(failure)

@@ -12,9 +12,11 @@ import pytest
 
 import emulator as emulator_package
 from emulator import AccountLimits, Emulator
+from listener import fault
 from listener.capture import install
 from listener.commands import status
 from listener.engine import decide, queue
+from listener.operations import report as reporting
 from tests.conftest import CONTACTS_BOARD, TOKEN, MakeSettings
 from tests.helpers import BAD, GOOD, drain, write_config
 
@@ -39,9 +41,12 @@ async def test_a_key_that_does_not_fit_the_key_column_fails_alone(
     assert await sync_status(conn, "good") == "SYNCED"
     bad = await conn.fetchrow("SELECT * FROM npd_sync.queue WHERE row_key = 'not-an-int'")
     assert (bad["state"], bad["attempts"]) == ("failed", 1)
-    assert "invalid input syntax for type integer" in bad["last_error"]
+    error = fault.from_json(bad["last_error"])
+    assert error is not None
+    assert error.source == "npd-sync"
+    assert "invalid input syntax for type integer" in error.message
     assert worker.stats.failed == 1
-    report = await status.collect(conn, config, await install.require_current(conn))
+    report = await reporting.collect(conn, config, await install.require_current(conn))
     assert report.tables[0].failed == 1
     assert report.errors[0].id == "not-an-int"
     # Not retried: the next drain has nothing to do, and later changes flow.
@@ -77,7 +82,7 @@ async def test_change_records_that_can_never_be_synced_are_set_aside_at_ingest(
     ]
     logged = [r for r in caplog.records if r.getMessage() == "sync.change_rejected"]
     assert len(logged) == 2
-    report = await status.collect(conn, config, await install.require_current(conn))
+    report = await reporting.collect(conn, config, await install.require_current(conn))
     assert report.rejected_count == 2
     text = "\n".join(status.render(report))
     assert "rejected change records (never valid, not retried): 2" in text
@@ -101,9 +106,11 @@ async def test_a_write_back_the_application_refuses_costs_that_row_only(
     assert await sync_status(conn, "bad") == "PENDING"  # what the application allows
     entry = await conn.fetchrow("SELECT * FROM npd_sync.queue")
     assert entry["state"] == "failed"
-    assert "ColumnValueException" in entry["last_error"]
-    assert "write-back refused" in entry["last_error"]
-    assert "check constraint" in entry["last_error"]
+    error = fault.from_json(entry["last_error"])
+    assert error is not None
+    assert (error.source, error.code) == ("monday", "ColumnValueException")
+    assert "; write-back refused: " in error.message
+    assert "check constraint" in error.message
     assert len(emulator.requests) == 1  # was: 17 requests in 9 s, and nothing else synced
     await app.execute("INSERT INTO contacts (first_name) VALUES ('later')")
     await drain(config)
@@ -141,14 +148,20 @@ async def test_a_refused_write_back_of_synced_is_retried_then_failed_keeping_the
     assert item.name == "stubborn"
     entry = await conn.fetchrow("SELECT * FROM npd_sync.queue")
     assert (entry["state"], entry["attempts"], entry["monday_id"]) == ("pending", 1, item.id)
-    assert "write-back refused: stubborn rows are never SYNCED" in entry["last_error"]
+    error = fault.from_json(entry["last_error"])
+    assert error is not None
+    assert error.source == "database"
+    assert error.message == "write-back refused: stubborn rows are never SYNCED"
+    assert error.code == "P0001"  # the application's trigger raised it
 
     await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
     requests = len(emulator.requests)
     await drain(config)
     entry = await conn.fetchrow("SELECT * FROM npd_sync.queue")
     assert (entry["state"], entry["attempts"], entry["monday_id"]) == ("failed", 2, item.id)
-    assert entry["last_error"].startswith("gave up after 2 attempts: write-back refused")
+    error = fault.from_json(entry["last_error"])
+    assert error is not None
+    assert error.message.startswith("gave up after 2 attempts: write-back refused")
     assert len(emulator.requests) == requests  # Monday held the values already
     assert len(emulator.items(CONTACTS_BOARD)) == 2  # and no second item, then or later
     await app.execute("UPDATE contacts SET notes = 'n' WHERE first_name = 'stubborn'")

@@ -7,10 +7,12 @@ import asyncio
 
 import asyncpg
 
-from listener import db, rows, sql
+from listener import db, fault, rows, sql
 from listener.engine import queue, source
 from listener.engine.queue import Arrival, Completion, Outcome
 from tests.conftest import MakeSettings
+
+BOOM = fault.Fault("monday", "boom", "INTERNAL_SERVER_ERROR", 500, "req-1")
 
 CONTACTS = 1
 
@@ -79,7 +81,8 @@ async def test_a_wait_does_not_look_like_an_interruption(conn: asyncpg.Connectio
     for _ in range(3):  # Monday's budget was spent, three times
         (entry,) = await claim(conn, who="a")
         assert not entry.interrupted  # so no lookup of an item that cannot exist
-        await queue.complete(conn, "a", [Completion(entry, Outcome.WAIT, "budget spent")])
+        waited = Completion(entry, Outcome.WAIT, fault.ours("budget spent"))
+        await queue.complete(conn, "a", [waited])
 
 
 async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
@@ -95,9 +98,9 @@ async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
         [
             Completion(e["1"], Outcome.DONE, monday_id="101"),
             Completion(e["2"], Outcome.DONE, monday_id="102"),
-            Completion(e["3"], Outcome.RETRY, "boom", delay=30, uncertain=True),
-            Completion(e["4"], Outcome.FAILED, "bad email"),
-            Completion(e["5"], Outcome.WAIT, "rate limited", delay=5),
+            Completion(e["3"], Outcome.RETRY, BOOM, delay=30, uncertain=True),
+            Completion(e["4"], Outcome.FAILED, fault.ours("bad email")),
+            Completion(e["5"], Outcome.WAIT, fault.ours("rate limited"), delay=5),
         ],
     )
     assert done == 5
@@ -106,7 +109,8 @@ async def test_complete_outcomes(conn: asyncpg.Connection) -> None:
     # Pushed again, now knowing its item.
     assert (q["2"]["state"], q["2"]["monday_id"], q["2"]["lease_until"]) == ("pending", "102", None)
     assert q["2"]["next_attempt_at"] <= await conn.fetchval("SELECT now()")
-    assert (q["3"]["attempts"], q["3"]["uncertain"], q["3"]["last_error"]) == (1, True, "boom")
+    assert (q["3"]["attempts"], q["3"]["uncertain"]) == (1, True)
+    assert fault.from_json(q["3"]["last_error"]) == BOOM
     assert await conn.fetchval(
         "SELECT next_attempt_at > now() + interval '25 seconds' FROM npd_sync.queue"
         " WHERE row_key = '3'"
@@ -121,7 +125,7 @@ async def test_new_change_revives_a_failed_entry(conn: asyncpg.Connection) -> No
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
     await source.ingest(conn)
     (entry,) = await claim(conn)
-    await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
+    await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, fault.ours("bad email"))])
     assert await claim(conn) == []
     await conn.execute("UPDATE contacts SET email = 'fixed@example.com'")
     await source.ingest(conn)
@@ -165,9 +169,10 @@ async def test_an_error_holding_nul_is_recorded_without_it(
     (table,) = [t for t in await rows.load_tables(conn, make_settings()) if t.id == CONTACTS]
     written = await rows.write_back(conn, table, [rows.WriteBack("1", None, "FAILED", "a\x00b")])
     assert written == {"1"}
-    failed = Completion(entry, Outcome.FAILED, "bad\x00value")
+    failed = Completion(entry, Outcome.FAILED, fault.Fault("monday", "bad\x00value", "C\x00ODE"))
     assert await queue.complete(conn, "a", [failed]) == 1
-    assert await conn.fetchval("SELECT last_error FROM npd_sync.queue") == "badvalue"
+    stored = fault.from_json(await conn.fetchval("SELECT last_error FROM npd_sync.queue"))
+    assert stored == fault.Fault("monday", "badvalue", "CODE")
     assert await conn.fetchval("SELECT sync_error FROM contacts") == "ab"
 
 
@@ -192,7 +197,7 @@ async def test_arrivals_merge_their_flags_into_one_entry(conn: asyncpg.Connectio
 async def test_an_arrival_keeps_a_retry_waiting_unless_urgent(conn: asyncpg.Connection) -> None:
     await queue.arrive(conn, [Arrival(CONTACTS, "1")])
     (entry,) = await claim(conn)
-    await queue.complete(conn, "a", [Completion(entry, Outcome.RETRY, "boom", delay=300)])
+    await queue.complete(conn, "a", [Completion(entry, Outcome.RETRY, BOOM, delay=300)])
     await queue.arrive(conn, [Arrival(CONTACTS, "1", pull=True)])
     assert await claim(conn) == []  # new data waits for the backoff Monday's failure set
     await queue.arrive(conn, [Arrival(CONTACTS, "1", pull=True)], urgent=True)
@@ -210,7 +215,9 @@ async def test_every_arrival_revives_a_failed_entry(conn: asyncpg.Connection) ->
     ):
         await queue.arrive(conn, [arrival])
         (entry,) = await claim(conn)
-        await queue.complete(conn, "a", [Completion(entry, Outcome.FAILED, "bad email")])
+        await queue.complete(
+            conn, "a", [Completion(entry, Outcome.FAILED, fault.ours("bad email"))]
+        )
         assert await claim(conn) == []
         await queue.arrive(conn, [arrival])
         (revived,) = await claim(conn)
@@ -222,12 +229,15 @@ async def test_retry_puts_failed_entries_back(conn: asyncpg.Connection) -> None:
     await queue.arrive(conn, [Arrival(CONTACTS, "1"), Arrival(CONTACTS, "2")])
     one, two = await claim(conn)
     await queue.complete(
-        conn, "a", [Completion(one, Outcome.FAILED, "bad"), Completion(two, Outcome.RETRY, "x")]
+        conn,
+        "a",
+        [Completion(one, Outcome.FAILED, fault.ours("bad")), Completion(two, Outcome.RETRY, BOOM)],
     )
     assert await queue.retry(conn, CONTACTS, ["2"]) == []  # not failed: left alone
     assert await queue.retry(conn, CONTACTS, None) == ["1"]
     e = await entry_of(conn, "1")
-    assert (e["state"], e["attempts"], e["version"], e["last_error"]) == ("pending", 0, 2, "bad")
+    assert (e["state"], e["attempts"], e["version"]) == ("pending", 0, 2)
+    assert fault.from_json(e["last_error"]) == fault.ours("bad")
 
 
 async def test_lease_renewal_uses_the_queue_s_key(conn: asyncpg.Connection) -> None:
