@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from listener import metrics
+from listener import fault, metrics
 from listener.engine.decide import Decision
 from listener.engine.outcome import Outcome, Tally
 from listener.engine.queue import Completion, Entry
@@ -18,7 +18,8 @@ def recorded(outcome: Done, *, status: str | None = "SYNCED", unchanged: bool = 
              age: float = 0.0) -> tuple[Decision, Completion]:  # fmt: skip
     changed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
     entry = Entry(1, "7", 1, 1, 0, False, None, (), changed)
-    completion = Completion(entry, outcome, None if outcome is Done.DONE else "boom")
+    error = None if outcome is Done.DONE else fault.ours("boom")
+    completion = Completion(entry, outcome, error)
     return Decision(completion, status, None, unchanged=unchanged), completion
 
 
