@@ -32,7 +32,7 @@ from typing import TypeVar
 import asyncpg
 from aiohttp import web
 
-from listener import console, db, fault, listeners, metrics, rows, throughput
+from listener import attempts, console, db, fault, listeners, metrics, rows, throughput
 from listener.capture import notify
 from listener.engine import queue, worker
 from listener.inbound import inbox, receiver, reconcile
@@ -460,6 +460,7 @@ class Daemon:
         self._vacuumed = self.worker.stats.ingested
         async with pool.acquire(timeout=10) as conn:
             await queue.vacuum(conn)
+            await attempts.forget(conn, self.settings.tuning.history_days)
             if self.settings.inbound:
                 await inbox.forget_events(conn, EVENTS_KEPT)
 

@@ -270,6 +270,8 @@ class Tuning(_Strict):
     # Inbound: how often the listener compares the boards with what was agreed (the safety
     # net for webhooks that never arrived); 0 turns the timer off (`npd-sync pull` still works).
     reconcile_interval: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    # How long each row's attempts are kept for its history (the console's row page).
+    history_days: Annotated[float, Field(gt=0, le=366)] = 7.0
 
 
 class ConfigFile(_Strict):

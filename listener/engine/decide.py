@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from listener import fault, links
 from listener.engine.plans import Landing, Push
@@ -37,6 +38,10 @@ class Decision:
     landing: Landing | None = None  # what reading the item decided for the row (inbound)
     keeps: str | None = None  # written back as the row's monday_id instead of the queue's
     waiting: tuple[tuple[int, str], ...] = ()  # referenced rows whose items the links await
+    # For the row's history: what was done on Monday and sent, and the request that did it.
+    action: str | None = None
+    sent: Mapping[str, Any] | None = None
+    request_id: str | None = None
 
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -67,12 +72,41 @@ def decide(
     rng: random.Random | None = None,
     *,
     looked: bool = False,
+    request_id: str | None = None,
 ) -> Decision:
     """Fold the results of an entry's operations into one outcome.
 
     `item_id` is the row's item after the exchange (None if none); `failures` the errors of its
-    operations; `looked`: its npd_id lookup was answered (what it found is kept as monday_id).
+    operations; `looked`: its npd_id lookup was answered (what it found is kept as monday_id);
+    `request_id`: Monday's id of the request that carried its push.
     """
+    decision = _decide(push, landing, item_id, failures, policy, rng, looked=looked)
+    return dataclasses.replace(
+        decision, waiting=push.waiting, request_id=request_id, **_done(push, landing)
+    )
+
+
+def _done(push: Push, landing: Landing | None) -> dict[str, Any]:
+    """What the entry did on Monday, for the row's history."""
+    if push.action in ("create", "update"):
+        return {"action": push.action, "sent": push.pushed}
+    if push.action == "find":
+        return {"action": "create", "sent": push.agreed}
+    if push.archive:
+        return {"action": "archive", "sent": {"archived": list(push.archive)}}
+    return {"action": "read" if landing is not None else None, "sent": None}
+
+
+def _decide(
+    push: Push,
+    landing: Landing | None,
+    item_id: str | None,
+    failures: Sequence[errors.MondayError],
+    policy: Policy,
+    rng: random.Random | None,
+    *,
+    looked: bool,
+) -> Decision:
     if push.error is not None:
         why = fault.ours(push.error)
         done = Completion(push.entry, Outcome.FAILED, why, monday_id=push.item_id)
@@ -80,10 +114,7 @@ def decide(
         return Decision(done, status, push.error, keeps=push.keeps)
     failure = worst(failures)
     if failure is None:
-        succeeded = _succeeded(push, landing, item_id, policy)
-        if push.waiting:
-            return dataclasses.replace(succeeded, waiting=push.waiting)
-        return succeeded
+        return _succeeded(push, landing, item_id, policy)
     decision = _failed(push, landing is not None, item_id, failure, policy, rng)
     c = decision.completion
     if looked and c.uncertain and c.outcome is Outcome.WAIT and _only_waits(failures):

@@ -43,6 +43,7 @@ class Exchanged:
     )
     retired: list[str] = field(default_factory=list)  # items archived, deleted, or gone already
     looked: set[str] = field(default_factory=set)  # keys whose npd_id lookup was answered
+    request_ids: dict[str, str] = field(default_factory=dict)  # by key: its push's request
     requests: int = 0
 
     def ready(self, push: Push) -> bool:
@@ -438,6 +439,9 @@ def _links_of(item: api.Item, column_id: str) -> list[str]:
 def _apply(result: api.Result, ex: Exchanged) -> None:
     """Take one operation's result into the entry's item and failures."""
     op, error = result.op, result.error
+    request = result.request_id or (error.request_id if error is not None else None)
+    if request is not None:
+        ex.request_ids[op.key] = request
     if isinstance(op, api.Archive | api.Delete):
         # Already gone is what we wanted.
         if error is not None and error.kind is not errors.Kind.ITEM_GONE:

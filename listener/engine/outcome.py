@@ -26,6 +26,13 @@ OUTCOME_NAMES = {Done.DONE: "synced", Done.RETRY: "retried", Done.FAILED: "faile
 SHOWN = 3  # rows named in the log per batch; the rest are counted
 
 
+def name_of(decision: Decision, completion: Completion) -> str:
+    """What an entry counts as: synced, unchanged, skipped, retried, failed or waited."""
+    if completion.outcome is Done.DONE and decision.status != "SYNCED":
+        return "unchanged" if decision.unchanged else "skipped"
+    return OUTCOME_NAMES[completion.outcome]
+
+
 @dataclass
 class Stats:
     """Running totals, for logs, status and tests."""
@@ -60,9 +67,7 @@ class Outcome:
 
     def entry(self, table: str, decision: Decision, completion: Completion) -> None:
         """Count one entry by what was recorded for it."""
-        outcome = OUTCOME_NAMES[completion.outcome]
-        if completion.outcome is Done.DONE and decision.status != "SYNCED":
-            outcome = "unchanged" if decision.unchanged else "skipped"
+        outcome = name_of(decision, completion)
         self.counts[table, outcome] += 1
         if outcome == "synced":
             age = dt.datetime.now(dt.UTC) - completion.entry.changed_at

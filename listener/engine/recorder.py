@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from listener import db, fault, links, relations, rows
+from listener import attempts, db, fault, links, relations, rows
 from listener.engine import decide, queue
 from listener.engine.bisect import bisect
 from listener.engine.decide import Decision
 from listener.engine.exchange import Created
-from listener.engine.outcome import Outcome
+from listener.engine.outcome import Outcome, name_of
 from listener.engine.queue import Completion
 from listener.inbound import conflicts, inbox, merge
 from listener.monday import api, errors
@@ -118,6 +118,7 @@ class Recorder:
             completions = [await self._complete(conn, d, attempt, landed) for d in decisions]
             if self.relations:
                 await self._relate(conn, decisions, completions, retired)
+            await attempts.record(conn, self.listener_id, _attempts(decisions, completions))
             await queue.complete(conn, self.listener_id, completions)
         outcome.inbound.update(landed.inbound)
         outcome.inbound_latencies += landed.inbound_latencies
@@ -315,6 +316,33 @@ class Recorder:
         with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
             async with self.pool.acquire(timeout=10) as conn:
                 await queue.release(conn, self.listener_id, entries)
+
+
+HISTORY = frozenset({"synced", "retried", "failed"})  # what a row's history keeps
+
+
+def _attempts(
+    decisions: Sequence[Decision], completions: Sequence[Completion]
+) -> list[attempts.Attempt]:
+    """The attempts a batch made, for the rows' history: every entry that synced, or tried and
+    failed (a wait or a row with nothing to do is no attempt)."""
+    found = []
+    for d, c in zip(decisions, completions, strict=True):
+        outcome = name_of(d, c)
+        if outcome in HISTORY:
+            found.append(
+                attempts.Attempt(
+                    c.entry.table_id,
+                    c.entry.key,
+                    outcome,
+                    d.action,
+                    c.monday_id,
+                    d.sent,
+                    c.error,
+                    d.request_id or (c.error.request_id if c.error else None),
+                )
+            )
+    return found
 
 
 def _about_the_rows(exc: BaseException) -> bool:

@@ -265,6 +265,7 @@ class Worker:
             decide.decide(
                 push, ex.landings.get(push.entry.key), ex.items[push.entry.key],
                 ex.failures[push.entry.key], policy, self.rng, looked=push.entry.key in ex.looked,
+                request_id=ex.request_ids.get(push.entry.key),
             )
             for push in ex.pushes
         ]  # fmt: skip

@@ -75,6 +75,7 @@ class Result:
     op: Op
     item_id: str | None
     error: errors.MondayError | None = None
+    request_id: str | None = None  # Monday's id of the request that carried it
 
 
 # --- what crosses the boundary --------------------------------------------------------------
@@ -297,17 +298,12 @@ def results(ops: Sequence[Op], reply: Reply) -> list[Result]:
         error = field_error(reply, alias)
         item = reply.data.get(alias)
         if error is not None:
-            out.append(Result(op, None, error))
+            out.append(Result(op, None, error, reply.request_id))
         elif isinstance(item, dict) and item.get("id") is not None:
-            out.append(Result(op, str(item["id"])))
+            out.append(Result(op, str(item["id"]), request_id=reply.request_id))
         else:
-            out.append(
-                Result(
-                    op,
-                    None,
-                    errors.ItemGone("Monday returned no item", request_id=reply.request_id),
-                )
-            )
+            gone = errors.ItemGone("Monday returned no item", request_id=reply.request_id)
+            out.append(Result(op, None, gone, reply.request_id))
     return out
 
 

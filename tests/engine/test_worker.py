@@ -449,3 +449,31 @@ async def test_a_failed_row_set_back_to_what_monday_holds_is_synced_without_a_re
     await drain(config)
     assert emulator.counters.mutations == sent
     assert (await row(conn))["sync_status"] == "SYNCED"
+
+
+async def test_each_row_keeps_its_attempts(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    from listener import attempts
+
+    await conn.execute(FULL_CONTACT)
+    await drain(make_settings())
+    await conn.execute("UPDATE contacts SET role_title = 'Queen of numbers'")
+    emulator.set_faults(http_500=1.0)  # Monday fails the update, and then lets it through
+    await drain(make_settings())
+    emulator.set_faults(http_500=0.0)
+    await conn.execute("UPDATE npd_sync.queue SET next_attempt_at = now()")
+    await drain(make_settings())
+    found = await attempts.of_row(conn, 1, "1")
+    (item,) = emulator.items(CONTACTS_BOARD)
+    assert [(a.outcome, a.action, a.item_id) for a in found] == [
+        ("synced", "update", item.id), ("retried", "update", item.id), ("synced", "create", item.id)
+    ]  # fmt: skip
+    assert found[0].sent == {"text": "Queen of numbers"}
+    assert found[1].error is not None
+    assert found[1].error.http == 500
+    assert all(a.request_id for a in found)  # Monday's, for its support
+    assert found[2].sent is not None
+    assert found[2].sent["email"] == {"email": "ada@example.com", "text": "ada@example.com"}
+    await attempts.forget(conn, 1e-9)
+    assert await attempts.of_row(conn, 1, "1") == []
