@@ -7,7 +7,7 @@ decide on the kind and print the text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,47 +125,65 @@ def problems(info: TableInfo, table: mapping.TableMapping) -> list[Problem]:
         found.append(
             Problem("missing_mapped", absent, f"missing mapped columns: {', '.join(absent)}")
         )
+    found += _key_problems(info, table.key_column)
+    found += _state_problems(info)
+    found += _foreign_code(info, table)
+    found += _wrong_types(info, _BOOKKEEPING)
+    return found
 
-    def expect(column: str, ok: bool, wanted: str) -> None:
-        if info.has(column) and not ok:
-            text = f"{column} is {info.columns[column].type}; expected {wanted}"
-            found.append(Problem("wrong_type", (column,), text))
 
-    def col(name: str) -> ColumnInfo | None:
-        return info.columns.get(name)
+# The sync columns npd-sync writes, what their base type must be, and what to say when not.
+_BOOKKEEPING: tuple[tuple[str, Callable[[str], bool], str], ...] = (
+    (mapping.SYNC_ENABLED, lambda base: base == "boolean", "boolean"),
+    (mapping.MONDAY_ID, lambda base: base in MONDAY_ID_TYPES, "text or bigint"),
+    (mapping.SYNC_ERROR, lambda base: base in TEXT_TYPES, "text"),
+    (mapping.LAST_SYNCED_AT, lambda base: base.startswith("timestamp"), "timestamptz"),
+)
 
-    key = col(table.key_column)
-    expect(table.key_column, key is not None and key.base in KEY_TYPES, "an integer, uuid or text")
-    if key is not None and not (key.unique and key.not_null):
-        # Else a NULL key fails the application's INSERT, and rows sharing a key share an item.
+
+def _wrong_types(
+    info: TableInfo, wanted: Iterable[tuple[str, Callable[[str], bool], str]]
+) -> list[Problem]:
+    """The columns present whose type is not one the check accepts."""
+    return [
+        Problem("wrong_type", (name,), f"{name} is {info.columns[name].type}; expected {text}")
+        for name, ok, text in wanted
+        if info.has(name) and not ok(info.columns[name].base)
+    ]
+
+
+def _key_problems(info: TableInfo, column: str) -> list[Problem]:
+    """The key must be an integer, uuid or text column, and a primary key or unique and NOT
+    NULL: else a NULL key fails the application's INSERT, and rows sharing a key share an
+    item."""
+    key = info.columns.get(column)
+    if key is None:
+        return []
+    found = _wrong_types(
+        info, [(column, lambda base: base in KEY_TYPES, "an integer, uuid or text")]
+    )
+    if not (key.unique and key.not_null):
         text = f"key column {key.name} must be the primary key, or unique and NOT NULL"
         found.append(Problem("key_not_unique", (key.name,), text))
-    enabled = col(mapping.SYNC_ENABLED)
-    expect(mapping.SYNC_ENABLED, enabled is not None and enabled.base == "boolean", "boolean")
+    return found
+
+
+def _state_problems(info: TableInfo) -> list[Problem]:
+    """sync_direction and sync_status are text, or enums that hold npd-sync's values."""
+    found: list[Problem] = []
     for column, values in ((mapping.SYNC_DIRECTION, DIRECTIONS), (mapping.SYNC_STATUS, STATUSES)):
-        info_col = col(column)
+        info_col = info.columns.get(column)
         if info_col is None:
             continue
-        if info_col.labels is not None:
-            lacking = [v for v in values if v not in info_col.labels]
-            if column == mapping.SYNC_STATUS and lacking:
-                text = f"{column} enum lacks {', '.join(lacking)}"
-                found.append(Problem("enum_lacks", (column,), text))
-        else:
-            expect(column, info_col.base in TEXT_TYPES, "text or an enum")
-    found.extend(_foreign_code(info, table))
-    monday = col(mapping.MONDAY_ID)
-    expect(
-        mapping.MONDAY_ID, monday is not None and monday.base in MONDAY_ID_TYPES, "text or bigint"
-    )
-    error = col(mapping.SYNC_ERROR)
-    expect(mapping.SYNC_ERROR, error is not None and error.base in TEXT_TYPES, "text")
-    synced = col(mapping.LAST_SYNCED_AT)
-    expect(
-        mapping.LAST_SYNCED_AT,
-        synced is not None and synced.base.startswith("timestamp"),
-        "timestamptz",
-    )
+        if info_col.labels is None:
+            found += _wrong_types(
+                info, [(column, lambda base: base in TEXT_TYPES, "text or an enum")]
+            )
+            continue
+        lacking = [v for v in values if v not in info_col.labels]
+        if column == mapping.SYNC_STATUS and lacking:
+            text = f"{column} enum lacks {', '.join(lacking)}"
+            found.append(Problem("enum_lacks", (column,), text))
     return found
 
 

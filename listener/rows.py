@@ -95,8 +95,11 @@ def compile_table(
 ) -> Table:
     """Build the load and write-back statements of one table; `referenced`: the tables its
     connect-boards columns reference, by name."""
-    key = sql.quote_ident(table.key_column)
-    key_type = info.columns[table.key_column].type
+    names = {
+        "table": info.relation,
+        "key": sql.quote_ident(table.key_column),
+        "key_type": info.columns[table.key_column].type,
+    }
     columns = "".join(
         f", t.{sql.quote_ident(name)}::text AS c{i}" for i, name in enumerate(table.source_columns)
     )
@@ -105,22 +108,8 @@ def compile_table(
         f", {_relation_refs(column, info, refs[column.references or ''])} AS r{i}"
         for i, column in enumerate(table.relations)
     )
-    extra = ""
-    if info.has(mapping.SYNC_ERROR):
-        extra += ", sync_error = v.error"
-    if info.has(mapping.LAST_SYNCED_AT):
-        extra += (
-            ", last_synced_at = CASE WHEN v.status = 'SYNCED' THEN now() ELSE t.last_synced_at END"
-        )
-    names = {"table": info.relation, "key": key, "key_type": key_type}
     status = sql.quote_ident(mapping.SYNC_STATUS)
     writable = writable_columns(table, info)
-    assignments = ", ".join(
-        f"{sql.quote_ident(c)} = CASE WHEN ${2 * i + 2}::bool "
-        f"THEN ${2 * i + 3}::text::{info.columns[c].type} ELSE t.{sql.quote_ident(c)} END"
-        for i, c in enumerate(writable)
-    )
-    inserted = ", ".join(f"${i + 2}::text::{info.columns[c].type}" for i, c in enumerate(writable))
     status_labels = info.columns[mapping.SYNC_STATUS].labels
     return Table(
         id=table_id,
@@ -128,31 +117,13 @@ def compile_table(
         load_sql=sql.query("load_rows").format(
             columns=columns, relations=relations, status=status, **names
         ),
-        write_sql=sql.query("write_back").format(
-            monday_type=info.columns[mapping.MONDAY_ID].type,
-            status_type=info.columns[mapping.SYNC_STATUS].type,
-            extra=extra,
-            **names,
-        ),
+        write_sql=_write_back_sql(info, names),
         backlog_keys_sql=sql.query("backlog_keys").format(**names),
         backlog_sql=sql.query("backlog").format(table=info.relation),
         writable=writable,
-        pull_write_sql=sql.query("pull_write").format(assignments=assignments or "", **names)
-        if writable
-        else "",
+        pull_write_sql=_pull_write_sql(info, writable, names),
         pull_delete_sql=sql.query("pull_delete").format(**names),
-        pull_insert_sql=sql.query("pull_insert").format(
-            columns=", ".join(sql.quote_ident(c) for c in writable),
-            values=inserted,
-            status=status,
-            direction_type=info.columns[mapping.SYNC_DIRECTION].type,
-            monday_type=info.columns[mapping.MONDAY_ID].type,
-            status_type=info.columns[mapping.SYNC_STATUS].type,
-            table=info.relation,
-            key=key,
-        )
-        if writable
-        else "",
+        pull_insert_sql=_pull_insert_sql(info, writable, names),
         conflict_status="FAILED"
         if status_labels is not None and "CONFLICT" not in status_labels
         else "CONFLICT",
@@ -160,6 +131,55 @@ def compile_table(
         many=frozenset(
             c.id for c in table.relations if info.columns[c.sources[0]].base.endswith("[]")
         ),
+    )
+
+
+def _write_back_sql(info: catalog.TableInfo, names: Mapping[str, str]) -> str:
+    """The write-back: monday_id and sync_status, and sync_error, last_synced_at when there."""
+    extra = ""
+    if info.has(mapping.SYNC_ERROR):
+        extra += ", sync_error = v.error"
+    if info.has(mapping.LAST_SYNCED_AT):
+        extra += (
+            ", last_synced_at = CASE WHEN v.status = 'SYNCED' THEN now() ELSE t.last_synced_at END"
+        )
+    return sql.query("write_back").format(
+        monday_type=info.columns[mapping.MONDAY_ID].type,
+        status_type=info.columns[mapping.SYNC_STATUS].type,
+        extra=extra,
+        **names,
+    )
+
+
+def _pull_write_sql(
+    info: catalog.TableInfo, writable: Sequence[str], names: Mapping[str, str]
+) -> str:
+    """The board's values into a row: each writable column set when its flag says so."""
+    if not writable:
+        return ""
+    assignments = ", ".join(
+        f"{sql.quote_ident(c)} = CASE WHEN ${2 * i + 2}::bool "
+        f"THEN ${2 * i + 3}::text::{info.columns[c].type} ELSE t.{sql.quote_ident(c)} END"
+        for i, c in enumerate(writable)
+    )
+    return sql.query("pull_write").format(assignments=assignments, **names)
+
+
+def _pull_insert_sql(
+    info: catalog.TableInfo, writable: Sequence[str], names: Mapping[str, str]
+) -> str:
+    """A row for an item created on the board, from the writable columns."""
+    if not writable:
+        return ""
+    return sql.query("pull_insert").format(
+        columns=", ".join(sql.quote_ident(c) for c in writable),
+        values=", ".join(f"${i + 2}::text::{info.columns[c].type}" for i, c in enumerate(writable)),
+        status=sql.quote_ident(mapping.SYNC_STATUS),
+        direction_type=info.columns[mapping.SYNC_DIRECTION].type,
+        monday_type=info.columns[mapping.MONDAY_ID].type,
+        status_type=info.columns[mapping.SYNC_STATUS].type,
+        table=names["table"],
+        key=names["key"],
     )
 
 

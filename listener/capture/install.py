@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -130,9 +130,38 @@ def _hash(ddl: str) -> str:
 async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
     """Work out what install would do, without changing anything."""
     result = Plan()
+    attached = await _schema_steps(conn, result)
+    secret = await _origin_step(conn, result)
+    next_id = max((r["id"] for r in attached.values()), default=0) + 1
+    wanted: set[str] = set()
+    infos = {t.table: await catalog.describe(conn, t.table) for t in tables}
+    keys = catalog.key_columns(tables, infos)
+    for table in tables:
+        info = infos[table.table]
+        if info is None:
+            if table.board_id:
+                result.problems.append(f"{table.table}: table not found")
+            else:
+                result.notes.append(f"{table.table}: no such table, skipped (no board configured)")
+            continue
+        wanted.add(info.relation)
+        issues = catalog.problems(info, table) + catalog.relation_problems(info, table, keys)
+        _sync_columns(result, table.table, info, missing=bool(issues))
+        if issues:
+            result.problems.extend(f"{table.table}: {issue}" for issue in issues)
+            continue
+        known = attached.get(info.relation)
+        table_id = known["id"] if known else next_id
+        next_id += 0 if known else 1
+        await _capture_step(conn, result, table, info, table_id, known, secret)
+    _detach_steps(result, attached, wanted)
+    return result
+
+
+async def _schema_steps(conn: db.Conn, result: Plan) -> dict[str, asyncpg.Record]:
+    """The schema and the migrations not applied yet; the tables attached already."""
     schema = await conn.fetchval("SELECT to_regnamespace('npd_sync') IS NOT NULL")
     applied: set[int] = set()
-    attached: dict[str, asyncpg.Record] = {}
     if schema and await conn.fetchval("SELECT to_regclass('npd_sync.migrations') IS NOT NULL"):
         applied = {
             r["version"] for r in await conn.fetch("SELECT version FROM npd_sync.migrations")
@@ -151,70 +180,67 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
                     version=migration.version,
                 )
             )
-    if applied:
-        attached = {r["relation"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+    if not applied:
+        return {}
+    return {r["relation"]: r for r in await conn.fetch(sql.query("attached_tables"))}
+
+
+async def _origin_step(conn: db.Conn, result: Plan) -> str:
+    """The secret npd-sync's sessions are marked with: the one in place, or a new one."""
     secret = await db.origin_secret(conn)
-    if secret is None:
-        secret = secrets.token_hex(32)
-        result.steps.append(
-            Step(
-                "origin",
-                "create the secret that keeps npd-sync's own writes out of the capture",
-                ORIGIN.format(secret=sql.quote_literal(secret)),
-                secret=secret,
-            )
+    if secret is not None:
+        return secret
+    secret = secrets.token_hex(32)
+    result.steps.append(
+        Step(
+            "origin",
+            "create the secret that keeps npd-sync's own writes out of the capture",
+            ORIGIN.format(secret=sql.quote_literal(secret)),
+            secret=secret,
         )
-    next_id = max((r["id"] for r in attached.values()), default=0) + 1
-    wanted: set[str] = set()
-    infos = {t.table: await catalog.describe(conn, t.table) for t in tables}
-    for table in tables:
-        info = infos[table.table]
-        if info is None:
-            if table.board_id:
-                result.problems.append(f"{table.table}: table not found")
-            else:
-                result.notes.append(f"{table.table}: no such table, skipped (no board configured)")
-            continue
-        wanted.add(info.relation)
-        keys = catalog.key_columns(tables, infos)
-        issues = catalog.problems(info, table) + catalog.relation_problems(info, table, keys)
-        _sync_columns(result, table.table, info, missing=bool(issues))
-        if issues:
-            result.problems.extend(f"{table.table}: {issue}" for issue in issues)
-            continue
-        known = attached.get(info.relation)
-        table_id = known["id"] if known else next_id
-        if not known:
-            next_id += 1
-        ddl = capture_ddl(table_id, info, table, secret)
-        whole = known is not None and (
-            await conn.fetchval(sql.query("enabled_triggers"), info.relation) == TRIGGERS
-        )
-        if known and whole and known["ddl_hash"] == _hash(ddl) and known["name"] == table.table:
-            result.notes.append(f"{table.table}: capture up to date")
-            continue
-        record = (
-            "INSERT INTO npd_sync.tables (id, relation, name, key_column, ddl_hash) VALUES "
-            f"({table_id}, {sql.quote_literal(info.relation)}::regclass, "
-            f"{sql.quote_literal(table.table)}, {sql.quote_literal(table.key_column)}, "
-            f"{sql.quote_literal(_hash(ddl))})\nON CONFLICT (id) DO UPDATE SET "
-            "name = excluded.name, key_column = excluded.key_column, "
-            "ddl_hash = excluded.ddl_hash, attached_at = now();"
-        )
-        kind: StepKind = "attach"
-        verb = "attach capture to"
-        if known and whole:
-            kind, verb = "update", "update capture on"
-        elif known:
-            kind, verb = "restore", "restore capture (triggers dropped or disabled) on"
-        result.steps.append(
-            Step(
-                kind,
-                f"{verb} {table.table} (table id {table_id})",
-                ddl + "\n" + record,
-                table=table.table,
-            )
-        )
+    )
+    return secret
+
+
+async def _capture_step(
+    conn: db.Conn,
+    result: Plan,
+    table: mapping.TableMapping,
+    info: catalog.TableInfo,
+    table_id: int,
+    known: asyncpg.Record | None,
+    secret: str,
+) -> None:
+    """Attach, update or restore one table's capture, unless it is up to date."""
+    ddl = capture_ddl(table_id, info, table, secret)
+    whole = known is not None and (
+        await conn.fetchval(sql.query("enabled_triggers"), info.relation) == TRIGGERS
+    )
+    if known and whole and known["ddl_hash"] == _hash(ddl) and known["name"] == table.table:
+        result.notes.append(f"{table.table}: capture up to date")
+        return
+    record = (
+        "INSERT INTO npd_sync.tables (id, relation, name, key_column, ddl_hash) VALUES "
+        f"({table_id}, {sql.quote_literal(info.relation)}::regclass, "
+        f"{sql.quote_literal(table.table)}, {sql.quote_literal(table.key_column)}, "
+        f"{sql.quote_literal(_hash(ddl))})\nON CONFLICT (id) DO UPDATE SET "
+        "name = excluded.name, key_column = excluded.key_column, "
+        "ddl_hash = excluded.ddl_hash, attached_at = now();"
+    )
+    kind: StepKind = "attach"
+    verb = "attach capture to"
+    if known and whole:
+        kind, verb = "update", "update capture on"
+    elif known:
+        kind, verb = "restore", "restore capture (triggers dropped or disabled) on"
+    result.steps.append(
+        Step(kind, f"{verb} {table.table} (table id {table_id})", ddl + "\n" + record,
+             table=table.table)
+    )  # fmt: skip
+
+
+def _detach_steps(result: Plan, attached: Mapping[str, asyncpg.Record], wanted: set[str]) -> None:
+    """Detach the capture of tables no longer configured."""
     for relation, row in attached.items():
         if relation not in wanted:
             result.steps.append(
@@ -226,7 +252,6 @@ async def plan(conn: db.Conn, tables: Sequence[mapping.TableMapping]) -> Plan:
                     table=row["name"],
                 )
             )
-    return result
 
 
 def _sync_columns(result: Plan, name: str, info: catalog.TableInfo, *, missing: bool) -> None:

@@ -124,39 +124,73 @@ def plan(
     archive = _stale(entry, row, current, table)
     if row is None:
         return Push(entry, row, archive)
-    pushes = mapping.is_syncable(row.enabled, row.direction)
-    receives = inbound and mapping.receives(row.enabled, row.direction)
-    if (pushes or receives) and _claimed(entry, row):
-        assert row.monday_id is not None
-        return Claim(entry, row, row.monday_id)
-    # A row unlinked from an item that went on Monday keeps its link, for a restore.
-    unlinked = row.unlinked and current is None
-    item = current or (row.linked_item if unlinked else None)
-    linked = item is not None and row.linked_item == item
-    if not pushes and not (receives and linked):
+    standing = _Standing.of(row, current, inbound=inbound)
+    if (standing.pushes or standing.receives) and _claimed(entry, row):
+        return Claim(entry, row, row.monday_id or "")
+    if not standing.pushes and not (standing.receives and standing.linked):
         return Push(entry, row, archive)
+    push = _valued(entry, row, table, archive, current)
+    if push.error is not None:
+        return push
+    # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
+    # Monday holds: it sends everything.
+    changes = None
+    if row.agreed is not None and standing.linked and not entry.uncertain:
+        changes = links.changed(push.agreed, row.agreed)
+    if standing.item is not None and standing.reads(entry, changes):
+        # Monday's side may have changed (it said so, or a push would overwrite what it
+        # holds): read the item first; the merge decides what to send.
+        action: Action | None = "update" if standing.pushes else None
+        reading = dataclasses.replace(push, action=action, item_id=standing.item, changes=changes)
+        return Pull(reading, standing.item)
+    return _outbound(push, pushes=standing.pushes, unlinked=standing.unlinked, changes=changes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """Where a row stands: whether it pushes and receives, and its item."""
+
+    pushes: bool
+    receives: bool
+    unlinked: bool  # its item went on Monday; it keeps the link, for a restore
+    item: str | None  # its item (the one it was unlinked from, when so)
+    linked: bool  # npd-sync linked it to that item
+
+    @classmethod
+    def of(cls, row: Row, current: str | None, *, inbound: bool) -> _Standing:
+        unlinked = row.unlinked and current is None
+        item = current or (row.linked_item if unlinked else None)
+        return cls(
+            pushes=mapping.is_syncable(row.enabled, row.direction),
+            receives=inbound and mapping.receives(row.enabled, row.direction),
+            unlinked=unlinked,
+            item=item,
+            linked=item is not None and row.linked_item == item,
+        )
+
+    def reads(self, entry: Entry, changes: Mapping[str, Any] | None) -> bool:
+        """Whether the item is read first: Monday said it changed, or a push would overwrite
+        what it holds."""
+        if not (self.receives and self.linked):
+            return False
+        return entry.pull or (self.pushes and not self.unlinked and changes != {})
+
+
+def _valued(
+    entry: Entry,
+    row: Row,
+    table: mapping.TableMapping,
+    archive: tuple[str, ...],
+    current: str | None,
+) -> Push:
+    """The push with the row's values, or with why they cannot be sent."""
     linked_items, waiting, note = _relations(row, table)
     try:
         name = mapping.item_name(row.values, table, row.key)
         values = mapping.column_values(row.values, table, row.key, linked_items)
     except mapping.MappingError as exc:
         return Push(entry, row, archive, item_id=current, error=str(exc))
-    push = Push(entry, row, archive, None, current, name, values, waiting=waiting, note=note)
-    # An uncertain entry (a backfill, a create whose reply was lost) trusts no record of what
-    # Monday holds: it sends everything.
-    changes = None
-    if row.agreed is not None and linked and not entry.uncertain:
-        changes = links.changed(push.agreed, row.agreed)
-    changed_here = changes != {}
-    if receives and linked and (entry.pull or (pushes and not unlinked and changed_here)):
-        # Monday's side may have changed (it said so, or a push would overwrite what it
-        # holds): read the item first; the merge decides what to send.
-        assert item is not None
-        reading = dataclasses.replace(
-            push, action="update" if pushes else None, item_id=item, changes=changes
-        )
-        return Pull(reading, item)
-    return _outbound(push, pushes=pushes, unlinked=unlinked, changes=changes)
+    return Push(entry, row, archive, None, current, name, values, waiting=waiting, note=note)
 
 
 def _relations(

@@ -130,51 +130,73 @@ def merge(
     value no row value can hold is a conflict, whatever the policy."""
     theirs = monday_values(item, table, key)
     base = agreed or {}
-    hidden = {c.id for c in table.relations}
-    push: dict[str, Any] = {}
-    write: dict[str, str | None] = {}
-    agree: dict[str, Any] = {}
-    conflicts: list[Conflict] = []
-    settled: list[str] = []
+    winner = _winner(table.conflict, pushes, npd_changed_at, monday_changed_at, item)
+    merging = _Merging(item, table, pushes, winner, relations)
     for column_id, d in ours.items():
         if column_id not in theirs:  # outbound only
             if pushes and base.get(column_id, _UNSET) != d:
-                push[column_id] = d
+                merging.push[column_id] = d
             continue
         m = theirs[column_id]
         # Never agreed on: the side that leads sets it.
         a = base.get(column_id, m if pushes else d)
         if column_id in conflicted:
-            if d == m:
-                agree[column_id] = m
-                settled.append(column_id)
-            continue
-        if m == a:
-            if d != a and pushes:
-                push[column_id] = d
-            continue
+            merging.converged(column_id, d, m)
+        else:
+            merging.column(column_id, a, d, m)
+    return Merge(
+        merging.push, merging.write, merging.agree, tuple(merging.conflicts),
+        tuple(merging.settled),
+    )  # fmt: skip
+
+
+@dataclass
+class _Merging:
+    """A merge under way: the rules for one column at a time."""
+
+    item: Item
+    table: mapping.TableMapping
+    pushes: bool
+    winner: Winner | None  # who wins a conflict, by the table's policy
+    relations: Relations | None
+    push: dict[str, Any] = field(default_factory=dict)
+    write: dict[str, str | None] = field(default_factory=dict)
+    agree: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+
+    def converged(self, column_id: str, d: Any, m: Any) -> None:
+        """A column with an open conflict: settled once both sides hold the same value."""
         if d == m:
-            agree[column_id] = m  # both sides changed it the same way
-            if pushes and column_id in hidden:
+            self.agree[column_id] = m
+            self.settled.append(column_id)
+
+    def column(self, column_id: str, a: Any, d: Any, m: Any) -> None:
+        """One column, by the table at the top of this module."""
+        if m == a:
+            if d != a and self.pushes:
+                self.push[column_id] = d
+            return
+        if d == m:
+            self.agree[column_id] = m  # both sides changed it the same way
+            if self.pushes and any(c.id == column_id for c in self.table.relations):
                 # Monday hides links to archived items from reads, and shows them again on a
                 # restore: what it stores must be what the row says.
-                push[column_id] = d
-            continue
-        board = row_values(column_id, item, table, relations)
+                self.push[column_id] = d
+            return
+        board = row_values(column_id, self.item, self.table, self.relations)
         if d == a and board is not None:
-            write.update(board)
-            agree[column_id] = m
-            continue
-        winner = _winner(table.conflict, pushes, npd_changed_at, monday_changed_at, item)
-        if winner == "monday" and board is None:
-            winner = None  # the row cannot hold the board's value: for people to settle
-        conflicts.append(Conflict(column_id, a, d, m, winner))
+            self.write.update(board)
+            self.agree[column_id] = m
+            return
+        # The row cannot hold the board's value: for people to settle, whatever the policy.
+        winner = None if self.winner == "monday" and board is None else self.winner
+        self.conflicts.append(Conflict(column_id, a, d, m, winner))
         if winner == "npd":
-            push[column_id] = d
+            self.push[column_id] = d
         elif winner == "monday":
-            write.update(board or {})
-            agree[column_id] = m
-    return Merge(push, write, agree, tuple(conflicts), tuple(settled))
+            self.write.update(board or {})
+            self.agree[column_id] = m
 
 
 def _winner(

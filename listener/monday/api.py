@@ -207,13 +207,8 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
     Errors whose path names a top-level field are the field's own (partial success); any other
     error fails the whole request.
     """
+    body = _body(status, raw)
     request_id = headers.get("x-request-id")
-    try:
-        body = Body.model_validate_json(raw) if raw else Body()
-    except ValidationError:
-        text = raw[:200].decode("utf-8", "replace")
-        kind_status = status if status != 200 else 502
-        raise errors.make(f"unreadable response: {text!r}", status=kind_status) from None
     if body.extensions and isinstance(body.extensions.get("request_id"), str):
         request_id = body.extensions["request_id"]
     if body.error_code or (body.error_message and body.data is None):
@@ -226,11 +221,33 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
             retry_after=errors.retry_after(None, headers),
             budget=_budget(body.error_code, message, None, headers),
         )
-    field_errors: dict[str, GraphQLError] = {}
+    field_errors = _field_errors(body, status, request_id, headers)
+    if status != 200 or body.data is None:
+        raise errors.make(
+            f"HTTP {status} without data", status=status if status != 200 else 502,
+            request_id=request_id, retry_after=errors.retry_after(None, headers),
+        )  # fmt: skip
+    return Reply(body.data, field_errors, request_id, _complexity(body.data), headers)
+
+
+def _body(status: int, raw: bytes) -> Body:
+    try:
+        return Body.model_validate_json(raw) if raw else Body()
+    except ValidationError:
+        text = raw[:200].decode("utf-8", "replace")
+        kind_status = status if status != 200 else 502
+        raise errors.make(f"unreadable response: {text!r}", status=kind_status) from None
+
+
+def _field_errors(
+    body: Body, status: int, request_id: str | None, headers: Mapping[str, str]
+) -> dict[str, GraphQLError]:
+    """The errors of top-level fields, by alias; raises the first error of the request."""
+    found: dict[str, GraphQLError] = {}
     for error in body.errors or []:
         alias = error.path[0] if error.path else None
         if isinstance(alias, str) and body.data is not None and alias in body.data:
-            field_errors.setdefault(alias, error)
+            found.setdefault(alias, error)
             continue
         ext = error.extensions or {}
         code = ext.get("code")
@@ -242,18 +259,16 @@ def read_reply(status: int, raw: bytes, headers: Mapping[str, str]) -> Reply:
             retry_after=errors.retry_after(ext, headers),
             budget=_budget(code, error.message, ext, headers),
         )
-    if status != 200 or body.data is None:
-        raise errors.make(
-            f"HTTP {status} without data", status=status if status != 200 else 502,
-            request_id=request_id, retry_after=errors.retry_after(None, headers),
-        )  # fmt: skip
-    complexity = None
-    if isinstance(body.data.get("complexity"), dict):
-        try:
-            complexity = Complexity.model_validate(body.data["complexity"])
-        except ValidationError:
-            complexity = None
-    return Reply(body.data, field_errors, request_id, complexity, headers)
+    return found
+
+
+def _complexity(data: Mapping[str, Any]) -> Complexity | None:
+    if not isinstance(data.get("complexity"), dict):
+        return None
+    try:
+        return Complexity.model_validate(data["complexity"])
+    except ValidationError:
+        return None
 
 
 def _budget(
