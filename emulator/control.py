@@ -61,6 +61,30 @@ if TYPE_CHECKING:
     from emulator.server import Emulator
 
 
+async def _edit_item(emulator: Emulator, request: web.Request) -> web.Response:
+    """Edit an item as a person would (POST /control/items/{id})."""
+    data = await _object(request)
+    item_id = request.match_info["id"]
+    unknown = set(data) - {"column_values", "name", "state", "user_id"}
+    if unknown:
+        return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+    state = data.get("state")
+    if state not in (None, "active", "archived", "deleted"):
+        return _bad("state must be active, archived or deleted")
+    user_id, column_values, name = _user(data), _values(data), data.get("name")
+    try:
+        # A restore comes first, so that the restored item can be edited.
+        if state == "active":
+            emulator.set_item_state(item_id, state, user_id=user_id)
+        if column_values is not None or name is not None:
+            emulator.edit_item(item_id, column_values, name=name, user_id=user_id)
+        if state in ("archived", "deleted"):
+            emulator.set_item_state(item_id, state, user_id=user_id)
+    except errors.ApiError as exc:
+        return _refused(exc)
+    return _item(emulator.item(item_id))
+
+
 def add_routes(app: web.Application, emulator: Emulator) -> None:
     """Mount the control endpoints of `emulator` on `app`."""
 
@@ -94,28 +118,6 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
 
     async def release(_request: web.Request) -> web.Response:
         return web.json_response({"released": emulator.release_hung()})
-
-    async def edit_item(request: web.Request) -> web.Response:
-        data = await _object(request)
-        item_id = request.match_info["id"]
-        unknown = set(data) - {"column_values", "name", "state", "user_id"}
-        if unknown:
-            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
-        state = data.get("state")
-        if state not in (None, "active", "archived", "deleted"):
-            return _bad("state must be active, archived or deleted")
-        user_id, column_values, name = _user(data), _values(data), data.get("name")
-        try:
-            # A restore comes first, so that the restored item can be edited.
-            if state == "active":
-                emulator.set_item_state(item_id, state, user_id=user_id)
-            if column_values is not None or name is not None:
-                emulator.edit_item(item_id, column_values, name=name, user_id=user_id)
-            if state in ("archived", "deleted"):
-                emulator.set_item_state(item_id, state, user_id=user_id)
-        except errors.ApiError as exc:
-            return _refused(exc)
-        return _item(emulator.item(item_id))
 
     async def add_item(request: web.Request) -> web.Response:
         data = await _object(request)
@@ -158,7 +160,7 @@ def add_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/control/limits", limits)
     app.router.add_post("/control/reset", reset)
     app.router.add_post("/control/release", release)
-    app.router.add_post("/control/items/{id}", edit_item)
+    app.router.add_post("/control/items/{id}", functools.partial(_edit_item, emulator))
     app.router.add_post("/control/boards/{id}/items", add_item)
     app.router.add_post("/control/boards/{id}/columns", functools.partial(_add_column, emulator))
     app.router.add_get("/control/daily", functools.partial(_daily, emulator))
