@@ -350,3 +350,23 @@ def test_the_mark_in_the_triggers_is_the_digest_never_the_secret() -> None:
     ddl = install.capture_ddl(1, _info(), mapping.default_mappings()[0], "s3cr3t-value")
     assert "s3cr3t-value" not in ddl
     assert f"'\\x{db.origin_digest('s3cr3t-value').hex()}'::bytea" in ddl
+
+
+def test_one_file_writes_the_queue_and_one_module_runs_it() -> None:
+    # The life of a queue entry is written once (queue.sql, a statement per transition) and
+    # run from one place (listener/engine/queue.py): no other file writes npd_sync.queue.
+    writes = re.compile(r"(INSERT INTO|UPDATE|DELETE FROM)\s+npd_sync\.queue\b", re.I)
+    writers = sorted(
+        str(path.relative_to(ROOT))
+        for path in [*(ROOT / "sql").rglob("*.sql"), *(ROOT / "listener").rglob("*.py")]
+        if writes.search(path.read_text())
+    )
+    assert writers == ["sql/queries/queue.sql"]
+    statements = sql.parse_queries((ROOT / "sql" / "queries" / "queue.sql").read_text())
+    transitions = [name for name, text in statements.items() if writes.search(text)]
+    assert sorted(transitions) == ["arrive", "claim", "complete", "release", "renew", "retry"]
+    for path in (ROOT / "listener").rglob("*.py"):
+        if path.name == "queue.py" and path.parent.name == "engine":
+            continue
+        text = path.read_text()
+        assert not any(f'sql.query("{name}")' in text for name in transitions), path
