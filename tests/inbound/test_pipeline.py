@@ -304,3 +304,21 @@ async def test_a_full_read_takes_a_page_of_500_items_a_request(
     out: list[str] = []
     assert await pull.run(config, table="contacts", full=True, dry_run=True, echo=out.append)
     assert out[0] == "contacts: read 501 items in 2 requests; 501 items to look at"
+
+
+async def test_a_phone_number_in_another_format_is_the_same_number_on_both_sides(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # The row keeps the application's formatting, the board Monday's: neither is a change.
+    config = inbound(make_settings, tmp_path)
+    item = await synced_ada(conn, config, emulator, "BIDIRECTIONAL")
+    sent = emulator.counters.mutations
+    emulator.edit_item(item, {"phone": {"phone": "020 7946 0958", "countryShortName": "GB"}})
+    await deliver(config, item)
+    await drain(config)
+    row = await contact(conn)
+    assert row["phone"] == "+44 20 7946 0958"  # as the application wrote it
+    await conn.execute("UPDATE contacts SET phone = '+442079460958'")
+    await drain(config)
+    assert emulator.counters.mutations == sent  # nothing sent either way
+    assert (await contact(conn))["sync_status"] == "SYNCED"
