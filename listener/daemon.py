@@ -37,7 +37,7 @@ from listener.capture import notify
 from listener.engine import queue, worker
 from listener.inbound import inbox, receiver, reconcile
 from listener.metrics import Metrics
-from listener.monday import governor
+from listener.monday import governor, ledger
 from listener.redact import redact
 from listener.settings import Settings, cannot_listen, plain_http_elsewhere, shown_url
 
@@ -52,6 +52,9 @@ SUMMARY = 10.0  # seconds between summary log lines (only when there was work)
 EVENTS_KEPT = 3 * 86400.0  # seconds webhook deliveries are kept (Monday retries for 30 min)
 HEARTBEAT = 10.0  # seconds between heartbeats (status: alive, and its problem)
 GAUGES = 5.0  # seconds between reads of the queue's depth and of the oldest pending change
+# Seconds between two looks at whether the day's figures are due from Monday (one statement;
+# one listener asks, at most 1% of the day's calls: see Governor.day_due).
+DAY_EVERY = 5.0
 ALIVE = 30.0  # a listener whose heartbeat is older is gone
 
 
@@ -186,6 +189,10 @@ class Daemon:
                     asyncio.create_task(self._every(60.0, self._vacuum, pool), name="vacuum"),
                     asyncio.create_task(self._every(60.0, self._history, pool), name="history"),
                 ]
+                if w.client is not None:
+                    side.append(
+                        asyncio.create_task(self._every(DAY_EVERY, self._day, pool), name="day")
+                    )
                 interval = self.settings.tuning.reconcile_interval
                 if self.settings.inbound and w.client is not None and interval > 0:
                     side.append(
@@ -411,6 +418,7 @@ class Daemon:
         async with pool.acquire(timeout=10) as conn:
             found = await queue.health(conn, active, ALIVE)
             use = await governor.budget_use(conn)
+            day = governor.day_view(await ledger.day_use(conn), self.worker.governor.limits)
             if (found.oldest_pending or 0) > self.stall_after:
                 error = await queue.latest_error(conn, active)
                 self.pending_error = None if error is None else fault.line(error)
@@ -423,12 +431,29 @@ class Daemon:
             (self.metrics.points_per_row, use.points_per_row),
         ):
             gauge.set(float("nan") if value is None else value)  # NaN: not known yet
+        self._day_gauges(day)
         self.metrics.oldest_pending.set(self.oldest_pending or 0.0)
         self.metrics.stalled.set(0 if self.healthy()[0] else 1)
         for table_id, table_name in names.items():
             for state in ("pending", "in_flight", "failed"):
                 n = found.depth.get((table_id, state), 0)
                 self.metrics.queue_depth.labels(table_name, state).set(n)
+
+    def _day_gauges(self, day: governor.DayView) -> None:
+        m = self.metrics
+        m.daily_limit.set(float("nan") if day.limit is None else day.limit.calls)
+        m.daily_used.labels("account").set(day.used)
+        m.daily_used.labels("npd-sync").set(day.own)
+        m.daily_pace.set(day.per_hour)
+        out = day.runs_out_in
+        m.daily_runs_out.set(float("nan") if out is None else max(out, 0.0))
+
+    async def _day(self, _pool: asyncpg.Pool) -> None:
+        # Monday's daily limit and today's usage, for the pacing every listener shares.
+        assert self.worker is not None
+        assert self.worker.client is not None
+        if await self.worker.governor.day_due():
+            await self.worker.governor.learn_day(self.worker.client)
 
     async def _summary(self, pool: asyncpg.Pool) -> None:
         # One line every SUMMARY seconds when there was work: rates, not a line per row.

@@ -111,6 +111,30 @@ class Metrics:
             "Complexity points all listeners spent a minute: mean of the last five busy minutes.",
             registry=r,
         )
+        self.daily_limit = Gauge(
+            "npd_sync_monday_daily_calls_limit",
+            "Monday's daily call limit that holds (Monday's, [tuning] daily_calls or the "
+            "plan's; NaN: none, calls are not paced).",
+            registry=r,
+        )
+        self.daily_used = Gauge(
+            "npd_sync_monday_daily_calls_used",
+            "Calls made today (UTC): by the whole account as far as Monday told, and by "
+            "npd-sync's own listeners.",
+            ["by"],
+            registry=r,
+        )
+        self.daily_pace = Gauge(
+            "npd_sync_monday_daily_calls_per_hour",
+            "npd-sync's calls in the past hour, all listeners.",
+            registry=r,
+        )
+        self.daily_runs_out = Gauge(
+            "npd_sync_monday_daily_calls_run_out_seconds",
+            "Seconds until the day's calls run out at the past hour's pace (NaN: they last "
+            "until 00:00 UTC).",
+            registry=r,
+        )
         self.points_per_row = Gauge(
             "npd_sync_points_per_synced_row",
             "Complexity points per row synced over the last hour, all listeners.",

@@ -265,6 +265,9 @@ class Tuning(_Strict):
     plan: Literal["standard", "pro", "enterprise", "free"] = "pro"
     complexity_per_minute: Annotated[int, Field(ge=1000, le=1_000_000_000)] | None = None
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    # Monday's daily call limit when Monday does not say it (platform_api): else the plan's,
+    # when `plan` is set; with neither, calls are not paced over the day.
+    daily_calls: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     # Longer waits for the budget or a board give the batch back to the queue instead.
     max_rate_wait: Annotated[float, Field(gt=0, le=600)] = 10.0
     # Inbound: how often the listener compares the boards with what was agreed (the safety

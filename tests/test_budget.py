@@ -4,6 +4,7 @@ of a window is used, not the cap on one query; Monday's figures beat the plan's.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import asyncpg
@@ -13,11 +14,23 @@ from emulator import AccountLimits, Emulator
 from emulator.records import RequestRecord
 from listener import db, rows
 from listener.engine import queue
+from listener.monday import daily
+from listener.operations import report
+from listener.settings import Settings
 from tests.conftest import MakeSettings
 from tests.helpers import assert_mirrored, eventually, running, write_config
 
 EXHAUSTED = "COMPLEXITY_BUDGET_EXHAUSTED"
 FAST = {"poll_interval": 0.5, "backoff_base": 0.05, "backoff_cap": 0.3, "lease_seconds": 5}
+
+
+async def status_report(config: Settings) -> report.Report:
+    conn = await db.connect(config.require_database())
+    try:
+        version = await conn.fetchval("SELECT max(version) FROM npd_sync.migrations")
+        return await report.collect(conn, config, version)
+    finally:
+        await conn.close()
 
 
 def charged(records: list[RequestRecord]) -> list[RequestRecord]:
@@ -156,3 +169,46 @@ async def test_a_budget_monday_states_far_above_the_plans_pauses_nobody(
         await eventually(lambda: all_synced(conn), timeout=40, interval=0.1)
     assert await conn.fetchval("SELECT paused_until FROM npd_sync.monday") is None
     assert not [r for r in emulator.requests if EXHAUSTED in r.error_codes]
+
+
+async def test_a_day_short_of_calls_shows_as_latency_never_as_a_failed_row(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # An account of 20 calls a day, which only Monday knows (platform_api): the first burst of
+    # ten changes goes at once, a call each; then a listener asks Monday for the day's figures,
+    # and the changes after wait for the day's even share, pending, never FAILED, and go
+    # together when it comes.
+    emulator.set_limits(dataclasses.replace(AccountLimits.unlimited(), daily_calls=20))
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    async with running(config):
+        for n in range(1, 11):
+            await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"row {n}")
+            await eventually(
+                lambda n=n: conn.fetchval(  # type: ignore[misc]
+                    "SELECT count(*) = $1 FROM contacts WHERE sync_status = 'SYNCED'", n
+                ),
+                timeout=10,
+            )
+        await eventually(lambda: conn.fetchval("SELECT daily_limit FROM npd_sync.monday_day"))
+        await conn.execute(
+            "INSERT INTO contacts (first_name) SELECT 'late ' || g FROM generate_series(1, 30) g"
+        )
+        # The listener waits for the day's pace (nine calls left for the rest of the day).
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) FROM npd_sync.queue WHERE state = 'pending'"),
+            lambda n: n == 30,
+        )
+        r = await status_report(config)
+        assert r.monday.day is not None
+        assert r.monday.day.limit == daily.Limit(20, "monday")
+        assert r.monday.day.used == 11
+    assert [r.root_fields[0] for r in emulator.requests if not r.mutations] == ["platform_api"]
+    assert len([r for r in emulator.requests if r.mutations]) == 10
+    assert not await conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'FAILED'")
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'PENDING'") == 30
+    # Half a day later the even share has come in: the thirty go together, in one call.
+    await conn.execute("UPDATE npd_sync.monday_day SET tokens_at = tokens_at - interval '12 h'")
+    async with running(config):
+        await eventually(lambda: all_synced(conn), timeout=20, interval=0.1)
+    assert len([r for r in emulator.requests if r.mutations]) == 11
+    assert not [r for r in emulator.requests if r.error_codes]  # nothing refused, no daily limit

@@ -40,7 +40,11 @@ JSON_KEYS = """\b
                complexity_limit, complexity_window_seconds (the budget a window, as
                Monday reports it), budget_per_minute, budget_used_per_minute,
                budget_used_share (mean of the last 5 busy minutes of the past hour,
-               all listeners), points_per_synced_row (past hour)
+               all listeners), points_per_synced_row (past hour), daily_limit,
+               daily_limit_source (monday, daily_calls or plan; null: calls not paced),
+               daily_calls_used (the account's today, as far as known), daily_calls_own
+               (npd-sync's), daily_calls_reported_at (Monday's figure), daily_calls_past_hour,
+               daily_calls_run_out_at (at that pace; null: they last the day), daily_reset_at
   inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
                pending, oldest_pending_age_seconds, open_conflicts, open_conflict_rows
 Counts are rows, but conflicts: one per field of a row, with the rows they are in.
@@ -140,6 +144,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "budget_used_per_minute": _round(use.points_per_minute),
             "budget_used_share": None if use.share is None else round(use.share, 4),
             "points_per_synced_row": _round(use.points_per_row),
+            **_day_json(report.monday.day),
         },
         "inbound": {
             "enabled": report.inbound.enabled,
@@ -263,6 +268,8 @@ def _monday_lines(m: MondayStatus) -> list[str]:
     out = [f"monday: {state}; {budget}"]
     if m.budget is not None:
         out.append("  " + _budget_line(m.budget))
+    if m.day is not None:
+        out.append("  " + _day_line(m.day))
     if not m.api_key_set:
         out.append("  MONDAY_API_KEY is not set: changes are recorded and left pending")
     return out
@@ -285,6 +292,35 @@ def _budget_line(use: governor.BudgetUse) -> str:
     if use.points_per_row is not None:
         line += f"; {use.points_per_row:,.0f} points per synced row"
     return line
+
+
+def _day_line(day: governor.DayView) -> str:
+    if day.limit is None:
+        line = "calls today: no daily limit known (set [tuning] daily_calls or plan)"
+    else:
+        line = f"calls today: {day.used:,.0f} of {day.limit.calls:,} ({day.limit.source})"
+    line += f", npd-sync's own {day.own:,.0f}; {day.per_hour:,.0f} in the past hour"
+    if day.limit is not None:
+        if day.runs_out is not None:
+            line += f"; at that pace they run out at {text.when(day.runs_out)}"
+        else:
+            line += "; at that pace they last the day"
+    return line + f"; reset at {text.when(day.resets)}"
+
+
+def _day_json(day: governor.DayView | None) -> dict[str, object]:
+    if day is None:
+        return {}
+    return {
+        "daily_limit": day.limit.calls if day.limit else None,
+        "daily_limit_source": day.limit.source if day.limit else None,
+        "daily_calls_used": _round(day.used),
+        "daily_calls_own": _round(day.own),
+        "daily_calls_reported_at": text.iso(day.account_reported_at),
+        "daily_calls_past_hour": _round(day.per_hour),
+        "daily_calls_run_out_at": text.iso(day.runs_out),
+        "daily_reset_at": text.iso(day.resets),
+    }
 
 
 def _round(value: float | None) -> float | None:

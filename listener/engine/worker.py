@@ -165,7 +165,8 @@ class Worker:
             changes, due_in = await queue.pending_work(
                 conn, self.active_tables, inbound=self.inbound
             )
-        paused = await self.governor.paused_for()
+        # Monday asked to pause, or the day's calls must last the day.
+        paused = max(await self.governor.paused_for(), await self.governor.next_call_in())
         if paused:
             return paused
         if changes or (due_in is not None and due_in <= 0):
@@ -186,8 +187,10 @@ class Worker:
         """Take in what waits, then work one batch; returns entries handled."""
         started = time.perf_counter()
         active = self.active_tables
-        if active and await self.governor.paused_for() > 0:
-            active = []  # Monday asked every listener to wait: only take in
+        if active and (
+            await self.governor.paused_for() > 0 or await self.governor.next_call_in() > 0
+        ):
+            active = []  # Monday asked every listener to wait, or the day's pace: only take in
         batch = await self.source.take(active, list(self.boards) if active else [])
         outcome = Outcome(rejected=batch.taken.rejected, records=batch.taken.records)
         if batch.entries:

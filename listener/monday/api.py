@@ -11,6 +11,7 @@ read is one call per page).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -662,6 +663,46 @@ async def read_items(
     if error is not None:
         raise error
     return parse_items(reply.data), reply
+
+
+# --- the day's calls (platform_api, 2026-10) --------------------------------------------------
+
+DAILY_QUERY = (
+    "query { platform_api { daily_limit { base total } daily_analytics { last_updated "
+    f"by_day {{ day usage }} }} }} {COMPLEXITY_FIELD} }}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Daily:
+    """The account's daily call limit and usage as Monday states them (None: not said)."""
+
+    limit: int | None
+    updated: dt.datetime | None  # when Monday last refreshed the usage
+    usage: Mapping[dt.date, int]  # calls per UTC day
+
+
+async def daily(client: Client) -> tuple[Daily, Reply]:
+    """The daily limit and usage (`platform_api`); raises the field's error if Monday refuses
+    it (a token without the right, an older version)."""
+    reply = await client.post(DAILY_QUERY, {})
+    found = reply.data.get("platform_api")
+    if not isinstance(found, dict):
+        raise field_error(reply, "platform_api") or errors.Permanent(
+            "Monday did not tell the daily limit", request_id=reply.request_id
+        )
+    limit = (found.get("daily_limit") or {}).get("total")
+    analytics = found.get("daily_analytics") or {}
+    usage: dict[dt.date, int] = {}
+    for entry in analytics.get("by_day") or []:
+        with contextlib.suppress(TypeError, ValueError, KeyError):
+            usage[dt.date.fromisoformat(str(entry["day"])[:10])] = int(entry["usage"])
+    updated = None
+    with contextlib.suppress(TypeError, ValueError):
+        updated = dt.datetime.fromisoformat(str(analytics.get("last_updated")))
+    if updated is not None and updated.tzinfo is None:
+        updated = updated.replace(tzinfo=dt.UTC)
+    return Daily(limit if isinstance(limit, int) else None, updated, usage), reply
 
 
 # --- webhooks (inbound) ----------------------------------------------------------------------

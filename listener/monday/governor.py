@@ -40,7 +40,7 @@ import asyncpg
 
 from listener import db
 from listener.metrics import Metrics
-from listener.monday import api, cost, errors, ledger
+from listener.monday import api, cost, daily, errors, ledger
 from listener.monday.ledger import BudgetUse as BudgetUse
 from listener.monday.ledger import budget_use as budget_use
 from listener.settings import Tuning
@@ -54,6 +54,7 @@ COMPLEXITY = "complexity"
 REQUESTS = "requests"
 SPENT = {COMPLEXITY: BUDGET_SPENT, REQUESTS: REQUESTS_SPENT}
 SETTLING_POLL = 0.2  # at most this long between two looks while replies are on their way
+UNPACED_RECHECK = 30.0  # seconds between two looks for a daily limit while none is known
 
 T = TypeVar("T")
 
@@ -66,6 +67,8 @@ class Limits:
     requests_per_minute: int
     max_query_complexity: int = cost.MAX_QUERY  # Monday's cap on one request
     window: float = 60.0  # seconds
+    daily_calls: int | None = None  # `[tuning] daily_calls`
+    plan: str | None = None  # the plan, when it is set: its daily limit holds
 
     def ledger(self) -> tuple[ledger.Limit, ...]:
         """The limits as rows of the ledger."""
@@ -90,6 +93,9 @@ def limits_for(tuning: Tuning) -> Limits:
     return Limits(
         tuning.complexity_per_minute or base.complexity_per_minute,
         tuning.requests_per_minute or base.requests_per_minute,
+        daily_calls=tuning.daily_calls,
+        # The plan's daily limit only when the plan is said: it defaults to pro's.
+        plan=tuning.plan if "plan" in tuning.model_fields_set else None,
     )
 
 
@@ -135,6 +141,15 @@ def readings(reply: api.Reply) -> dict[str, ledger.Reading]:
     }
 
 
+def calls_of(exc: errors.MondayError | None) -> float:
+    """What a request counts against the day: a call, a tenth when a rate limit refused it."""
+    if exc is not None and (exc.budget is not None or exc.kind is errors.Kind.RATE_LIMITED):
+        return daily.REFUSED_CALL
+    if exc is not None and exc.code == "DAILY_LIMIT_EXCEEDED":
+        return daily.REFUSED_CALL
+    return 1.0
+
+
 def refusal_readings(exc: errors.MondayError) -> dict[str, ledger.Reading]:
     """What a refused or failed request says of each limit. Monday counts every request it
     received; one refused by a limit (or the token) was charged no points; of any other
@@ -174,6 +189,33 @@ def minute_rate(headers: Mapping[str, str]) -> ledger.Reading:
 
 def _named(header: str, name: str) -> errors.Limit | None:
     return next((x for x in errors.parse_ratelimit(header) if x.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class DayView:
+    """The day's calls as status and /metrics show them."""
+
+    limit: daily.Limit | None  # None: no daily limit known, calls are not paced
+    used: float  # the account's calls today, as far as known (npd-sync's own at least)
+    own: float  # npd-sync's own, all listeners
+    account_reported_at: dt.datetime | None  # when Monday last refreshed its figure
+    per_hour: float  # npd-sync's calls in the past hour
+    runs_out: dt.datetime | None  # when the calls would be spent at that pace (None: never)
+    resets: dt.datetime  # 00:00 UTC next
+    runs_out_in: float | None = None  # seconds until `runs_out`
+
+
+def day_view(use: ledger.DayUse, limits: Limits) -> DayView:
+    """The day's limit, usage, pace and when the calls would run out."""
+    chosen = daily.limit(use.daily_limit, limits.daily_calls, limits.plan)
+    used = daily.used(use.own_calls, use.others_used)
+    runs_out = daily.runs_out(chosen.calls, used, use.last_hour, use.now) if chosen else None
+    resets = use.now + dt.timedelta(seconds=daily.until_midnight(use.now))
+    runs_out_in = None if runs_out is None else (runs_out - use.now).total_seconds()
+    return DayView(
+        chosen, used, use.own_calls, use.account_updated_at, use.last_hour, runs_out, resets,
+        runs_out_in,
+    )  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -227,6 +269,7 @@ class Governor:
         self._rows = 0  # rows synced, to be counted with the next settle
         self._paused_until = 0.0  # monotonic; a cache of the shared pause
         self._paused_checked = 0.0
+        self._unpaced_until = 0.0  # monotonic: no daily limit is known until then
 
     async def paused_for(self) -> float:
         """Seconds left of the account-wide pause (read at most once a second)."""
@@ -264,7 +307,8 @@ class Governor:
         finally:
             if not grant.settled:
                 grant.settled = True
-                await asyncio.shield(self._settle(grant, refusal_readings(_UNKNOWN), 0, False))
+                unknown = refusal_readings(_UNKNOWN)
+                await asyncio.shield(self._settle(grant, unknown, 0, False, calls=1.0))
 
     async def _take_board(self, board: str, started: float) -> ledger.Lease:
         lease = ledger.Lease(board, secrets.token_hex(8))
@@ -344,7 +388,8 @@ class Governor:
             then = self.model.verdict(grant.kinds, exc)
             if then is None:
                 log.info("governor.shrink", extra={"operations": self.model.cap})
-        await self._settle(grant, refusal_readings(exc), 0, exc.budget is not None)
+        refused = exc.budget is not None
+        await self._settle(grant, refusal_readings(exc), 0, refused, calls=calls_of(exc))
         return then
 
     async def _settle(
@@ -353,6 +398,8 @@ class Governor:
         said: Mapping[str, ledger.Reading],
         points: float,
         refused: bool,
+        *,
+        calls: float = 1.0,
     ) -> None:
         # Best effort: a database hiccup here must not fail the request that just succeeded
         # (the reservation then runs out with its window, the lease with its time).
@@ -361,7 +408,7 @@ class Governor:
             async with self.pool.acquire() as conn:
                 await ledger.settle(
                     conn, grant.taken, said, points=points, rows=rows, refused=refused,
-                    lease=grant.lease,
+                    lease=grant.lease, calls=calls,
                 )  # fmt: skip
         except (*db.ERRORS, asyncpg.PostgresError):
             self._rows += rows  # counted with the next settle
@@ -376,6 +423,50 @@ class Governor:
                 await ledger.synced_rows(conn, rows)
         except (*db.ERRORS, asyncpg.PostgresError):
             self._rows += rows
+
+    async def next_call_in(self) -> float:
+        """Seconds until the next call to Monday may go under the day's pacing (0: now): the
+        engine asks before it claims work, as it asks `paused_for`. Without a daily limit
+        (Monday's, `[tuning] daily_calls` or the plan's) calls are not paced."""
+        if time.monotonic() < self._unpaced_until:
+            return 0.0
+        async with self.pool.acquire() as conn, conn.transaction():
+            day = await ledger.day_for_pacing(conn)
+            chosen = daily.limit(day.daily_limit, self.limits.daily_calls, self.limits.plan)
+            if chosen is None:
+                self._unpaced_until = time.monotonic() + UNPACED_RECHECK
+                return 0.0
+            spent = daily.used(day.own_calls, day.others_used)
+            bucket = daily.Bucket(day.tokens, day.tokens_at)
+            tokens = daily.refill(bucket, chosen.calls, spent, day.unpaid, day.now)
+            await ledger.day_paced(conn, tokens)
+        return daily.wait(tokens, chosen.calls, spent, day.now)
+
+    async def day_due(self) -> bool:
+        """Whether this listener is the one to ask Monday for the day's figures now. They are
+        shared: one listener asks, once npd-sync made a first burst of calls today (an idle
+        listener spends none on asking; the calls made before count against the day when the
+        answer comes), then at most every half hour and 1% of the day's calls."""
+        async with self.pool.acquire() as conn:
+            known = await ledger.day_limit(conn)
+            chosen = daily.limit(known, self.limits.daily_calls, self.limits.plan)
+            return await ledger.day_ask(conn, daily.ask_every(chosen), daily.MIN_BURST)
+
+    async def learn_day(self, client: api.Client) -> api.Daily | None:
+        """Ask Monday for the day's limit and the account's usage (platform_api, one call);
+        None when it does not answer (the configured figures then stand)."""
+        async with self.reserve(["platform_api"], kind=cost.Kind.QUERY) as grant:
+            try:
+                found, reply = await api.daily(client)
+            except errors.MondayError as exc:
+                await grant.settle(exc)
+                log.info("governor.day_unknown", extra={"error": str(exc)})
+                return None
+            await grant.settle(reply)
+        async with self.pool.acquire() as conn:
+            await ledger.day_learnt(conn, found.limit, found.usage, found.updated)
+        self._unpaced_until = 0.0
+        return found
 
     async def pause(self, exc: errors.MondayError) -> float:
         """Stop every listener's traffic if `exc` calls for it; returns the pause in seconds."""

@@ -11,6 +11,7 @@ statement on a connection the caller holds only for it: nothing waits on Monday 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -114,9 +115,11 @@ async def settle(
     rows: int,
     refused: bool,
     lease: Lease | None = None,
+    calls: float = 1.0,
 ) -> None:
     """Correct each limit a request took from by what Monday said of it, count the request
-    (and `rows` synced) in this minute's row, and give the board back."""
+    (and `rows` synced) in this minute's row and `calls` against the day, and give the board
+    back."""
     said = [readings.get(t.name, Reading()) for t in taken]
     await conn.execute(
         sql.query("settle"),
@@ -134,6 +137,7 @@ async def settle(
         refused,
         lease.board if lease else None,
         lease.holder if lease else None,
+        calls,
     )
 
 
@@ -203,6 +207,85 @@ async def budget_use(conn: db.Conn) -> BudgetUse:
         row["refused"],
         row["points_per_row"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """The day's counts and the pacing bucket, as every listener shares them."""
+
+    own_calls: float  # npd-sync's calls today, all listeners
+    unpaid: float  # calls not yet taken from the bucket
+    tokens: float | None  # the bucket (None: full)
+    tokens_at: dt.datetime | None
+    daily_limit: int | None  # as Monday states it (None: not known)
+    others_used: float | None  # other apps' and tokens' calls today (None: not known)
+    now: dt.datetime  # the database's clock
+
+
+async def day_for_pacing(conn: db.Conn) -> Day:
+    """The day's counts and the bucket, locked until the transaction ends (a new UTC day
+    starts them again)."""
+    row = await conn.fetchrow(sql.query("day_for_pacing"))
+    assert row is not None
+    return Day(
+        row["own_calls"], row["unpaid"], row["tokens"], row["tokens_at"], row["daily_limit"],
+        row["others_used"], row["now"],
+    )  # fmt: skip
+
+
+async def day_paced(conn: db.Conn, tokens: float) -> None:
+    """The bucket after a look: `tokens` now, the calls counted in them paid."""
+    await conn.execute(sql.query("day_paced"), tokens)
+
+
+async def day_ask(conn: db.Conn, every: float, after: float) -> bool:
+    """Take the turn to ask Monday for the day's figures, if npd-sync made `after` calls today
+    and nobody asked in `every` seconds."""
+    return bool(await conn.fetchval(sql.query("day_ask"), every, after))
+
+
+async def day_limit(conn: db.Conn) -> int | None:
+    """The daily limit Monday last stated (None: not known)."""
+    value = await conn.fetchval(sql.query("day_limit"))
+    return None if value is None else int(value)
+
+
+async def day_learnt(
+    conn: db.Conn,
+    daily_limit: int | None,
+    usage: Mapping[dt.date, int],
+    updated: dt.datetime | None,
+) -> None:
+    """Keep what Monday said of the day: its limit, and the account's usage today as of
+    `updated` (other apps' share is that less npd-sync's own calls until then)."""
+    days = list(usage)
+    await conn.execute(
+        sql.query("day_learnt"), daily_limit, days, [usage[d] for d in days], updated
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DayUse:
+    """The day's calls as status shows them."""
+
+    day: dt.date
+    daily_limit: int | None  # as Monday states it
+    account_used: int | None  # the account's usage as Monday last reported it
+    account_updated_at: dt.datetime | None
+    others_used: float | None
+    own_calls: float  # npd-sync's own, today
+    last_hour: float  # npd-sync's calls in the past hour
+    now: dt.datetime
+
+
+async def day_use(conn: db.Conn) -> DayUse:
+    """The day's calls (for status and /metrics)."""
+    row = await conn.fetchrow(sql.query("day_use"))
+    assert row is not None
+    return DayUse(
+        row["day"], row["daily_limit"], row["account_used"], row["account_updated_at"],
+        row["others_used"], row["own_calls"], row["last_hour"], row["now"],
+    )  # fmt: skip
 
 
 def _int(value: float | None) -> int | None:

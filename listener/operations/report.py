@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from listener import catalog, db, fault, mapping, sql
-from listener.monday import governor
+from listener.monday import governor, ledger
 from listener.redact import redact
 from listener.settings import Settings
 
@@ -94,6 +94,7 @@ class MondayStatus:
     complexity_reset_at: datetime | None
     updated_at: datetime | None
     budget: governor.BudgetUse | None = None  # what all listeners spent lately
+    day: governor.DayView | None = None  # Monday's daily call limit and today's calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,7 @@ async def _monday(conn: db.Conn, settings: Settings, secrets: Sequence[str]) -> 
         complexity_reset_at=m["complexity_reset_at"] if m else None,
         updated_at=m["updated_at"] if m else None,
         budget=await governor.budget_use(conn),
+        day=governor.day_view(await ledger.day_use(conn), governor.limits_for(settings.tuning)),
     )
 
 

@@ -82,7 +82,8 @@ SELECT g.granted,
 -- $3 and used $4 (NULL when not known); Monday reports $5 units before it and $6 after it, a
 -- reset in $7 seconds, a quota of $8 a window of $9 seconds (NULL: not reported). $10 points
 -- spent, $11 rows synced since the last count and $12 (refused for complexity) go to this
--- minute's row; $13, $14: the board and the lease's holder to release (NULL: none).
+-- minute's row; $13, $14: the board and the lease's holder to release (NULL: none); $15: what
+-- the request counts against the day's calls (1, a tenth when a rate limit refused it).
 --
 -- Monday's window is placed by its end: the request that opened it (before = the quota) ends
 -- it a window from now, else now plus the reset Monday gives (whole seconds, rounded up). In
@@ -156,6 +157,16 @@ WITH r AS (
     RETURNING 1
 ), released AS (
     DELETE FROM npd_sync.board_leases WHERE board_id = $13 AND holder = $14
+), counted AS (
+    -- A new UTC day starts the day's counts again.
+    UPDATE npd_sync.monday_day d SET
+        own_calls = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.own_calls
+                         ELSE 0 END + $15::real,
+        others_used = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.others_used END,
+        account_used = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date
+                            THEN d.account_used END,
+        unpaid = d.unpaid + $15::real,
+        day = (now() AT TIME ZONE 'UTC')::date
 )
 INSERT INTO npd_sync.monday_minutes AS mm (minute, points, requests, refused, rows_synced)
 VALUES (date_trunc('minute', now()), $10::bigint, 1, CASE WHEN $12::boolean THEN 1 ELSE 0 END,
@@ -223,3 +234,65 @@ UPDATE npd_sync.monday SET
 -- Seconds left of the shared pause (0 when none), and why.
 SELECT greatest(extract(epoch FROM paused_until - now()), 0)::float8 AS seconds, pause_reason
   FROM npd_sync.monday;
+
+-- name: day_for_pacing
+-- The day's counts and the pacing bucket, locked until the caller's transaction ends (an
+-- UPDATE takes the row's lock); a new UTC day starts them again, the bucket full. Also the
+-- database's clock.
+UPDATE npd_sync.monday_day d SET
+    day = (now() AT TIME ZONE 'UTC')::date,
+    own_calls = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.own_calls ELSE 0 END,
+    unpaid = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.unpaid ELSE 0 END,
+    tokens = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.tokens END,
+    tokens_at = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.tokens_at END,
+    others_used = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.others_used END,
+    account_used = CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.account_used END
+RETURNING d.own_calls, d.unpaid, d.tokens, d.tokens_at, d.daily_limit, d.others_used,
+          now() AS now;
+
+-- name: day_paced
+-- The pacing bucket after a look: $1 tokens now; the calls counted in them are paid.
+UPDATE npd_sync.monday_day SET tokens = $1, tokens_at = now(), unpaid = 0;
+
+-- name: day_ask
+-- Whether this listener is the one to ask Monday for the day's figures now: npd-sync made at
+-- least $2 calls today, and nobody asked in the past $1 seconds (the first to look takes the
+-- turn). Returns true when it is.
+UPDATE npd_sync.monday_day SET learnt_at = now()
+ WHERE (learnt_at IS NULL OR learnt_at < now() - make_interval(secs => $1))
+   AND day = (now() AT TIME ZONE 'UTC')::date AND own_calls >= $2
+RETURNING true;
+
+-- name: day_limit
+-- The daily limit Monday last stated (NULL: not known).
+SELECT daily_limit FROM npd_sync.monday_day;
+
+-- name: day_learnt
+-- What Monday said of the day: the limit $1 (NULL: not said) and the account's usage per UTC
+-- day ($2, $3) as of $4; today's is kept. Calls of other apps are that usage less npd-sync's
+-- own calls up to then (those counted since, by minute, are npd-sync's own).
+WITH today AS (
+    SELECT u.usage
+      FROM unnest($2::date[], $3::int[]) AS u(day, usage)
+     WHERE u.day = (now() AT TIME ZONE 'UTC')::date
+)
+UPDATE npd_sync.monday_day d SET
+    daily_limit = $1,
+    account_used = (SELECT usage FROM today),
+    account_updated_at = CASE WHEN EXISTS (SELECT FROM today) THEN $4::timestamptz END,
+    others_used = (SELECT t.usage - (d.own_calls - coalesce((
+        SELECT sum(m.requests) FROM npd_sync.monday_minutes m
+         WHERE m.minute >= date_trunc('minute', $4::timestamptz)), 0)) FROM today t),
+    learnt_at = now()
+ WHERE d.day = (now() AT TIME ZONE 'UTC')::date;
+
+-- name: day_use
+-- The day as status shows it: the limit Monday states, the account's usage as Monday last
+-- reported it and when, npd-sync's own calls today, and its calls in the past hour.
+SELECT d.day, d.daily_limit, d.account_used, d.account_updated_at, d.others_used,
+       CASE WHEN d.day = (now() AT TIME ZONE 'UTC')::date THEN d.own_calls ELSE 0 END
+           AS own_calls,
+       (SELECT coalesce(sum(m.requests), 0) FROM npd_sync.monday_minutes m
+         WHERE m.minute >= now() - interval '1 hour')::float8 AS last_hour,
+       now() AS now
+  FROM npd_sync.monday_day d;

@@ -18,7 +18,7 @@ from listener.commands import status
 from listener.operations import report
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
-from tests.helpers import BAD, GOOD, drain
+from tests.helpers import BAD, GOOD, drain, write_config
 from tests.inbound.helpers import deliver, inbound, synced_ada
 
 BOOM = fault.Fault("monday", "boom", "ColumnValueException", 200, "r-1")
@@ -430,3 +430,41 @@ async def test_open_conflicts_are_counted_with_the_rows_they_are_in(
     data = status.to_json(r)
     assert (data["tables"][0]["conflicts"], data["tables"][0]["conflict_rows"]) == (3, 2)
     assert (data["inbound"]["open_conflicts"], data["inbound"]["open_conflict_rows"]) == (3, 2)
+
+
+async def test_the_days_calls(
+    conn: asyncpg.Connection, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # No daily limit known: said so, and the calls are counted all the same.
+    await conn.execute("UPDATE npd_sync.monday_day SET own_calls = 120")
+    r = await read_report(make_settings())
+    assert "  calls today: no daily limit known (set [tuning] daily_calls or plan)" in "\n".join(
+        status.render(r)
+    )
+    # 1,000 a day configured; other apps spent 30 today; npd-sync 120 of which 100 in the past
+    # hour: at 100 an hour, the 850 left last 8.5 hours, past midnight or not.
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", daily_calls=1000)))
+    await conn.execute("UPDATE npd_sync.monday_day SET others_used = 30")
+    await conn.execute(
+        "INSERT INTO npd_sync.monday_minutes (minute, requests)"
+        " VALUES (date_trunc('minute', now()) - interval '10 minutes', 100)"
+    )
+    r = await read_report(config)
+    assert r.monday.day is not None
+    line = next(x for x in status.render(r) if "calls today" in x)
+    assert line.startswith(
+        "  calls today: 150 of 1,000 (daily_calls), npd-sync's own 120; 100 in the past hour; "
+    )
+    assert line.endswith(f"reset at {(r.monday.day.resets):%Y-%m-%d} 00:00:00Z")
+    data = status.to_json(r)["monday"]
+    assert (data["daily_limit"], data["daily_limit_source"]) == (1_000, "daily_calls")
+    assert (data["daily_calls_used"], data["daily_calls_own"]) == (150, 120)
+    assert data["daily_calls_past_hour"] == 100
+    runs_out = r.monday.day.runs_out
+    if runs_out is None:  # after 15:30 UTC the 850 calls outlast the day
+        assert "they last the day" in line
+        assert data["daily_calls_run_out_at"] is None
+    else:
+        assert data["daily_calls_run_out_at"] == runs_out.isoformat().replace("+00:00", "Z")
+    documented = set(re.findall(r"\w+", status.JSON_KEYS))
+    assert set(data) <= documented

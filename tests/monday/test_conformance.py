@@ -80,8 +80,18 @@ def test_a_full_batch_is_valid(schema: GraphQLSchema) -> None:
         (api.ABOUT_QUERY, {}),
         (api.BOARDS_QUERY, {"ids": [BOARD, "1000000002"], "l": 2}),
         (api.CREATE_COLUMN, {"b": BOARD, "t": "npd_id", "y": "text"}),
+        (api.ITEM_BOARDS_QUERY, {"ids": ["1", "2"], "l": 100}),
+        (api.DAILY_QUERY, {}),
     ],
-    ids=["LOOKUP_QUERY", "NEXT_PAGE_QUERY", "ABOUT_QUERY", "BOARDS_QUERY", "CREATE_COLUMN"],
+    ids=[
+        "LOOKUP_QUERY",
+        "NEXT_PAGE_QUERY",
+        "ABOUT_QUERY",
+        "BOARDS_QUERY",
+        "CREATE_COLUMN",
+        "ITEM_BOARDS_QUERY",
+        "DAILY_QUERY",
+    ],
 )
 def test_every_query_is_valid(
     schema: GraphQLSchema, document: str, variables: dict[str, Any]

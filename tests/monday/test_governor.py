@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from emulator import Emulator
 from listener import db
 from listener.monday import api, cost, errors, governor
 from listener.monday.cost import Kind
 from tests.conftest import MakeSettings
+from tests.fake_monday import API_KEY, URL, VERSION, mocked, sent
 from tests.helpers import drain, eventually
 
 LIMITS = governor.Limits(complexity_per_minute=30_000, requests_per_minute=1_000)
@@ -539,3 +541,125 @@ async def test_finding_the_boards_of_items_is_not_booked_as_an_update(
     assert model.costs[Kind.LOCATE] == located[0].complexity
     assert Kind.UPDATE not in model.confirmed
     assert model.estimate([Kind.UPDATE]) >= model.estimate([Kind.ARCHIVE])
+
+
+# --- the day's calls (issue 17) ------------------------------------------------------------
+
+
+def platform_api(limit: int | None, usage: int, day: dt.date) -> dict[str, object]:
+    """Monday's answer to api.DAILY_QUERY."""
+    return {
+        "data": {
+            "platform_api": {
+                "daily_limit": {"base": limit, "total": limit},
+                "daily_analytics": {
+                    "last_updated": dt.datetime.now(dt.UTC).isoformat(),
+                    "by_day": [{"day": str(day - dt.timedelta(days=1)), "usage": 999},
+                               {"day": str(day), "usage": usage}],
+                },
+            },
+            "complexity": {"query": 10, "before": 10_000_000, "after": 9_999_990,
+                           "reset_in_x_seconds": 60},
+        }
+    }  # fmt: skip
+
+
+async def day(pool: asyncpg.Pool) -> asyncpg.Record:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM npd_sync.monday_day")
+    assert row is not None
+    return row
+
+
+async def test_without_a_daily_limit_nothing_is_paced(pools: list[asyncpg.Pool]) -> None:
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000), max_wait=1)
+    for _ in range(30):
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(30_001, 10_000_000))
+    assert await g.next_call_in() == 0
+    assert (await day(pools[0]))["own_calls"] == 30  # counted all the same
+
+
+async def test_a_configured_limit_lets_a_burst_go_then_paces(pools: list[asyncpg.Pool]) -> None:
+    limits = governor.Limits(10_000_000, 1_000, daily_calls=1_000)
+    one, two = (governor.Governor(p, limits, max_wait=1) for p in pools)
+    for g in [one, two] * 5:  # the burst (10 calls), shared by the listeners
+        assert await g.next_call_in() == 0
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(30_001, 10_000_000))
+    wait = await one.next_call_in()
+    # The next call waits for the even share: about 1,000 calls over the rest of the day.
+    until = governor.until_midnight_utc()
+    assert wait == pytest.approx(until / 990, rel=0.05)
+    assert await two.next_call_in() == pytest.approx(wait, abs=0.5)
+    assert (await day(pools[0]))["own_calls"] == 10
+
+
+async def test_a_refused_call_counts_a_tenth(pools: list[asyncpg.Pool]) -> None:
+    g = meter(pools[0])
+    async with g.reserve(updates(1)) as grant:
+        await grant.settle(errors.RateLimited("slow", code="RATE_LIMIT_EXCEEDED", status=429))
+    async with g.reserve(updates(1)) as grant:
+        await grant.settle(errors.Transient("oops", status=500))
+    assert (await day(pools[0]))["own_calls"] == pytest.approx(1.1)
+
+
+async def test_mondays_daily_limit_and_usage_win(
+    pools: list[asyncpg.Pool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Configured 25,000 a day; Monday says 1,000, of which other apps spent 995 today: what
+    # is left is 5 calls, less than a burst, shared over the rest of the day.
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000, daily_calls=25_000))
+    today = dt.datetime.now(dt.UTC).date()
+    with mocked(monkeypatch) as http:
+        http.post(URL, payload=platform_api(1_000, 995, today))
+        async with api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION) as client:
+            found = await g.learn_day(client)
+    assert found is not None
+    assert (found.limit, found.usage[today]) == (1_000, 995)
+    [request] = sent(http)
+    assert request.body == {"query": api.DAILY_QUERY, "variables": {}}
+    row = await day(pools[0])
+    assert (row["daily_limit"], row["account_used"], row["own_calls"]) == (1_000, 995, 1)
+    # Monday's figure was of this minute: the call that asked counts as npd-sync's own, after.
+    assert row["others_used"] == 995
+    assert await g.next_call_in() == 0  # a full bucket: one call
+    async with g.reserve(updates(1)) as grant:
+        await grant.settle(reply(30_001, 10_000_000))
+    for _ in range(3):
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(30_001, 10_000_000))
+    # 1,000 spent of 1,000: nothing left until midnight.
+    assert await g.next_call_in() == pytest.approx(governor.until_midnight_utc(), abs=5)
+
+
+async def test_where_monday_does_not_tell_the_day_the_configured_limit_holds(
+    pools: list[asyncpg.Pool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000, daily_calls=1_000))
+    denied = {
+        "data": {"platform_api": None},
+        "errors": [{"message": "no", "path": ["platform_api"],
+                    "extensions": {"code": "missingRequiredPermissions"}}],
+    }  # fmt: skip
+    with mocked(monkeypatch) as http:
+        http.post(URL, payload=denied)
+        async with api.Client(url=URL, api_key=SecretStr(API_KEY), version=VERSION) as client:
+            assert await g.learn_day(client) is None
+    assert (await day(pools[0]))["daily_limit"] is None
+    assert await g.next_call_in() == 0  # the configured 1,000: a burst of 10 to start with
+
+
+async def test_one_listener_asks_monday_for_the_day_and_seldom(pools: list[asyncpg.Pool]) -> None:
+    one, two = (governor.Governor(p, governor.Limits(10_000_000, 1_000)) for p in pools)
+    async with pools[0].acquire() as conn:  # nine calls today: nobody asks yet
+        await conn.execute("UPDATE npd_sync.monday_day SET own_calls = 9")
+    assert not await one.day_due()
+    async with pools[0].acquire() as conn:  # the tenth
+        await conn.execute("UPDATE npd_sync.monday_day SET own_calls = 10")
+    assert await one.day_due()
+    assert not await two.day_due()  # the other's turn was taken
+    assert not await one.day_due()
+    async with pools[0].acquire() as conn:  # half an hour later
+        await conn.execute("UPDATE npd_sync.monday_day SET learnt_at = now() - interval '31 min'")
+    assert await two.day_due()

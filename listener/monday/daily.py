@@ -1,0 +1,112 @@
+"""Monday's daily call limit: which limit holds, how much of it is used, and when the next call
+may go. Pure: no I/O.
+
+Monday counts every call of the account (every app and token of it) against a limit a day that
+resets at 00:00 UTC (developer.monday.com, "Rate limits"). npd-sync spends what is left so that
+it lasts the day: over any stretch of time, at most a burst (1% of the limit, at least 10 calls)
+plus the stretch's even share of the calls left until midnight. A token bucket is that rule: it
+fills at the even share's rate (the calls left over the seconds left) up to the burst, and each
+call takes one token; a call may go when a whole token is there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+# The plans' limits (Monday's rate-limits page, 2026-09; Free and Trial 200).
+PLAN_CALLS = {"free": 200, "standard": 1_000, "pro": 10_000, "enterprise": 25_000}
+BURST_SHARE = 0.01
+MIN_BURST = 10.0
+REFUSED_CALL = 0.1  # a call refused by a rate limit counts a tenth
+ASK_SHARE = 0.01  # of the day's calls, at most, spent on asking Monday for the day's figures
+ASK_EVERY = 1_800.0  # seconds: at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The daily limit that holds, and where it comes from."""
+
+    calls: int
+    source: str  # "monday" (platform_api), "daily_calls" ([tuning]), or "plan"
+
+
+def limit(monday: int | None, configured: int | None, plan: str | None) -> Limit | None:
+    """Monday's figure, else `[tuning] daily_calls`, else the plan's; None: no pacing."""
+    if monday is not None and monday > 0:
+        return Limit(monday, "monday")
+    if configured is not None:
+        return Limit(configured, "daily_calls")
+    if plan is not None:
+        return Limit(PLAN_CALLS[plan], "plan")
+    return None
+
+
+def ask_every(known: Limit | None) -> float:
+    """Seconds between two questions to Monday about the day's limit and usage: every half
+    hour at most, and no more than 1% of the day's calls (a 1,000-call day: every 2.4 h)."""
+    if known is None:
+        return ASK_EVERY
+    return max(ASK_EVERY, 86_400 / (ASK_SHARE * known.calls))
+
+
+def until_midnight(now: dt.datetime) -> float:
+    """Seconds until 00:00 UTC."""
+    tomorrow = (now + dt.timedelta(days=1)).astimezone(dt.UTC).date()
+    midnight = dt.datetime.combine(tomorrow, dt.time(), dt.UTC)
+    return max((midnight - now).total_seconds(), 1.0)
+
+
+def burst(calls: int) -> float:
+    """How many calls may go at once: 1% of the limit, at least 10."""
+    return max(MIN_BURST, BURST_SHARE * calls)
+
+
+def used(own: float, others: float | None) -> float:
+    """Today's calls of the account: npd-sync's own count, plus what Monday's last figure
+    showed beyond it (other apps and tokens; None: Monday has not said)."""
+    return own + max(others or 0.0, 0.0)
+
+
+def rate(calls: int, spent: float, now: dt.datetime) -> float:
+    """The even share of the calls left: calls a second until midnight."""
+    return max(calls - spent, 0.0) / until_midnight(now)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The pacing bucket shared by every listener: tokens at a moment (None: full)."""
+
+    tokens: float | None
+    at: dt.datetime | None
+
+
+def refill(bucket: Bucket, calls: int, spent: float, unpaid: float, now: dt.datetime) -> float:
+    """The tokens now: filled at the even share's rate since the bucket was last looked at, up
+    to the burst (never more than the calls left), less the calls made since (`unpaid`)."""
+    top = min(burst(calls), max(calls - spent, 0.0))
+    if bucket.tokens is None or bucket.at is None:
+        return top - unpaid
+    elapsed = max((now - bucket.at).total_seconds(), 0.0)
+    return min(top, bucket.tokens + rate(calls, spent, now) * elapsed) - unpaid
+
+
+def wait(tokens: float, calls: int, spent: float, now: dt.datetime) -> float:
+    """Seconds until the next call may go (0: now). With nothing left today, until midnight."""
+    if tokens >= 1.0:
+        return 0.0
+    per_second = rate(calls, spent, now)
+    if per_second <= 0:
+        return until_midnight(now)
+    return min((1.0 - tokens) / per_second, until_midnight(now))
+
+
+def runs_out(calls: int, spent: float, per_hour: float, now: dt.datetime) -> dt.datetime | None:
+    """When the day's calls would be spent at `per_hour` (None: they last until midnight)."""
+    if per_hour <= 0:
+        return None
+    hours = max(calls - spent, 0.0) / per_hour
+    if hours * 3600 >= until_midnight(now):
+        return None
+    return now + dt.timedelta(seconds=math.floor(hours * 3600))

@@ -1,0 +1,101 @@
+"""The daily call limit's pure rules: which limit holds, and a pace that makes the day's calls
+last the day (issue 17)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from listener.monday import daily
+
+NOON = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("monday", "configured", "plan", "expected"),
+    [
+        (25_000, 1_000, "standard", daily.Limit(25_000, "monday")),
+        (None, 1_000, "pro", daily.Limit(1_000, "daily_calls")),
+        (None, None, "standard", daily.Limit(1_000, "plan")),
+        (None, None, "free", daily.Limit(200, "plan")),
+        (0, None, "enterprise", daily.Limit(25_000, "plan")),
+        (None, None, None, None),  # with neither, no pacing
+    ],
+)
+def test_which_limit_holds(
+    monday: int | None, configured: int | None, plan: str | None, expected: daily.Limit | None
+) -> None:
+    assert daily.limit(monday, configured, plan) == expected
+
+
+@pytest.mark.parametrize(("calls", "burst"), [(200, 10), (1_000, 10), (10_000, 100), (25_000, 250)])
+def test_the_burst_is_a_hundredth_at_least_ten(calls: int, burst: float) -> None:
+    assert daily.burst(calls) == burst
+
+
+def test_the_even_share_is_what_is_left_over_the_time_left() -> None:
+    assert daily.until_midnight(NOON) == 43_200
+    assert daily.rate(1_000, 568, NOON) == pytest.approx(432 / 43_200)
+    assert daily.rate(1_000, 1_200, NOON) == 0  # spent (others spent ours too)
+    assert daily.used(300, 250) == 550  # our count, and what Monday showed beyond it
+    assert daily.used(300, -20) == 300  # Monday's figure lags ours
+    assert daily.used(300, None) == 300
+
+
+def test_a_full_bucket_lets_a_burst_go_then_the_even_share() -> None:
+    full = daily.Bucket(None, None)
+    assert daily.refill(full, 1_000, 0, 0, NOON) == 10
+    assert daily.wait(10, 1_000, 0, NOON) == 0
+    # Ten calls later the bucket is empty: the next waits for a token at 1,000 / 43,200 s.
+    assert daily.refill(full, 1_000, 0, 10, NOON) == 0
+    assert daily.wait(0, 1_000, 0, NOON) == pytest.approx(43.2)
+    later = NOON + dt.timedelta(seconds=43.2)
+    assert daily.refill(daily.Bucket(0.0, NOON), 1_000, 10, 0, later) == pytest.approx(
+        990 / (43_200 - 43.2) * 43.2
+    )
+    # Never more than the burst, however long nobody called.
+    assert daily.refill(daily.Bucket(3.0, NOON - dt.timedelta(hours=5)), 1_000, 0, 0, NOON) == 10
+
+
+def test_nothing_left_waits_for_midnight() -> None:
+    assert daily.wait(0.5, 1_000, 1_000, NOON) == 43_200
+    # A burst never holds more than what is left: 4 calls of 1,000 left, 4 tokens at most.
+    assert daily.refill(daily.Bucket(None, None), 1_000, 996, 0, NOON) == 4
+    assert daily.refill(daily.Bucket(None, None), 1_000, 1_000, 0, NOON) == 0
+
+
+def test_over_any_stretch_at_most_a_burst_plus_the_even_share() -> None:
+    # A listener calling whenever the rule lets it, from 06:00 to midnight on a 1,000-call
+    # day: every hour holds at most the burst plus that hour's even share of what was left.
+    now = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
+    calls: list[dt.datetime] = []
+    bucket = daily.Bucket(None, None)
+    while now < dt.datetime(2026, 12, 2, tzinfo=dt.UTC) and len(calls) < 1_000:
+        tokens = daily.refill(bucket, 1_000, len(calls), 0, now)
+        seconds = daily.wait(tokens, 1_000, len(calls), now)
+        if seconds == 0:
+            calls.append(now)
+            bucket = daily.Bucket(tokens - 1, now)
+            continue
+        bucket = daily.Bucket(tokens, now)
+        now += dt.timedelta(seconds=seconds)
+    assert 990 <= len(calls) <= 1_000  # the day's calls last the day, and are used
+    for start in range(6, 24):
+        begin = dt.datetime(2026, 12, 1, start, tzinfo=dt.UTC)
+        spent_before = sum(1 for c in calls if c < begin)
+        share = (1_000 - spent_before) / daily.until_midnight(begin) * 3_600
+        in_hour = sum(1 for c in calls if begin <= c < begin + dt.timedelta(hours=1))
+        assert in_hour <= daily.burst(1_000) + share + 1
+
+
+def test_when_the_calls_would_run_out() -> None:
+    assert daily.runs_out(1_000, 400, 100, NOON) == NOON + dt.timedelta(hours=6)
+    assert daily.runs_out(1_000, 400, 10, NOON) is None  # 60 hours: they last the day
+    assert daily.runs_out(1_000, 400, 0, NOON) is None
+
+
+def test_asking_monday_for_the_day_costs_at_most_a_hundredth_of_it() -> None:
+    assert daily.ask_every(None) == 1_800
+    assert daily.ask_every(daily.Limit(1_000, "plan")) == 8_640  # 10 calls a day
+    assert daily.ask_every(daily.Limit(25_000, "monday")) == 1_800  # 48 calls a day
