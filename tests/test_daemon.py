@@ -54,13 +54,15 @@ async def test_idle_listener_wakes_on_commit(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:
     async with running(tuned(make_settings, tmp_path)) as listener:
-        # Poll interval is 600 s: only a NOTIFY can wake the listener in time.
+        # Poll interval is 600 s: only a NOTIFY can wake the listener in time. Asleep, not only
+        # waiting: a wake-up still pending (the LISTEN connection's first) ends the wait at
+        # once, and a write then may be seen without its NOTIFY.
         for n in range(1, 4):
-            await eventually(lambda: _value(listener.waker.waiting), timeout=5)
+            await eventually(lambda: _value(listener.waker.asleep), timeout=5)
             await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"c{n}")
             await eventually(status_of(conn), lambda s, n=n: list(s.values()) == ["SYNCED"] * n)
         # Idle again before the next write: else it may see the write without a NOTIFY.
-        await eventually(lambda: _value(listener.waker.waiting), timeout=5)
+        await eventually(lambda: _value(listener.waker.asleep), timeout=5)
         await conn.execute("UPDATE contacts SET notes = 'bulk'")
         await eventually(
             lambda: _notes(emulator), lambda notes: notes == [{"text": "bulk"}] * 3, timeout=5

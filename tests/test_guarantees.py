@@ -154,7 +154,7 @@ async def test_terminated_listen_connection_costs_no_change(
         NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", poll_interval=600))
     )
     async with running(config) as listener:
-        await eventually(lambda: _value(listener.waker.waiting), timeout=5)
+        await eventually(lambda: _value(listener.waker.asleep), timeout=5)
         killed = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'npd-sync listen (notify)'"

@@ -143,6 +143,12 @@ class Waker:
         """Whether writers are asked to NOTIFY and none that skipped it is still mid-commit."""
         return self._suspects == []
 
+    @property
+    def asleep(self) -> bool:
+        """Whether only a NOTIFY (or the timer) can wake the listener now: writers are asked to
+        NOTIFY, and no wake-up is pending (one that is makes the next `wait` return at once)."""
+        return self.waiting and not self._event.is_set()
+
     def wake(self) -> None:
         """Make the next `wait` return at once."""
         self._event.set()
