@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -11,7 +12,7 @@ from emulator import Emulator
 from listener import db, settings
 from listener.capture import install
 from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, MakeSettings
-from tests.helpers import ENUM_UUID_SCHEMA, drain
+from tests.helpers import ENUM_UUID_SCHEMA, drain, write_config
 
 FULL_CONTACT = (
     "INSERT INTO contacts (first_name, last_name, email, phone, role_title, notes)"
@@ -231,11 +232,14 @@ async def test_the_item_of_a_row_synced_before_links_were_kept_is_archived_after
 
 
 async def test_api_failure_leaves_the_row_retryable(
-    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
 ) -> None:
     await conn.execute("INSERT INTO contacts (first_name) VALUES ('x')")
     emulator.set_faults(http_500=1.0)
-    worker = await drain(make_settings())
+    # A backoff long enough that the drain never meets the retry (uniform(0, 1) s, the
+    # default's first, fell within a few milliseconds now and then: two retries).
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", backoff_base=30)))
+    worker = await drain(config)
     assert worker.stats.retried == 1
     r = await row(conn)
     assert r["sync_status"] == "PENDING"
