@@ -5,44 +5,18 @@ network."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import random
 
 import pytest
 
-from listener import fault, mapping
+from listener import fault
 from listener.engine import decide, plans
 from listener.engine.queue import Entry, Outcome
 from listener.monday import errors
 from listener.rows import Row
+from tests.engine.helpers import CONTACTS, entry, row
 
-CONTACTS = mapping.default_mappings()[0]
 POLICY = decide.Policy(max_attempts=3, backoff_base=1.0, backoff_cap=60.0, write_back_retry=1.0)
-VALUES = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
-
-
-def entry(
-    *,
-    attempts: int = 0,
-    claims: int = 1,
-    uncertain: bool = False,
-    monday_id: str | None = None,
-    archive_ids: tuple[str, ...] = (),
-) -> Entry:
-    at = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
-    return Entry(1, "7", 1, claims, attempts, uncertain, monday_id, archive_ids, at)
-
-
-def row(
-    *,
-    enabled: bool | None = True,
-    direction: str | None = "BIDIRECTIONAL",
-    monday_id: str | None = None,
-    phone: str | None = None,
-) -> Row:
-    # An item id in the row is one npd-sync linked it to, unless a test says otherwise.
-    values = {**VALUES, "phone": phone}
-    return Row("7", enabled, direction, monday_id, values, linked_item=monday_id)
 
 
 def planned(e: Entry, r: Row | None) -> plans.Push:

@@ -4,43 +4,14 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import pytest
 
-from listener import mapping
 from listener.engine import plans
 from listener.engine.queue import Entry
 from listener.monday.api import Item
 from listener.rows import Row
-
-CONTACTS = mapping.default_mappings()[0]
-VALUES = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
-
-
-def entry(
-    *,
-    attempts: int = 0,
-    claims: int = 1,
-    uncertain: bool = False,
-    monday_id: str | None = None,
-    archive_ids: tuple[str, ...] = (),
-) -> Entry:
-    at = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
-    return Entry(1, "7", 1, claims, attempts, uncertain, monday_id, archive_ids, at)
-
-
-def row(
-    *,
-    enabled: bool | None = True,
-    direction: str | None = "BIDIRECTIONAL",
-    monday_id: str | None = None,
-    phone: str | None = None,
-) -> Row:
-    # An item id in the row is one npd-sync linked it to, unless a test says otherwise.
-    values = {**VALUES, "phone": phone}
-    return Row("7", enabled, direction, monday_id, values, linked_item=monday_id)
-
+from tests.engine.helpers import CONTACTS, entry, row
 
 # --- plan: what an entry needs -------------------------------------------------------------
 
