@@ -151,9 +151,7 @@ async def test_retry_discard(conn: asyncpg.Connection, env: dict[str, str], tmp_
         "retry", "--discard", "--table", "contacts", "--id", "2", env=env, cwd=tmp_path
     )
     assert (ran.code, ran.stderr) == (0, "")
-    assert ran.stdout == (
-        "contacts: stopped retrying 1 row (2): out of the queue until new data\n"
-    )
+    assert ran.stdout == ("contacts: stopped retrying 1 row (2): out of the queue until new data\n")
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.queue") == 0
     assert await conn.fetchval("SELECT sync_status FROM contacts WHERE id = 2") == "FAILED"
     ran = await npd_sync("retry", "--discard", env=env, cwd=tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import signal
@@ -28,12 +29,13 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from listener import __version__, db, fault, text
+from listener import __version__, db, fault, mapping, text
 from listener.capture import install
 from listener.console import charts, data, security
 from listener.inbound import conflicts
 from listener.operations import conflicts as conflicting
 from listener.operations import failed, keys, retry, story
+from listener.operations.retry import Target
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
 
@@ -152,6 +154,7 @@ class Console:
         )
         self.templates.filters.update(
             when=text.when,
+            time=_time,
             age=text.age,
             n=lambda value: f"{value:,}",
             counted=text.counted,
@@ -191,6 +194,8 @@ class Console:
         app.router.add_get("/", self.overview_page)
         app.router.add_get("/failed", self.failed_page)
         app.router.add_post("/retry", self.retry)
+        app.router.add_get("/retry/confirm", self.retry_confirm_page)
+        app.router.add_post("/discard", self.discard)
         app.router.add_get("/conflicts", self.conflicts_page)
         app.router.add_post("/resolve", self.resolve)
         app.router.add_get("/row", self.row_page)
@@ -336,12 +341,34 @@ class Console:
     async def failed_page(self, request: web.Request) -> web.StreamResponse:
         table = self._table_param(request)
         page = _int_param(request, "page", 1, MAX_PAGE)
+        raw = request.query.get("error") or None
+        group = failed.group_id(raw)
+        if raw is not None and group is None:
+            raise web.HTTPBadRequest(text="error names an error group of the Failed page.")
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
             found = await failed.paged(
-                conn, self.settings, self.options.item_url, table=table, page=page
+                conn, self.settings, self.options.item_url, table=table, page=page, group=group
             )
-        return self._page(request, "failed.html", nav="failed", failed=found, table=table)
+        return self._page(
+            request, "failed.html", nav="failed", failed=found, table=table, error=group
+        )
+
+    async def retry_confirm_page(self, request: web.Request) -> web.StreamResponse:
+        """Retrying every failed row of a table is asked for once more, with the count."""
+        table = self._table_param(request)
+        if table is None:
+            raise web.HTTPBadRequest(text="Name the table whose failed rows to retry.")
+        back = _local_path(request.query.get("back"), "/failed")
+        pool = await self.pool()
+        async with pool.acquire() as conn, _reading(conn):
+            found = await failed.paged(
+                conn, self.settings, self.options.item_url, table=table, page=1
+            )
+        return self._page(
+            request, "confirm.html", poll=False, nav="failed", failed=found, table=table,
+            back=back,
+        )  # fmt: skip
 
     async def conflicts_page(self, request: web.Request) -> web.StreamResponse:
         table = self._table_param(request)
@@ -405,36 +432,21 @@ class Console:
         )
 
     async def retry(self, request: web.Request) -> web.StreamResponse:
+        """Retry the row clicked, the rows ticked, or (confirmed) every failed row of a
+        table: the same operation as `npd-sync retry`."""
         form = request[FORM]
         back = _local_path(form.get("back"), "/failed")
-        wanted: dict[str, list[str] | None] = {}
         everything = form.get("all")
-        picked = form.getall("one", []) or form.getall("row", [])
-        if len(picked) > MAX_SELECTION:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_SELECTION, actual_size=len(picked), text="Too many rows at once."
-            )
-        if isinstance(everything, str) and everything:
-            wanted[everything] = None
-        else:
-            by_table: dict[str, list[str]] = defaultdict(list)
-            for value in picked:
-                table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
-                if not sep or not key or len(key) > MAX_KEY:
-                    raise web.HTTPBadRequest(text="A row is named 'table key'.")
-                by_table[table].append(key)
-            wanted.update(by_table)
+        if isinstance(everything, str) and everything and form.get("confirm") != "yes":
+            # Every failed row of a table is asked for once more, with the count.
+            self._table_name(everything)
+            query = urlencode({"table": everything, "back": back})
+            raise web.HTTPSeeOther(f"/retry/confirm?{query}")
         session = request[SESSION]
-        if not wanted:
+        targets = self._targets(form, everything)
+        if not targets:
             session.flash.append("Nothing selected: tick the rows to retry.")
             raise web.HTTPSeeOther(back)
-        try:
-            targets = [
-                retry.Target(self.settings.table(t), None if k is None else tuple(k))
-                for t, k in wanted.items()
-            ]
-        except ConfigError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
         pool = await self.pool()
         async with pool.acquire() as conn:
             await install.require_current(conn)
@@ -447,12 +459,65 @@ class Console:
             "console.retry",
             extra={
                 "requeued": sum(len(r.requeued) for r in results),
-                "tables": ",".join(wanted),
+                "tables": ",".join(r.table for r in results),
                 "remote": request.remote or "-",
             },
         )
         session.flash.extend(lines)
         raise web.HTTPSeeOther(back)
+
+    async def discard(self, request: web.Request) -> web.StreamResponse:
+        """Stop retrying the row clicked or the rows ticked: their failed entries leave the
+        queue (the same operation as `npd-sync retry --discard`)."""
+        form = request[FORM]
+        back = _local_path(form.get("back"), "/failed")
+        session = request[SESSION]
+        targets = self._targets(form, None)
+        if not targets:
+            session.flash.append("Nothing selected: tick the rows to stop retrying.")
+            raise web.HTTPSeeOther(back)
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            await install.require_current(conn)
+            try:
+                results = await retry.discard(conn, targets)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        log.info(
+            "console.discard",
+            extra={
+                "discarded": sum(len(r.discarded) for r in results),
+                "tables": ",".join(r.table for r in results),
+                "remote": request.remote or "-",
+            },
+        )
+        session.flash.extend(retry.discard_summary(results))
+        raise web.HTTPSeeOther(back)
+
+    def _targets(self, form: Form, everything: object) -> list[Target]:
+        """The rows a form names: every failed row of the table `everything`, else the row
+        clicked (`one`), else the rows ticked (`row`), each 'table key'."""
+        if isinstance(everything, str) and everything:
+            return [retry.Target(self._table_name(everything), None)]
+        picked = form.getall("one", []) or form.getall("row", [])
+        if len(picked) > MAX_SELECTION:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_SELECTION, actual_size=len(picked), text="Too many rows at once."
+            )
+        by_table: dict[str, list[str]] = defaultdict(list)
+        for value in picked:
+            table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
+            if not sep or not key or len(key) > MAX_KEY:
+                raise web.HTTPBadRequest(text="A row is named 'table key'.")
+            by_table[table].append(key)
+        return [retry.Target(self._table_name(t), tuple(k)) for t, k in by_table.items()]
+
+    def _table_name(self, name: str) -> mapping.TableMapping:
+        """A configured table, or 400."""
+        try:
+            return self.settings.table(name)
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
 
     async def resolve(self, request: web.Request) -> web.StreamResponse:
         """Take one side of a row's open conflicts, on one field (`column`) or all of them: the
@@ -622,6 +687,16 @@ async def _reading(conn: db.Conn) -> Any:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute("SET LOCAL statement_timeout = '10s'")
         yield
+
+
+def _time(value: dt.datetime | None) -> Markup:
+    """A time in UTC, said so; the page's script shows it in the browser's zone."""
+    if value is None:
+        return Markup('<span class="muted">-</span>')
+    utc = value.astimezone(dt.UTC)
+    return Markup('<time datetime="{}" data-local>{} UTC</time>').format(
+        text.iso(utc), utc.strftime("%Y-%m-%d %H:%M:%S")
+    )
 
 
 def _int_param(request: web.Request, name: str, default: int, top: int) -> int:

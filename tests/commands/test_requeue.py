@@ -214,9 +214,7 @@ async def test_discard_stops_retrying_until_new_data(
     config = make_settings()
     await fail_everything(conn, config)
     out: list[str] = []
-    ok = await requeue.run(
-        config, table="contacts", ids=("02", "7"), echo=out.append, discard=True
-    )
+    ok = await requeue.run(config, table="contacts", ids=("02", "7"), echo=out.append, discard=True)
     assert ok
     assert out == [
         "contacts: stopped retrying 1 row (2): out of the queue until new data",
