@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import logging
 import signal
@@ -31,10 +30,10 @@ from multidict import MultiDictProxy
 
 from listener import __version__, db, fault, mapping, text
 from listener.capture import install
-from listener.console import charts, data, security
+from listener.console import charts, data, security, shown
 from listener.inbound import conflicts
 from listener.operations import conflicts as conflicting
-from listener.operations import failed, keys, retry, story
+from listener.operations import failed, keys, retry, search, story
 from listener.operations.retry import Target
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
@@ -154,7 +153,9 @@ class Console:
         )
         self.templates.filters.update(
             when=text.when,
-            time=_time,
+            time=shown.time,
+            stored_time=shown.stored_time,
+            shown=shown.value,
             age=text.age,
             n=lambda value: f"{value:,}",
             counted=text.counted,
@@ -199,6 +200,7 @@ class Console:
         app.router.add_get("/conflicts", self.conflicts_page)
         app.router.add_post("/resolve", self.resolve)
         app.router.add_get("/row", self.row_page)
+        app.router.add_get("/rows", self.rows_page)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -388,6 +390,20 @@ class Console:
             )
         return self._page(request, "conflicts.html", nav="conflicts", conflicts=found, table=table)
 
+    async def rows_page(self, request: web.Request) -> web.StreamResponse:
+        """`/rows?q=TEXT`: the rows a key, an item id, an email or a name finds across the
+        synced tables; straight to the row when it finds one."""
+        text = _text_param(request, "q")
+        if text is None:
+            return self._page(request, "rows.html", poll=False, nav="rows", q="", found=None)
+        pool = await self.pool()
+        async with pool.acquire() as conn, _reading(conn):
+            found = await search.search(conn, self.settings, self.options.item_url, text)
+        one = found.one
+        if one is not None and not found.notes:
+            raise web.HTTPSeeOther("/row?" + urlencode({"table": one.table, "key": one.key}))
+        return self._page(request, "rows.html", poll=False, nav="rows", q=text, found=found)
+
     async def row_page(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         table = self._table_param(request)
@@ -417,12 +433,17 @@ class Console:
                 problem="Give a table and a key, or a Monday item id." if asked else None,
                 **context,
             )
+        linked = _int_param(request, "linked", 1, MAX_PAGE)
+        # The rows that point at this one are read when the page opens, not on its refreshes
+        # (they are outside its live part, and may cost a scan of their table).
+        polled = request.headers.get("HX-Trigger") == "live"
         pool = await self.pool()
         try:
             async with pool.acquire() as conn, _reading(conn):
                 found_story = await story.story(
-                    conn, self.settings, self.options.item_url, table=table, key=key
-                )
+                    conn, self.settings, self.options.item_url, table=table, key=key,
+                    linked_page=None if polled else linked,
+                )  # fmt: skip
         except keys.NotAKey as exc:
             return self._page(request, "row.html", status=400, problem=str(exc), **context)
         missing = found_story.row is None and found_story.entry is None
@@ -653,6 +674,7 @@ class Console:
             polling=poll and request.method == "GET",
             flash=flash,
             inbound=self.settings.inbound,
+            history_days=self.settings.tuning.history_days,
             **{"nav": None, "problem": None, "story": None, **context},
         )
         return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
@@ -687,16 +709,6 @@ async def _reading(conn: db.Conn) -> Any:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute("SET LOCAL statement_timeout = '10s'")
         yield
-
-
-def _time(value: dt.datetime | None) -> Markup:
-    """A time in UTC, said so; the page's script shows it in the browser's zone."""
-    if value is None:
-        return Markup('<span class="muted">-</span>')
-    utc = value.astimezone(dt.UTC)
-    return Markup('<time datetime="{}" data-local>{} UTC</time>').format(
-        text.iso(utc), utc.strftime("%Y-%m-%d %H:%M:%S")
-    )
 
 
 def _int_param(request: web.Request, name: str, default: int, top: int) -> int:

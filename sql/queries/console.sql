@@ -83,3 +83,43 @@ SELECT t.{key}::text AS key{columns} FROM {table} t WHERE t.{key} = $1::text::{k
 -- Template: the key of the row of {table} whose monday_id is $1 (rows linked before npd-sync
 -- kept links).
 SELECT t.{key}::text FROM {table} t WHERE t.monday_id::text = $1 LIMIT 1;
+
+-- name: search_item
+-- The rows Monday item $1 belongs to, as npd-sync's own records say (a link, or an item id
+-- learnt and not written back), with their table's name.
+SELECT DISTINCT t.name AS table_name, x.row_key
+  FROM (SELECT table_id, row_key FROM npd_sync.links WHERE item_id = $1
+        UNION ALL
+        SELECT table_id, row_key FROM npd_sync.queue WHERE monday_id = $1) x
+  JOIN npd_sync.tables t ON t.id = x.table_id;
+
+-- name: search_rows
+-- Template: up to $2 rows of {table} (table id $3) that {match} (a condition on quoted columns
+-- of `t` and $1, made by listener/operations/search.py), each with its key, the columns of its
+-- item name ({names}: `, t."column"::text AS n0`...), its status and its item. No ORDER BY: a
+-- scan stops at the $2-th row found.
+SELECT t.{key}::text AS key, t.{status}::text AS status,
+       coalesce(l.item_id, t.{monday_id}::text) AS item_id{names}
+  FROM {table} t
+  LEFT JOIN npd_sync.links l ON l.table_id = $3 AND l.row_key = t.{key}::text
+ WHERE {match}
+ LIMIT $2;
+
+-- name: console_linked_from
+-- Template: a page of the rows of {table} (table id $4) whose foreign key holds key $1 ({match}:
+-- `t."fk" = $1::text::type`, or `$1::text::type = ANY (t."fk")` for an array of keys), by
+-- key: $2 of them from the $3-th on, each with its item, and how many there are in all.
+SELECT t.{key}::text AS key, coalesce(l.item_id, t.{monday_id}::text) AS item_id,
+       count(*) OVER () AS total
+  FROM {table} t
+  LEFT JOIN npd_sync.links l
+         ON l.table_id = $4 AND l.row_key = t.{key}::text AND l.unlinked_at IS NULL
+ WHERE {match}
+ ORDER BY t.{key}
+ LIMIT $2 OFFSET $3;
+
+-- name: console_items_rows
+-- The rows the Monday items $1 are linked to, as npd-sync's links say, with their table's name.
+SELECT l.item_id, t.name AS table_name, l.row_key
+  FROM npd_sync.links l JOIN npd_sync.tables t ON t.id = l.table_id
+ WHERE l.item_id = ANY ($1::text[]);
