@@ -33,7 +33,7 @@ from listener.capture import install
 from listener.console import charts, data, security, shown
 from listener.inbound import conflicts
 from listener.operations import conflicts as conflicting
-from listener.operations import failed, keys, retry, search, story
+from listener.operations import failed, items, keys, retry, search, story
 from listener.operations.retry import Target
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
@@ -199,6 +199,7 @@ class Console:
         app.router.add_post("/discard", self.discard)
         app.router.add_get("/conflicts", self.conflicts_page)
         app.router.add_post("/resolve", self.resolve)
+        app.router.add_post("/item/read", self.read_item)
         app.router.add_get("/row", self.row_page)
         app.router.add_get("/rows", self.rows_page)
         app.router.add_get("/login", self.login_page)
@@ -448,6 +449,7 @@ class Console:
             return self._page(request, "row.html", status=400, problem=str(exc), **context)
         missing = found_story.row is None and found_story.entry is None
         context["poll"] = True
+        context["now"] = request[SESSION].readings.get((found_story.table, found_story.key))
         return self._page(
             request, "row.html", status=404 if missing else 200, story=found_story, **context
         )
@@ -539,6 +541,40 @@ class Console:
             return self.settings.table(name)
         except ConfigError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
+
+    async def read_item(self, request: web.Request) -> web.StreamResponse:
+        """Read a row's item from Monday now (a button, never a page view): within the limits
+        every listener shares, through the governor, which may say no; the row's page then
+        shows what was read, or why not."""
+        form = request[FORM]
+        table, key = form.get("table"), form.get("key")
+        if not isinstance(table, str) or not isinstance(key, str) or not key or len(key) > MAX_KEY:
+            raise web.HTTPBadRequest(text="A row is named by its table and its key.")
+        mapped = self._table_name(table)
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            try:
+                key, item = await story.item_of(conn, mapped, key)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        back = "/row?" + urlencode({"table": mapped.table, "key": key})
+        session = request[SESSION]
+        if item is None:
+            session.flash.append(f"{mapped.table} {key}: no item on Monday to read yet")
+            raise web.HTTPSeeOther(back)
+        reading = await items.read_now(pool, self.settings, mapped, key, item)
+        log.info(
+            "console.read_item",
+            extra={
+                "table": mapped.table,
+                "key": key,
+                "item": item,
+                "refused": reading.refused or "",
+                "remote": request.remote or "-",
+            },
+        )
+        session.remember((mapped.table, key), reading)
+        raise web.HTTPSeeOther(back + "#monday-now")
 
     async def resolve(self, request: web.Request) -> web.StreamResponse:
         """Take one side of a row's open conflicts, on one field (`column`) or all of them: the
@@ -675,7 +711,7 @@ class Console:
             flash=flash,
             inbound=self.settings.inbound,
             history_days=self.settings.tuning.history_days,
-            **{"nav": None, "problem": None, "story": None, **context},
+            **{"nav": None, "problem": None, "story": None, "now": None, **context},
         )
         return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
 

@@ -100,6 +100,18 @@ async def find_item(conn: db.Conn, settings: Settings, item: str) -> tuple[str, 
     return None
 
 
+async def item_of(conn: db.Conn, table: mapping.TableMapping, key: str) -> tuple[str, str | None]:
+    """The key as the table's and the row's item, as the story finds it (None: none known);
+    raises keys.UsageError (NotAKey) for a key that cannot be one."""
+    await install.require_current(conn)
+    key = await keys.normalize_one(conn, table, key)
+    info = await catalog.describe(conn, table.table)
+    row = None if info is None else await _sync_columns(conn, table, info, key)
+    entry = await conn.fetchrow(sql.query("console_entry"), table.table, key)
+    link = await conn.fetchrow(sql.query("console_link"), table.table, key)
+    return key, _item(link, entry, row)
+
+
 async def story(
     conn: db.Conn,
     settings: Settings,

@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from emulator import Emulator
 from listener import fault
-from tests.conftest import MakeSettings
+from listener.operations import items
+from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.console.helpers import Client, make_failed, served
 from tests.engine.test_relations import relating
 from tests.helpers import drain
@@ -120,3 +122,99 @@ async def test_the_row_page_shows_the_link_both_ways(
     assert polled.status == 200
     assert "Linked from contacts" not in refreshed
     assert bad.status == 400
+
+
+# --- the item as Monday holds it now --------------------------------------------------------
+
+
+async def test_read_the_item_from_monday_now(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute(
+        "INSERT INTO contacts (first_name, last_name, email) VALUES ('Ada', 'L', 'ada@db.example')"
+    )
+    await drain(config)
+    [item] = emulator.items(CONTACTS_BOARD)
+    email = "ada@board.example"
+    emulator.edit_item(item.id, {"email": {"email": email, "text": email}})
+    async with served(config) as s, Client(s.url) as client:
+        _, page = await client.get("/row?table=contacts&key=1")
+        assert "Read it from Monday now" in page
+        assert "As Monday holds it" not in page  # never read on a page view
+        before = emulator.counters.requests
+        response, _ = await client.post("/item/read", [("table", "contacts"), ("key", "01")])
+        assert response.status == 303
+        assert response.headers["Location"] == "/row?table=contacts&key=1#monday-now"
+        assert emulator.counters.requests == before + 1
+        _, page = await client.get("/row?table=contacts&key=1")
+        _, again = await client.get("/row?table=contacts&key=1")
+        async with Client(s.url) as other:
+            _, theirs = await other.get("/row?table=contacts&key=1")
+    now = page[page.index('id="now-heading"') : page.index('id="conflicts-heading"')]
+    assert f"Item {item.id} as Monday said it (request <code>" in now
+    assert f'<td><a href="mailto:{email}">{email}</a></td>' in now  # on Monday now
+    assert '<a href="mailto:ada@db.example">ada@db.example</a>' in now  # last agreed
+    assert emulator.counters.requests == before + 1  # pages show the reading, never read
+    assert 'id="now-heading"' in again  # kept for this visitor
+    assert 'id="now-heading"' not in theirs  # and for no one else
+
+
+async def test_a_read_on_demand_is_refused_when_the_limits_say_no(
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(items, "READ_WAIT", 0.1)
+    config = make_settings()
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Ada'), ('Bob')")
+    await drain(config)
+    # The listeners spent this minute's requests, as the ledger they share says.
+    await conn.execute(
+        "UPDATE npd_sync.monday_limits SET quota = 100, reported = 0, in_flight = 0,"
+        " reset_at = now() + interval '1 minute' WHERE name = 'requests'"
+    )
+    async with served(config) as s, Client(s.url) as client:
+        await client.get("/row?table=contacts&key=1")
+        before = emulator.counters.requests
+        await client.post("/item/read", [("table", "contacts"), ("key", "1")])
+        _, spent = await client.get("/row?table=contacts&key=1")
+        # Monday asked everyone to pause: refused without asking.
+        await conn.execute(
+            "UPDATE npd_sync.monday SET paused_until = now() + interval '1 hour',"
+            " pause_reason = 'DAILY_LIMIT_EXCEEDED'"
+        )
+        await client.post("/item/read", [("table", "contacts"), ("key", "2")])
+        _, paused = await client.get("/row?table=contacts&key=2")
+    assert emulator.counters.requests == before  # neither reached Monday
+    assert "Not read: not now: waiting for Monday&#39;s limits: requests budget spent" in spent
+    assert "the listeners&#39; work comes first" in spent
+    assert "Not read: Monday asked every listener to pause (DAILY_LIMIT_EXCEEDED) for" in paused
+
+
+async def test_a_read_on_demand_without_an_item_or_a_token(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    # Contact 2 has an item (its page has the button, and the form's token); 1 has none.
+    await conn.execute(
+        "INSERT INTO contacts (first_name, monday_id) VALUES ('Ada', NULL), ('Bob', '12345')"
+    )
+    config = make_settings()
+    async with served(config) as s, Client(s.url) as client:
+        _, page = await client.get("/row?table=contacts&key=1")
+        assert "Read it from Monday now" not in page
+        _, page = await client.get("/row?table=contacts&key=2")
+        assert "Read it from Monday now" in page
+        response, _ = await client.post("/item/read", [("table", "contacts"), ("key", "1")])
+        assert response.headers["Location"] == "/row?table=contacts&key=1"
+        _, page = await client.get("/row?table=contacts&key=1")
+        assert "contacts 1: no item on Monday to read yet" in page
+        for fields in ([("table", "nope"), ("key", "1")], [("table", "contacts"), ("key", "x")]):
+            response, _ = await client.post("/item/read", fields)
+            assert response.status == 400
+    async with served(make_settings(MONDAY_API_KEY=None)) as s, Client(s.url) as client:
+        await client.get("/row?table=contacts&key=2")
+        await client.post("/item/read", [("table", "contacts"), ("key", "2")])
+        _, page = await client.get("/row?table=contacts&key=2")
+    assert "Not read: MONDAY_API_KEY is not set where the console runs." in page
