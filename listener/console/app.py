@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import signal
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,8 +34,9 @@ from listener import __version__, db, fault, mapping, text
 from listener.capture import install
 from listener.console import charts, data, security, shown
 from listener.inbound import conflicts
+from listener.monday import api
+from listener.operations import boards, failed, items, keys, retry, search, story
 from listener.operations import conflicts as conflicting
-from listener.operations import failed, items, keys, retry, search, story
 from listener.operations.retry import Target
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
@@ -45,6 +48,7 @@ DEFAULT_ITEM_URL = "https://monday.com/boards/{board}/pulses/{item}"
 MAX_SELECTION = 500  # rows one retry may name
 MAX_PAGE = 100_000
 MAX_KEY = 200  # characters of a key or an item id in a query
+BOARDS_SECONDS = 300.0  # how long the boards' column titles, once read, are shown
 SIDES: dict[object, conflicts.Side] = {"npd": "npd", "monday": "monday"}
 STATIC = {
     "htmx.min.js": "text/javascript",
@@ -87,6 +91,16 @@ class Options:
         return Options(
             self.host, self.port, token, self.secure_cookie, template, max(self.refresh, 1.0)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BoardTitles:
+    """The boards' columns as last read from Monday (or why they were not), until when."""
+
+    boards: Mapping[str, api.BoardInfo]
+    unknown: str | None
+    at: dt.datetime
+    until: float  # monotonic
 
 
 @dataclass
@@ -167,6 +181,8 @@ class Console:
         self.static = _load_static()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._boards: BoardTitles | None = None  # the boards' columns, as last read
+        self._boards_lock = asyncio.Lock()
 
     def _finalize(self, value: Any) -> Any:
         # Whatever a template prints is scrubbed of every secret the configuration holds.
@@ -202,6 +218,7 @@ class Console:
         app.router.add_post("/item/read", self.read_item)
         app.router.add_get("/row", self.row_page)
         app.router.add_get("/rows", self.rows_page)
+        app.router.add_get("/mapping", self.mapping_page)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -615,6 +632,44 @@ class Console:
         session = request[SESSION]
         session.flash.extend(conflicting.summary(self.settings, mapped, key, field, settled, take))
         raise web.HTTPSeeOther(back)
+
+    async def mapping_page(self, request: web.Request) -> web.StreamResponse:
+        """The mapping in effect: each column with its title on its board and whether it flows
+        back, as `npd-sync mapping show` prints it."""
+        titles = await self._board_titles()
+        found = boards.views(self.settings, titles.boards, titles.unknown)
+        return self._page(
+            request,
+            "mapping.html",
+            poll=False,
+            nav="mapping",
+            views=found,
+            titles=titles,
+            options_boards=BOARDS_SECONDS,
+        )
+
+    async def _board_titles(self) -> BoardTitles:
+        """The boards' columns, read from Monday at most every BOARDS_SECONDS (through the
+        governor: within the limits every listener shares, or not at all)."""
+        async with self._boards_lock:
+            known = self._boards
+            if known is not None and time.monotonic() < known.until:
+                return known
+            self._boards = await self._read_boards()
+            return self._boards
+
+    async def _read_boards(self) -> BoardTitles:
+        now = dt.datetime.now(dt.UTC)
+        if self.settings.api_key is None:
+            unknown = "MONDAY_API_KEY is not set where the console runs"
+            return BoardTitles({}, unknown, now, time.monotonic() + BOARDS_SECONDS)
+        pool = await self.pool()
+        try:
+            found = await boards.read(self.settings, pool, max_wait=items.READ_WAIT)
+        except boards.MondayFailed as exc:
+            # Asked again sooner: the limits (or Monday) may have room in a while.
+            return BoardTitles({}, str(exc), now, time.monotonic() + BOARDS_SECONDS / 10)
+        return BoardTitles(found, None, now, time.monotonic() + BOARDS_SECONDS)
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         session = request[SESSION]
