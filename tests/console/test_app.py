@@ -599,3 +599,57 @@ async def test_the_listener_serves_the_console_and_records_its_minutes(
 async def _console_url(listener: daemon.Daemon) -> str | None:
     served = listener.console
     return None if served is None else served.url
+
+
+# --- the new pages and actions, each tried anonymous and forged -------------------------------
+
+NEW_PAGES = (
+    "/rows?q=ada@example.com",
+    "/rows",
+    "/mapping",
+    "/retry/confirm?table=contacts",
+    "/failed?error=0123456789ab",
+    "/row?table=contacts&key=1&linked=2",
+)
+NEW_ACTIONS = (
+    ("/discard", [("one", "contacts 1")]),
+    ("/item/read", [("table", "contacts"), ("key", "1")]),
+    ("/retry", [("all", "contacts"), ("confirm", "yes")]),
+)
+
+
+async def test_new_pages_and_actions_refuse_the_anonymous_and_the_forged(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await make_failed(conn, config, emulator)
+    # Token mode: nothing without a session, neither pages nor actions.
+    async with served(config, token=TOKEN) as s, Client(s.url) as client:
+        for path in NEW_PAGES:
+            response, page = await client.get(path)
+            assert response.status == 303, path
+            assert response.headers["Location"].startswith("/login"), path
+            assert "contacts 1" not in page, path
+        await client.get("/login")  # an anonymous session, with a CSRF token of its own
+        for path, fields in NEW_ACTIONS:
+            response, _ = await client.post(path, fields)
+            assert response.status == 303, path
+            assert response.headers["Location"].startswith("/login"), path
+    # Open on loopback: a page elsewhere reaching in through DNS, a forged or cross-site form.
+    async with served(config) as s, Client(s.url) as client:
+        for path in NEW_PAGES:
+            response, _ = await client.get(path, headers={"Host": "rebound.evil.example"})
+            assert response.status == 421, path
+        await client.get("/failed")
+        for path, fields in NEW_ACTIONS:
+            for response, page in [
+                await client.post(path, fields, csrf=False),
+                await client.post(path, [("csrf", "forged"), *fields], csrf=False),
+                await client.post(path, fields, headers={"Origin": "https://evil.example"}),
+                await client.post(path, fields, headers={"Sec-Fetch-Site": "cross-site"}),
+                await client.post(path, fields, headers={"Host": "rebound.evil.example"}),
+            ]:
+                assert response.status in (403, 421), (path, page)
+            response, _ = await client.get(path)
+            assert response.status == 405, path
+    assert await states(conn) == {"1": "failed", "2": "failed"}
