@@ -290,9 +290,11 @@ def retry_cmd(table: str | None, ids: tuple[str, ...], discard: bool) -> None:
 )
 def console_cmd(host: str, port: int, item_url: str, secure_cookie: bool) -> None:
     """A web console: each table's state, the last hour's throughput and latency, listeners,
-    Monday's pause and budget; failed rows and their retry; one row's story. It reads the
-    database, with or without a listener running. Bound to anything but loopback it requires
-    NPD_SYNC_CONSOLE_TOKEN; every action is a POST with CSRF protection."""
+    Monday's pause and budget; a search for rows (key, item id, email, name); failed rows by
+    error, their retry and stop retrying; conflicts; one row's story and history; the mapping.
+    It reads the database, with or without a listener running (Monday only when asked, within
+    the shared limits). Bound to anything but loopback it requires NPD_SYNC_CONSOLE_TOKEN;
+    every action is a POST with CSRF protection."""
     config = load_settings()
     options = console_options(host, port, item_url, secure_cookie)
     run(console.run(config, options, echo=click.echo))
