@@ -89,7 +89,10 @@ async def read_now(
         if isinstance(exc, errors.RateLimited) and not said:  # the governor's no, not Monday's
             refused = f"not now: {exc.message}; the listeners' work comes first"
             return dataclasses.replace(asked, refused=refused)
-        await meter.pause(exc)  # Monday's stop (a 429, the day's limit) is every listener's
+        if exc.kind is errors.Kind.RATE_LIMITED or exc.code == "DAILY_LIMIT_EXCEEDED":
+            # Monday's stop (a 429, the day's limit) is every listener's. A refused token is
+            # not: the console's may not be the listeners'.
+            await meter.pause(exc)
         error = fault.redacted(fault.from_monday(exc), settings.secrets())
         return dataclasses.replace(asked, error=error)
     item = found.get(item_id)

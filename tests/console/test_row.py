@@ -218,3 +218,29 @@ async def test_a_read_on_demand_without_an_item_or_a_token(
         await client.post("/item/read", [("table", "contacts"), ("key", "2")])
         _, page = await client.get("/row?table=contacts&key=2")
     assert "Not read: MONDAY_API_KEY is not set where the console runs." in page
+
+
+async def test_monday_s_stop_on_a_read_pauses_everyone_a_refused_token_does_not(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Ada')")
+    await drain(config)
+    async with served(config) as s, Client(s.url) as client:
+        await client.get("/row?table=contacts&key=1")
+        emulator.set_faults(next_http_429=1, retry_in_seconds=30)
+        await client.post("/item/read", [("table", "contacts"), ("key", "1")])
+        _, page = await client.get("/row?table=contacts&key=1")
+    assert "Not read:" in page
+    assert "from Monday" in page
+    paused = await conn.fetchval("SELECT paused_until > now() FROM npd_sync.monday")
+    assert paused is True  # every listener waits, as after a listener's own 429
+    await conn.execute("UPDATE npd_sync.monday SET paused_until = NULL, pause_reason = NULL")
+    wrong = make_settings(MONDAY_API_KEY="not-the-token")
+    async with served(wrong) as s, Client(s.url) as client:
+        await client.get("/row?table=contacts&key=1")
+        await client.post("/item/read", [("table", "contacts"), ("key", "1")])
+        _, page = await client.get("/row?table=contacts&key=1")
+    assert "Not read:" in page
+    paused = await conn.fetchval("SELECT paused_until > now() FROM npd_sync.monday")
+    assert not paused  # the console's token, not the listeners'
