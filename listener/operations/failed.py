@@ -63,11 +63,6 @@ class Failed:
         """The tables with failed rows on this page."""
         return list(dict.fromkeys(r.table for r in self.rows))
 
-    @property
-    def all_rows(self) -> int:
-        """The failed rows of this table, of every group shown."""
-        return sum(g.rows for g in self.groups)
-
 
 def group_id(value: str | None) -> str | None:
     """An error group's id as a request gives it, or None when it is not one."""
