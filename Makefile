@@ -75,7 +75,7 @@ demo: setup ## run the demo (devtools/demo.py; DEMO_ARGS=--no-wait to leave at o
 	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
 
 screenshots: setup browser ## the console's screenshots in the docs, made by the browser tests, into docs/
-	NPD_SYNC_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_browser.py -k 'overview or retry or conflict'
+	NPD_SYNC_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_browser.py -k 'overview or retry or conflict or find_a_contact'
 
 bench: setup ## run the benchmarks (bench/; BENCH_ARGS='--quick --only P1,P3')
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -21,6 +21,7 @@ from typing import Any
 from bench import (
     bulk,
     changes,
+    console,
     drain,
     inbound,
     latency,
@@ -45,13 +46,15 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P10": changes.run,
     "P11": limits.run_p11,
     "P15": relations.run,
+    "P16": console.run,
 }
 
 
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P11 and P15 against their targets.",
+        description="npd-sync's benchmark suite: figures P1-P11, P15 and P16 against their "
+        "targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(

@@ -73,6 +73,7 @@ class Sizes:
     p9_items: int = 10_000
     p15_contacts: int = 10_000
     p15_organizations: int = 1_000
+    p16_contacts: int = 100_000
 
 
 FULL = Sizes()
@@ -96,6 +97,7 @@ QUICK = Sizes(
     p9_items=1_000,
     p15_contacts=1_000,
     p15_organizations=100,
+    p16_contacts=5_000,
 )
 
 

@@ -251,10 +251,18 @@ def status_cmd(as_json: bool) -> None:
     help="Only the row with this primary key; repeatable. Needs --table when several tables "
     "are configured.",
 )
-def retry_cmd(table: str | None, ids: tuple[str, ...]) -> None:
+@click.option(
+    "--discard",
+    is_flag=True,
+    help="Stop retrying instead: take the failed rows out of the queue. They stay FAILED in "
+    "the table and wait for new data (a change to the row, or a retry naming it).",
+)
+def retry_cmd(table: str | None, ids: tuple[str, ...], discard: bool) -> None:
     """Put failed rows back in the queue: due now, with a fresh set of attempts, and their
-    sync_status back to PENDING. The last error is kept until the next attempt."""
-    ok = run(requeue.run(load_settings(), table=table, ids=ids, echo=click.echo))
+    sync_status back to PENDING. The last error is kept until the next attempt. With
+    --discard, take them out of the queue instead."""
+    config = load_settings()
+    ok = run(requeue.run(config, table=table, ids=ids, echo=click.echo, discard=discard))
     sys.exit(0 if ok else 1)
 
 
@@ -282,9 +290,11 @@ def retry_cmd(table: str | None, ids: tuple[str, ...]) -> None:
 )
 def console_cmd(host: str, port: int, item_url: str, secure_cookie: bool) -> None:
     """A web console: each table's state, the last hour's throughput and latency, listeners,
-    Monday's pause and budget; failed rows and their retry; one row's story. It reads the
-    database, with or without a listener running. Bound to anything but loopback it requires
-    NPD_SYNC_CONSOLE_TOKEN; every action is a POST with CSRF protection."""
+    Monday's pause and budget; a search for rows (key, item id, email, name); failed rows by
+    error, their retry and stop retrying; conflicts; one row's story and history; the mapping.
+    It reads the database, with or without a listener running (Monday only when asked, within
+    the shared limits). Bound to anything but loopback it requires NPD_SYNC_CONSOLE_TOKEN;
+    every action is a POST with CSRF protection."""
     config = load_settings()
     options = console_options(host, port, item_url, secure_cookie)
     run(console.run(config, options, echo=click.echo))

@@ -202,20 +202,45 @@ def writable_columns(table: mapping.TableMapping, info: catalog.TableInfo) -> tu
     return tuple(n for n in dict.fromkeys(names) if info.has(n) and not info.columns[n].generated)
 
 
+def referable(
+    tables: Sequence[mapping.TableMapping],
+    attached: Mapping[str, int],
+    infos: Mapping[str, catalog.TableInfo | None],
+) -> dict[str, Referenced]:
+    """The tables a connect-boards column may reference, by name: those with capture
+    installed (`attached`: their ids, by name) and a key column."""
+    return {
+        t.table: Referenced(
+            attached[t.table], info.relation, sql.quote_ident(t.key_column),
+            info.columns[t.key_column].type,
+        )
+        for t in tables
+        if t.table in attached and (info := infos[t.table]) is not None and info.has(t.key_column)
+    }  # fmt: skip
+
+
+async def referenced_by(
+    conn: db.Conn, config: settings.Settings, table: mapping.TableMapping
+) -> dict[str, Referenced] | None:
+    """The tables this table's connect-boards columns reference, as `compile_table` takes
+    them; None when one of them cannot be referenced (not installed, no key)."""
+    wanted = {c.references for c in table.relations if c.references}
+    if not wanted:
+        return {}
+    attached = {r["name"]: r["id"] for r in await conn.fetch(sql.query("attached_tables"))}
+    chosen = [t for t in config.tables if t.table in wanted]
+    infos = {t.table: await catalog.describe(conn, t.table) for t in chosen}
+    found = referable(chosen, attached, infos)
+    return found if set(found) == wanted else None
+
+
 async def load_tables(conn: db.Conn, config: settings.Settings) -> list[Table]:
     """The configured tables that have capture installed, compiled; raises NotInstalled."""
     if not await conn.fetchval("SELECT to_regclass('npd_sync.tables') IS NOT NULL"):
         raise NotInstalled("npd-sync is not installed in this database: run `npd-sync install`")
     attached = {r["name"]: r for r in await conn.fetch(sql.query("attached_tables"))}
     infos = {t.table: await catalog.describe(conn, t.table) for t in config.tables}
-    referenced = {
-        t.table: Referenced(
-            attached[t.table]["id"], info.relation, sql.quote_ident(t.key_column),
-            info.columns[t.key_column].type,
-        )
-        for t in config.tables
-        if t.table in attached and (info := infos[t.table]) is not None and info.has(t.key_column)
-    }  # fmt: skip
+    referenced = referable(config.tables, {n: r["id"] for n, r in attached.items()}, infos)
     keys = catalog.key_columns(config.tables, infos)
     tables = []
     problems = []

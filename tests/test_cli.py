@@ -145,6 +145,22 @@ async def test_retry(conn: asyncpg.Connection, env: dict[str, str], tmp_path: Pa
     assert (ran.code, ran.stdout) == (0, "no failed rows\n")
 
 
+async def test_retry_discard(conn: asyncpg.Connection, env: dict[str, str], tmp_path: Path) -> None:
+    await with_a_failed_row(conn, env)
+    ran = await npd_sync(
+        "retry", "--discard", "--table", "contacts", "--id", "2", env=env, cwd=tmp_path
+    )
+    assert (ran.code, ran.stderr) == (0, "")
+    assert ran.stdout == ("contacts: stopped retrying 1 row (2): out of the queue until new data\n")
+    assert await conn.fetchval("SELECT count(*) FROM npd_sync.queue") == 0
+    assert await conn.fetchval("SELECT sync_status FROM contacts WHERE id = 2") == "FAILED"
+    ran = await npd_sync("retry", "--discard", env=env, cwd=tmp_path)
+    assert (ran.code, ran.stdout) == (0, "no failed rows\n")
+    ran = await npd_sync("retry", "--discard", "--id", "2", env=env, cwd=tmp_path)
+    assert ran.code == 2
+    assert ran.stderr.startswith("npd-sync: --id needs --table")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -312,3 +328,4 @@ def test_retry_help_names_its_options() -> None:
     output = CliRunner().invoke(cli.main, ["retry", "--help"]).output
     assert "--table TABLE" in output
     assert "--id KEY" in output
+    assert "--discard" in output

@@ -1,36 +1,27 @@
 """`npd-sync mapping init` and `mapping show`: a mapping file proposed from the boards and the
 tables, and the mapping in effect with each column's title on its board.
 
-Monday is asked two things only, both through `Monday` below: the boards with their columns
-(one request for all of them), and, with --create-columns, `create_column` (one request a
-column). They go through the governor, inside the budget every listener shares, once npd-sync
-is installed in the database; before `install` there is no shared budget yet, and they go
+Monday is asked two things only, both through `listener.operations.boards.Monday` (which the
+console's Mapping page reads the boards through too): the boards with their columns (one
+request for all of them), and, with --create-columns, `create_column` (one request a column).
+They go through the governor, inside the budget every listener shares, once npd-sync is
+installed in the database; before `install` there is no shared budget yet, and they go
 straight, as `check`'s do.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-import asyncpg
-
-from listener import catalog, db, mapping, proposal, settings, sql
-from listener.capture import install
-from listener.monday import api, cost, errors, governor
+from listener import catalog, db, mapping, proposal, settings
+from listener.monday import api
+from listener.operations import boards as boards_
+from listener.operations.boards import Monday, MondayFailed, open_monday
 from listener.settings import ConfigError, Settings
 
-T = TypeVar("T")
-
 Echo = Callable[[str], None]
-MONDAY_TIMEOUT = 30.0
-
-
-class MondayFailed(Exception):
-    """Monday refused or did not answer; the message says what, without secrets."""
+__all__ = ["Monday", "MondayFailed", "describe", "init", "open_monday", "show", "targets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,73 +62,6 @@ def targets(
     if len(set(boards)) != len(boards):
         raise ConfigError(f"two tables would share one board: {', '.join(sorted(boards))}")
     return found
-
-
-# --- Monday: the only calls these commands make ------------------------------------------------
-
-
-@dataclass
-class Monday:
-    """The two requests the mapping commands make, each within the shared budget when there is
-    one (`meter`)."""
-
-    client: api.Client
-    meter: governor.Governor | None = None
-
-    async def boards(self, ids: Sequence[str]) -> dict[str, api.BoardInfo]:
-        """The boards among `ids` that the token can see, with their columns."""
-        wanted = list(dict.fromkeys(ids))
-        found: dict[str, api.BoardInfo] = {}
-        for start in range(0, len(wanted), api.BOARDS_PAGE):
-            page = wanted[start : start + api.BOARDS_PAGE]
-            found.update(await self._send(functools.partial(api.boards, self.client, page),
-                                          cost.Kind.QUERY))  # fmt: skip
-        return found
-
-    async def create_column(self, board_id: str, title: str, column_type: str) -> api.BoardColumn:
-        """Add a column to a board; Monday makes its id."""
-        return await self._send(
-            lambda: api.create_column(self.client, board_id, title, column_type),
-            cost.Kind.COLUMN,
-            board_id,
-        )
-
-    async def _send(
-        self,
-        send: Callable[[], Awaitable[tuple[T, api.Reply]]],
-        kind: cost.Kind,
-        board_id: str | None = None,
-    ) -> T:
-        """One request, within the shared budget when there is one."""
-        if self.meter is None:
-            value, _ = await send()
-            return value
-        async with self.meter.reserve([kind], kind=kind, board=board_id) as grant:
-            try:
-                value, reply = await send()
-            except errors.MondayError as exc:
-                raise await grant.settle(exc) or exc from None
-            await grant.settle(reply)
-        return value
-
-
-@contextlib.asynccontextmanager
-async def open_monday(config: Settings, pool: asyncpg.Pool | None) -> AsyncIterator[Monday]:
-    """A client for Monday, governed when npd-sync's schema here is current."""
-    meter = None
-    if pool is not None:
-        async with pool.acquire() as conn:
-            version = await install.installed_version(conn)
-        if version == sql.migrations()[-1].version:
-            tuning = config.tuning
-            meter = governor.Governor(
-                pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait
-            )
-    try:
-        async with api.client(config, timeout=MONDAY_TIMEOUT) as client:
-            yield Monday(client, meter)
-    except errors.MondayError as exc:
-        raise MondayFailed(f"Monday: {exc.redacted(config.secrets())}") from None
 
 
 # --- mapping init -------------------------------------------------------------------------------
@@ -241,31 +165,15 @@ async def show(config: Settings, *, source: str | None, echo: Echo) -> None:
     flows back; the titles are left out when Monday cannot be asked."""
     boards: dict[str, api.BoardInfo] = {}
     unknown = None
-    ids = [t.board_id for t in config.tables if t.board_id]
     if config.api_key is None:
         unknown = "MONDAY_API_KEY is not set"
-    elif ids:
+    else:
         try:
-            boards = await _read_boards(config, ids)
+            boards = await boards_.read(config)
         except MondayFailed as exc:
             unknown = str(exc)
     for line in describe(config, boards, source=source, unknown=unknown):
         echo(line)
-
-
-async def _read_boards(config: Settings, ids: Sequence[str]) -> dict[str, api.BoardInfo]:
-    pool = None
-    if config.database_url:
-        with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
-            pool = await db.create_pool(
-                config.database_url, application_name="npd-sync mapping", size=2
-            )
-    try:
-        async with open_monday(config, pool) as monday:
-            return await monday.boards(ids)
-    finally:
-        if pool is not None:
-            await pool.close()
 
 
 def describe(
@@ -284,43 +192,23 @@ def describe(
         lines.append("inbound: off (NPD_SYNC_PUBLIC_URL is not set): nothing flows back now")
     if unknown:
         lines.append(f"board titles unknown: {unknown}")
-    for table in config.tables:
-        lines += ["", *_table_lines(table, boards.get(table.board_id or ""), unknown)]
+    for found in boards_.views(config, boards, unknown):
+        lines += ["", *_table_lines(found)]
     return lines
 
 
-def _table_lines(
-    table: mapping.TableMapping, board: api.BoardInfo | None, unknown: str | None
-) -> list[str]:
-    if not table.board_id:
-        return [f"{table.table}: not synced ({table.board_env} is not set)"]
-    where = f"board {table.board_id}"
-    if board is not None:
-        where += f" {board.name!r}"
-    elif unknown is None:
-        where += " (not found on Monday)"
-    split = table.name_split
-    back = (
-        "no: not one field, nor two separated by a space" if split is None
-        else "yes" if len(split) == 1
-        else f"yes: the first word to {split[0]}, the rest to {split[1]}"
-    )  # fmt: skip
+def _table_lines(found: boards_.TableView) -> list[str]:
+    table = found.table
+    if not found.synced:
+        return [f"{table.table}: {found.board}"]
     lines = [
-        f"{table.table} -> {where}",
-        f"  key {table.key_column}; item name {table.name_template!r}: flows back {back}",
+        f"{table.table} -> {found.board}",
+        f"  key {table.key_column}; item name {table.name_template!r}: flows back "
+        f"{found.name_flows_back}",
     ]
     rows = [("column", "title", "type", "from", "flows back")]
-    inbound = {c.id for c in table.inbound_columns}
-    for column in table.columns:
-        sources = ", ".join(column.sources)
-        flows = "yes" if column.id in inbound else "no: several columns joined"
-        rows.append((column.id, _title(board, column.id, column.type), column.type, sources, flows))
-    if table.npd_id_column:
-        rows.append(
-            (table.npd_id_column, _title(board, table.npd_id_column, "text"), "text",
-             f"the key ({table.key_column})", "no: npd-sync's own"),
-        )  # fmt: skip
-    else:
+    rows += [(c.id, c.title, c.type, c.sources, c.flows_back) for c in found.columns]
+    if not table.npd_id_column:
         lines.append("  npd_id column: off (no duplicate protection)")
     lines += ["  " + line for line in _columns(rows)]
     lines.append(
@@ -328,18 +216,6 @@ def _table_lines(
         f"{table.on_monday_create}; on_monday_delete {table.on_monday_delete}"
     )
     return lines
-
-
-def _title(board: api.BoardInfo | None, column_id: str, wanted: str) -> str:
-    if board is None:
-        return "?"
-    column = board.columns.get(column_id)
-    if column is None:
-        return "(not on the board)"
-    title = repr(column.title)
-    if column.archived:
-        return f"{title} (archived)"
-    return title if column.type == wanted else f"{title} (a {column.type} column)"
 
 
 def _columns(rows: Iterable[tuple[str, ...]]) -> list[str]:

@@ -1,6 +1,6 @@
-"""`npd-sync retry`: put failed rows back in the queue (the work is
-`listener.operations.retry`): which tables and keys the options name, what happened, and the
-exit code."""
+"""`npd-sync retry`: put failed rows back in the queue, or with --discard take them out of it
+(the work is `listener.operations.retry`): which tables and keys the options name, what
+happened, and the exit code."""
 
 from __future__ import annotations
 
@@ -28,15 +28,22 @@ def targets(settings: Settings, table: str | None, ids: Sequence[str]) -> list[T
 
 
 async def run(
-    settings: Settings, *, table: str | None, ids: Sequence[str], echo: Callable[[str], None]
+    settings: Settings,
+    *,
+    table: str | None,
+    ids: Sequence[str],
+    echo: Callable[[str], None],
+    discard: bool = False,
 ) -> bool:
-    """`npd-sync retry`: requeue and say what happened; False when a table named could not be
-    handled."""
+    """`npd-sync retry`: requeue (or, with `discard`, stop retrying) and say what happened;
+    False when a table named could not be handled."""
     wanted = targets(settings, table, ids)
     conn = await db.connect(settings.require_database(), application_name="npd-sync retry")
     try:
         await install.require_current(conn)
         try:
+            if discard:
+                return _said(await retry.discard(conn, wanted), echo)
             results = await retry.retry(conn, wanted)
         except NotAKey as exc:
             raise UsageError(f"--id {exc}") from None
@@ -50,4 +57,11 @@ async def run(
             echo("MONDAY_API_KEY is not set: they stay pending until it is")
         elif not alive:
             echo("no listener is running: they are synced when `npd-sync listen` runs")
+    return not any(r.note for r in results)
+
+
+def _said(results: Sequence[retry.Discarded], echo: Callable[[str], None]) -> bool:
+    """Say what a discard did; False when a table named could not be handled."""
+    for line in retry.discard_summary(results):
+        echo(line)
     return not any(r.note for r in results)

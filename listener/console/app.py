@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import signal
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,12 +30,14 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from listener import __version__, db, fault, text
+from listener import __version__, db, fault, mapping, text
 from listener.capture import install
-from listener.console import charts, data, security
+from listener.console import charts, data, security, shown
 from listener.inbound import conflicts
+from listener.monday import api
+from listener.operations import boards, failed, items, keys, retry, search, story
 from listener.operations import conflicts as conflicting
-from listener.operations import failed, keys, retry, story
+from listener.operations.retry import Target
 from listener.redact import redact
 from listener.settings import ConfigError, Settings, cannot_listen
 
@@ -44,6 +48,7 @@ DEFAULT_ITEM_URL = "https://monday.com/boards/{board}/pulses/{item}"
 MAX_SELECTION = 500  # rows one retry may name
 MAX_PAGE = 100_000
 MAX_KEY = 200  # characters of a key or an item id in a query
+BOARDS_SECONDS = 300.0  # how long the boards' column titles, once read, are shown
 SIDES: dict[object, conflicts.Side] = {"npd": "npd", "monday": "monday"}
 STATIC = {
     "htmx.min.js": "text/javascript",
@@ -86,6 +91,16 @@ class Options:
         return Options(
             self.host, self.port, token, self.secure_cookie, template, max(self.refresh, 1.0)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BoardTitles:
+    """The boards' columns as last read from Monday (or why they were not), until when."""
+
+    boards: Mapping[str, api.BoardInfo]
+    unknown: str | None
+    at: dt.datetime
+    until: float  # monotonic
 
 
 @dataclass
@@ -152,6 +167,9 @@ class Console:
         )
         self.templates.filters.update(
             when=text.when,
+            time=shown.time,
+            stored_time=shown.stored_time,
+            shown=shown.value,
             age=text.age,
             n=lambda value: f"{value:,}",
             counted=text.counted,
@@ -163,6 +181,8 @@ class Console:
         self.static = _load_static()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._boards: BoardTitles | None = None  # the boards' columns, as last read
+        self._boards_lock = asyncio.Lock()
 
     def _finalize(self, value: Any) -> Any:
         # Whatever a template prints is scrubbed of every secret the configuration holds.
@@ -191,9 +211,14 @@ class Console:
         app.router.add_get("/", self.overview_page)
         app.router.add_get("/failed", self.failed_page)
         app.router.add_post("/retry", self.retry)
+        app.router.add_get("/retry/confirm", self.retry_confirm_page)
+        app.router.add_post("/discard", self.discard)
         app.router.add_get("/conflicts", self.conflicts_page)
         app.router.add_post("/resolve", self.resolve)
+        app.router.add_post("/item/read", self.read_item)
         app.router.add_get("/row", self.row_page)
+        app.router.add_get("/rows", self.rows_page)
+        app.router.add_get("/mapping", self.mapping_page)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -336,12 +361,34 @@ class Console:
     async def failed_page(self, request: web.Request) -> web.StreamResponse:
         table = self._table_param(request)
         page = _int_param(request, "page", 1, MAX_PAGE)
+        raw = request.query.get("error") or None
+        group = failed.group_id(raw)
+        if raw is not None and group is None:
+            raise web.HTTPBadRequest(text="error names an error group of the Failed page.")
         pool = await self.pool()
         async with pool.acquire() as conn, _reading(conn):
             found = await failed.paged(
-                conn, self.settings, self.options.item_url, table=table, page=page
+                conn, self.settings, self.options.item_url, table=table, page=page, group=group
             )
-        return self._page(request, "failed.html", nav="failed", failed=found, table=table)
+        return self._page(
+            request, "failed.html", nav="failed", failed=found, table=table, error=group
+        )
+
+    async def retry_confirm_page(self, request: web.Request) -> web.StreamResponse:
+        """Retrying every failed row of a table is asked for once more, with the count."""
+        table = self._table_param(request)
+        if table is None:
+            raise web.HTTPBadRequest(text="Name the table whose failed rows to retry.")
+        back = _local_path(request.query.get("back"), "/failed")
+        pool = await self.pool()
+        async with pool.acquire() as conn, _reading(conn):
+            found = await failed.paged(
+                conn, self.settings, self.options.item_url, table=table, page=1
+            )
+        return self._page(
+            request, "confirm.html", poll=False, nav="failed", failed=found, table=table,
+            back=back,
+        )  # fmt: skip
 
     async def conflicts_page(self, request: web.Request) -> web.StreamResponse:
         table = self._table_param(request)
@@ -360,6 +407,20 @@ class Console:
                 page=page,
             )
         return self._page(request, "conflicts.html", nav="conflicts", conflicts=found, table=table)
+
+    async def rows_page(self, request: web.Request) -> web.StreamResponse:
+        """`/rows?q=TEXT`: the rows a key, an item id, an email or a name finds across the
+        synced tables; straight to the row when it finds one."""
+        text = _text_param(request, "q")
+        if text is None:
+            return self._page(request, "rows.html", poll=False, nav="rows", q="", found=None)
+        pool = await self.pool()
+        async with pool.acquire() as conn, _reading(conn):
+            found = await search.search(conn, self.settings, self.options.item_url, text)
+        one = found.one
+        if one is not None and not found.notes:
+            raise web.HTTPSeeOther("/row?" + urlencode({"table": one.table, "key": one.key}))
+        return self._page(request, "rows.html", poll=False, nav="rows", q=text, found=found)
 
     async def row_page(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -390,51 +451,42 @@ class Console:
                 problem="Give a table and a key, or a Monday item id." if asked else None,
                 **context,
             )
+        linked = _int_param(request, "linked", 1, MAX_PAGE)
+        # The rows that point at this one are read when the page opens, not on its refreshes
+        # (they are outside its live part, and may cost a scan of their table).
+        polled = request.headers.get("HX-Trigger") == "live"
         pool = await self.pool()
         try:
             async with pool.acquire() as conn, _reading(conn):
                 found_story = await story.story(
-                    conn, self.settings, self.options.item_url, table=table, key=key
-                )
+                    conn, self.settings, self.options.item_url, table=table, key=key,
+                    linked_page=None if polled else linked,
+                )  # fmt: skip
         except keys.NotAKey as exc:
             return self._page(request, "row.html", status=400, problem=str(exc), **context)
         missing = found_story.row is None and found_story.entry is None
         context["poll"] = True
+        context["now"] = request[SESSION].readings.get((found_story.table, found_story.key))
         return self._page(
             request, "row.html", status=404 if missing else 200, story=found_story, **context
         )
 
     async def retry(self, request: web.Request) -> web.StreamResponse:
+        """Retry the row clicked, the rows ticked, or (confirmed) every failed row of a
+        table: the same operation as `npd-sync retry`."""
         form = request[FORM]
         back = _local_path(form.get("back"), "/failed")
-        wanted: dict[str, list[str] | None] = {}
         everything = form.get("all")
-        picked = form.getall("one", []) or form.getall("row", [])
-        if len(picked) > MAX_SELECTION:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_SELECTION, actual_size=len(picked), text="Too many rows at once."
-            )
-        if isinstance(everything, str) and everything:
-            wanted[everything] = None
-        else:
-            by_table: dict[str, list[str]] = defaultdict(list)
-            for value in picked:
-                table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
-                if not sep or not key or len(key) > MAX_KEY:
-                    raise web.HTTPBadRequest(text="A row is named 'table key'.")
-                by_table[table].append(key)
-            wanted.update(by_table)
+        if isinstance(everything, str) and everything and form.get("confirm") != "yes":
+            # Every failed row of a table is asked for once more, with the count.
+            self._table_name(everything)
+            query = urlencode({"table": everything, "back": back})
+            raise web.HTTPSeeOther(f"/retry/confirm?{query}")
         session = request[SESSION]
-        if not wanted:
+        targets = self._targets(form, everything)
+        if not targets:
             session.flash.append("Nothing selected: tick the rows to retry.")
             raise web.HTTPSeeOther(back)
-        try:
-            targets = [
-                retry.Target(self.settings.table(t), None if k is None else tuple(k))
-                for t, k in wanted.items()
-            ]
-        except ConfigError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
         pool = await self.pool()
         async with pool.acquire() as conn:
             await install.require_current(conn)
@@ -447,12 +499,99 @@ class Console:
             "console.retry",
             extra={
                 "requeued": sum(len(r.requeued) for r in results),
-                "tables": ",".join(wanted),
+                "tables": ",".join(r.table for r in results),
                 "remote": request.remote or "-",
             },
         )
         session.flash.extend(lines)
         raise web.HTTPSeeOther(back)
+
+    async def discard(self, request: web.Request) -> web.StreamResponse:
+        """Stop retrying the row clicked or the rows ticked: their failed entries leave the
+        queue (the same operation as `npd-sync retry --discard`)."""
+        form = request[FORM]
+        back = _local_path(form.get("back"), "/failed")
+        session = request[SESSION]
+        targets = self._targets(form, None)
+        if not targets:
+            session.flash.append("Nothing selected: tick the rows to stop retrying.")
+            raise web.HTTPSeeOther(back)
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            await install.require_current(conn)
+            try:
+                results = await retry.discard(conn, targets)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        log.info(
+            "console.discard",
+            extra={
+                "discarded": sum(len(r.discarded) for r in results),
+                "tables": ",".join(r.table for r in results),
+                "remote": request.remote or "-",
+            },
+        )
+        session.flash.extend(retry.discard_summary(results))
+        raise web.HTTPSeeOther(back)
+
+    def _targets(self, form: Form, everything: object) -> list[Target]:
+        """The rows a form names: every failed row of the table `everything`, else the row
+        clicked (`one`), else the rows ticked (`row`), each 'table key'."""
+        if isinstance(everything, str) and everything:
+            return [retry.Target(self._table_name(everything), None)]
+        picked = form.getall("one", []) or form.getall("row", [])
+        if len(picked) > MAX_SELECTION:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_SELECTION, actual_size=len(picked), text="Too many rows at once."
+            )
+        by_table: dict[str, list[str]] = defaultdict(list)
+        for value in picked:
+            table, sep, key = value.partition(" ") if isinstance(value, str) else ("", "", "")
+            if not sep or not key or len(key) > MAX_KEY:
+                raise web.HTTPBadRequest(text="A row is named 'table key'.")
+            by_table[table].append(key)
+        return [retry.Target(self._table_name(t), tuple(k)) for t, k in by_table.items()]
+
+    def _table_name(self, name: str) -> mapping.TableMapping:
+        """A configured table, or 400."""
+        try:
+            return self.settings.table(name)
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+
+    async def read_item(self, request: web.Request) -> web.StreamResponse:
+        """Read a row's item from Monday now (a button, never a page view): within the limits
+        every listener shares, through the governor, which may say no; the row's page then
+        shows what was read, or why not."""
+        form = request[FORM]
+        table, key = form.get("table"), form.get("key")
+        if not isinstance(table, str) or not isinstance(key, str) or not key or len(key) > MAX_KEY:
+            raise web.HTTPBadRequest(text="A row is named by its table and its key.")
+        mapped = self._table_name(table)
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            try:
+                key, item = await story.item_of(conn, mapped, key)
+            except keys.UsageError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+        back = "/row?" + urlencode({"table": mapped.table, "key": key})
+        session = request[SESSION]
+        if item is None:
+            session.flash.append(f"{mapped.table} {key}: no item on Monday to read yet")
+            raise web.HTTPSeeOther(back)
+        reading = await items.read_now(pool, self.settings, mapped, key, item)
+        log.info(
+            "console.read_item",
+            extra={
+                "table": mapped.table,
+                "key": key,
+                "item": item,
+                "refused": reading.refused or "",
+                "remote": request.remote or "-",
+            },
+        )
+        session.remember((mapped.table, key), reading)
+        raise web.HTTPSeeOther(back + "#monday-now")
 
     async def resolve(self, request: web.Request) -> web.StreamResponse:
         """Take one side of a row's open conflicts, on one field (`column`) or all of them: the
@@ -493,6 +632,44 @@ class Console:
         session = request[SESSION]
         session.flash.extend(conflicting.summary(self.settings, mapped, key, field, settled, take))
         raise web.HTTPSeeOther(back)
+
+    async def mapping_page(self, request: web.Request) -> web.StreamResponse:
+        """The mapping in effect: each column with its title on its board and whether it flows
+        back, as `npd-sync mapping show` prints it."""
+        titles = await self._board_titles()
+        found = boards.views(self.settings, titles.boards, titles.unknown)
+        return self._page(
+            request,
+            "mapping.html",
+            poll=False,
+            nav="mapping",
+            views=found,
+            titles=titles,
+            options_boards=BOARDS_SECONDS,
+        )
+
+    async def _board_titles(self) -> BoardTitles:
+        """The boards' columns, read from Monday at most every BOARDS_SECONDS (through the
+        governor: within the limits every listener shares, or not at all)."""
+        async with self._boards_lock:
+            known = self._boards
+            if known is not None and time.monotonic() < known.until:
+                return known
+            self._boards = await self._read_boards()
+            return self._boards
+
+    async def _read_boards(self) -> BoardTitles:
+        now = dt.datetime.now(dt.UTC)
+        if self.settings.api_key is None:
+            unknown = "MONDAY_API_KEY is not set where the console runs"
+            return BoardTitles({}, unknown, now, time.monotonic() + BOARDS_SECONDS)
+        pool = await self.pool()
+        try:
+            found = await boards.read(self.settings, pool, max_wait=items.READ_WAIT)
+        except boards.MondayFailed as exc:
+            # Asked again sooner: the limits (or Monday) may have room in a while.
+            return BoardTitles({}, str(exc), now, time.monotonic() + BOARDS_SECONDS / 10)
+        return BoardTitles(found, None, now, time.monotonic() + BOARDS_SECONDS)
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         session = request[SESSION]
@@ -588,7 +765,8 @@ class Console:
             polling=poll and request.method == "GET",
             flash=flash,
             inbound=self.settings.inbound,
-            **{"nav": None, "problem": None, "story": None, **context},
+            history_days=self.settings.tuning.history_days,
+            **{"nav": None, "problem": None, "story": None, "now": None, **context},
         )
         return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
 

@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from listener.settings import ConfigError
@@ -38,6 +39,7 @@ LOGIN_FAILURES = 10  # wrong tokens a minute before a client's logins are refuse
 MAX_CLIENTS = 10_000  # clients whose recent wrong tokens are remembered (the oldest forgotten)
 REAL_IP = "X-Real-IP"  # who the client is, as a reverse proxy on this machine says
 MAX_BODY = 64 * 1024  # bytes of a request body
+MAX_READINGS = 20  # items read from Monday on demand that a session keeps to show
 
 CSP = "; ".join(
     [
@@ -130,6 +132,17 @@ class Session:
     signed_in: bool
     started: float
     flash: list[str] = field(default_factory=list)
+    # What this visitor read from Monday on demand, by (table, key): the latest few only.
+    readings: collections.OrderedDict[tuple[str, str], Any] = field(
+        default_factory=collections.OrderedDict
+    )
+
+    def remember(self, row: tuple[str, str], reading: Any) -> None:
+        """Keep a reading of a row's item for the next page (at most MAX_READINGS)."""
+        self.readings.pop(row, None)
+        self.readings[row] = reading
+        while len(self.readings) > MAX_READINGS:
+            self.readings.popitem(last=False)
 
     def csrf_matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(

@@ -6,7 +6,7 @@ change, a backfill, an edit on the board, a resolved conflict); `claim` leases d
 one listener (SKIP LOCKED, so two listeners never hold one row), `renew` and `release` keep or
 give back the lease; `complete` records each entry's outcome, fenced by the claim so that a
 listener whose lease was taken over cannot overwrite its successor's work; `retry` puts failed
-entries back.
+entries back, `discard` takes them out (an operator stops retrying them).
 """
 
 from __future__ import annotations
@@ -185,6 +185,13 @@ async def retry(conn: db.Conn, table_id: int, keys: Sequence[str] | None) -> lis
     """Put the failed entries of a table (of these keys, or all) back in the queue, due now;
     returns their keys."""
     found = await conn.fetch(sql.query("retry"), table_id, None if keys is None else list(keys))
+    return [r[0] for r in found]
+
+
+async def discard(conn: db.Conn, table_id: int, keys: Sequence[str] | None) -> list[str]:
+    """Take the failed entries of a table (of these keys, or all) out of the queue; returns
+    their keys. The rows wait for new data."""
+    found = await conn.fetch(sql.query("discard"), table_id, None if keys is None else list(keys))
     return [r[0] for r in found]
 
 

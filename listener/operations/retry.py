@@ -1,4 +1,5 @@
-"""Failed rows back in the queue: `npd-sync retry` and the console's Retry.
+"""Failed rows back in the queue: `npd-sync retry` and the console's Retry; or out of it:
+`npd-sync retry --discard` and the console's "Stop retrying".
 
 A failed queue entry becomes pending again, due now, with a fresh set of attempts and no
 lease; its application row's `sync_status` goes from FAILED to PENDING. `last_error` (and the
@@ -11,6 +12,11 @@ transaction on a connection marked as the listener's, so nothing here is capture
 application rows that are locked right now are skipped rather than waited for (the listener
 writes their status when it syncs them). An idle listener is woken at commit. The queue's
 entries go back through the queue's own transitions (`engine.queue`: retry, arrive).
+
+Discarding takes failed entries out of the queue (`engine.queue.discard`): retries stop, the
+row leaves the failed lists and waits for new data. Its application row is left as it is
+(FAILED, with its `sync_error`): its data never reached Monday. A change to the row queues it
+again, as does a retry that names it or its table (rows marked FAILED without an entry).
 """
 
 from __future__ import annotations
@@ -43,6 +49,16 @@ class Retried:
     note: str | None = None  # why the table was skipped
 
 
+@dataclass
+class Discarded:
+    """What discard did to one table."""
+
+    table: str
+    discarded: list[str] = field(default_factory=list)  # keys out of the queue
+    not_failed: list[str] = field(default_factory=list)  # asked-for keys with nothing failed
+    note: str | None = None  # why the table was skipped
+
+
 def summary(results: Sequence[Retried]) -> list[str]:
     """What a retry did, a line per table (and one when nothing was failed)."""
     lines = []
@@ -68,26 +84,65 @@ async def retry(conn: db.Conn, wanted: Sequence[Target]) -> list[Retried]:
     listener's, so that nothing here is captured)."""
     results = [Retried(target.table.table) for target in wanted]
     prepared = [
-        found
+        (result, found)
         for target, result in zip(wanted, results, strict=True)
         if (found := await _prepare(conn, target, result)) is not None
     ]
     async with conn.transaction():
         # Never queue behind a long application transaction for ever.
         await conn.execute("SET LOCAL lock_timeout = '10s'")
-        for found in prepared:
-            await _requeue(conn, *found)
-        if any(result.requeued for result, *_ in prepared):
+        for result, found in prepared:
+            await _requeue(conn, result, *found)
+        if any(result.requeued for result in results):
             await notify.wake(conn)
     return results
 
 
-Prepared = tuple[Retried, int, dict[str, str], list[str] | None]
+def discard_summary(results: Sequence[Discarded]) -> list[str]:
+    """What a discard did, a line per table (and one when nothing was failed)."""
+    lines = []
+    for result in results:
+        if result.note:
+            lines.append(f"{result.table}: {result.note}")
+        elif result.discarded:
+            lines.append(
+                f"{result.table}: stopped retrying {counted(len(result.discarded), 'row')} "
+                f"({', '.join(result.discarded)}): out of the queue until new data"
+            )
+        if result.not_failed:
+            lines.append(
+                f"{result.table}: not failed, left as they are: {', '.join(result.not_failed)}"
+            )
+    if not any(r.discarded or r.note for r in results):
+        lines.append("no failed rows")
+    return lines
 
 
-async def _prepare(conn: db.Conn, target: Target, result: Retried) -> Prepared | None:
-    """What retrying a table needs (its id, its names, its keys), or None with a note on
-    `result` saying why it cannot be retried."""
+async def discard(conn: db.Conn, wanted: Sequence[Target]) -> list[Discarded]:
+    """Take the failed entries of the targets out of the queue; NotAKey for a key that cannot
+    be one of its table. The application rows are left as they are."""
+    results = [Discarded(target.table.table) for target in wanted]
+    prepared = [
+        (result, found)
+        for target, result in zip(wanted, results, strict=True)
+        if (found := await _prepare(conn, target, result)) is not None
+    ]
+    async with conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '10s'")
+        for result, (table_id, _, keys) in prepared:
+            result.discarded = sorted(await queue.discard(conn, table_id, keys), key=_order)
+            if keys is not None:
+                done = set(result.discarded)
+                result.not_failed = [k for k in keys if k not in done]
+    return results
+
+
+Prepared = tuple[int, dict[str, str], list[str] | None]
+
+
+async def _prepare(conn: db.Conn, target: Target, result: Retried | Discarded) -> Prepared | None:
+    """What retrying (or discarding) a table needs (its id, its names, its keys), or None
+    with a note on `result` saying why it cannot be."""
     table_id = await conn.fetchval(sql.query("table_id"), target.table.table)
     info = await catalog.describe(conn, target.table.table)
     if table_id is None:
@@ -100,7 +155,7 @@ async def _prepare(conn: db.Conn, target: Target, result: Retried) -> Prepared |
         keys = None
         if target.keys is not None:
             keys = await normalize(conn, target.table, info, target.keys)
-        return result, int(table_id), _names(target.table, info), keys
+        return int(table_id), _names(target.table, info), keys
     return None
 
 

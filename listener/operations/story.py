@@ -1,13 +1,14 @@
 """One row's story, for the console's row page: the row's sync columns, its queue entry and
 last error, change records not taken in yet, its item on Monday and the values both sides last
-agreed on beside those the row would send now, its conflicts; and the row a Monday item
-belongs to (`find_item`).
+agreed on beside those the row would send now, its conflicts, its attempts (newest first),
+its relations both ways (`related`); and the row a Monday item belongs to (`find_item`).
 
 Text that came from outside (Monday's errors, the application's `sync_error`) is redacted here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
@@ -16,14 +17,15 @@ from typing import Any
 
 import asyncpg
 
-from listener import catalog, db, fault, links, mapping, rows, sql
+from listener import attempts, catalog, db, fault, links, mapping, rows, sql
 from listener.capture import install
 from listener.inbound import conflicts as inbound
-from listener.operations import conflicts, failed, items, keys
+from listener.operations import conflicts, failed, items, keys, related
 from listener.redact import redact
 from listener.settings import Settings
 
 RESOLVED_SHOWN = 10  # resolved conflicts shown in a row's story
+ATTEMPTS_SHOWN = 50  # the latest attempts shown in a row's story
 SYNC_COLUMNS = (
     mapping.SYNC_ENABLED,
     mapping.SYNC_DIRECTION,
@@ -36,15 +38,17 @@ SYNC_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Agreed:
-    """One value of the item: as both sides last agreed, and as the row would send it now."""
+    """One value of the item: as both sides last agreed, and as the row would send it now (in
+    the JSON form npd-sync sends; None: empty), and the column's type (None: not mapped)."""
 
     column: str
-    agreed: str | None
-    now: str | None
+    agreed: Any
+    now: Any
+    type: str | None = None
 
     @property
     def differs(self) -> bool:
-        return self.agreed != self.now
+        return bool(self.agreed != self.now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,11 @@ class Story:
     open_conflicts: conflicts.ConflictRow | None = None  # None: it has none
     resolved: tuple[inbound.Record, ...] = ()  # its latest resolved conflicts
     resolved_total: int = 0
+    history: tuple[attempts.Attempt, ...] = ()  # its latest attempts, newest first
+    links_to: tuple[related.LinksTo, ...] = ()  # what its connect-boards columns link to
+    linked_from: tuple[related.LinkedFrom, ...] | None = None  # None: not read this time
+    items: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # item -> (table, key)
+    types: Mapping[str, str] = field(default_factory=dict)  # column id -> its type
 
     @property
     def failed(self) -> bool:
@@ -91,14 +100,33 @@ async def find_item(conn: db.Conn, settings: Settings, item: str) -> tuple[str, 
     return None
 
 
+async def item_of(conn: db.Conn, table: mapping.TableMapping, key: str) -> tuple[str, str | None]:
+    """The key as the table's and the row's item, as the story finds it (None: none known);
+    raises keys.UsageError (NotAKey) for a key that cannot be one."""
+    await install.require_current(conn)
+    key = await keys.normalize_one(conn, table, key)
+    info = await catalog.describe(conn, table.table)
+    row = None if info is None else await _sync_columns(conn, table, info, key)
+    entry = await conn.fetchrow(sql.query("console_entry"), table.table, key)
+    link = await conn.fetchrow(sql.query("console_link"), table.table, key)
+    return key, _item(link, entry, row)
+
+
 async def story(
-    conn: db.Conn, settings: Settings, item_template: str, *, table: str, key: str
+    conn: db.Conn,
+    settings: Settings,
+    item_template: str,
+    *,
+    table: str,
+    key: str,
+    linked_page: int | None = 1,
 ) -> Story:
-    """One row's story; raises ConfigError for a table not configured, keys.NotAKey."""
+    """One row's story; raises ConfigError for a table not configured, keys.NotAKey. The rows
+    that point at it are read (`linked_page` of them) unless `linked_page` is None."""
     await install.require_current(conn)
     config = settings.table(table)
     secrets = settings.secrets()
-    key, row, loaded, notes = await _read_row(conn, config, key, secrets)
+    key, row, loaded, notes, names = await _read_row(conn, settings, config, key, secrets)
     entry = await conn.fetchrow(sql.query("console_entry"), config.table, key)
     changes = await conn.fetchrow(sql.query("console_changes"), config.table, key)
     assert changes is not None  # an aggregate: always one row
@@ -107,6 +135,16 @@ async def story(
     values = () if loaded is None and agreed is None else _values(config, key, loaded, agreed or {})
     item = _item(link, entry, row)
     open_row, resolved = await _conflicts(conn, settings, item_template, config.table, key)
+    table_id = await conn.fetchval(sql.query("table_id"), config.table)
+    history = () if table_id is None else await attempts.of_row(conn, table_id, key, ATTEMPTS_SHOWN)
+    found_links = (
+        () if loaded is None else related.links_to(settings, item_template, config, loaded, names)
+    )
+    linked_from = None
+    if linked_page is not None:
+        linked_from = await related.linked_from(
+            conn, settings, item_template, config.table, key, linked_page
+        )
     return Story(
         table=config.table,
         key=key,
@@ -123,30 +161,78 @@ async def story(
         open_conflicts=open_row,
         resolved=tuple(resolved.records),
         resolved_total=resolved.total,
+        history=tuple(_redacted(a, secrets) for a in history),
+        links_to=found_links,
+        linked_from=linked_from,
+        items=await _items(conn, config, values, history),
+        types={links.NAME: "name", **{c.id: c.type for c in config.columns}},
     )
 
 
 async def _read_row(
-    conn: db.Conn, table: mapping.TableMapping, key: str, secrets: Sequence[str]
-) -> tuple[str, dict[str, str | None] | None, rows.Row | None, list[str]]:
+    conn: db.Conn,
+    settings: Settings,
+    table: mapping.TableMapping,
+    key: str,
+    secrets: Sequence[str],
+) -> tuple[str, dict[str, str | None] | None, rows.Row | None, list[str], dict[int, str]]:
     """The key as the table's, the row's sync columns (its sync_error redacted), the row as
-    the listener loads it, and notes on what kept them from being read."""
+    the listener loads it, notes on what kept them from being read, and the names of the
+    tables its relations reference, by id."""
     info = await catalog.describe(conn, table.table)
     if info is None:
-        return key, None, None, ["the table does not exist"]
+        return key, None, None, ["the table does not exist"], {}
     if problems := catalog.problems(info, table):
-        return key, None, None, [str(p) for p in problems]
+        return key, None, None, [str(p) for p in problems], {}
     [key] = await keys.normalize(conn, table, info, [key])
     row = await _sync_columns(conn, table, info, key)
     if row is None:
-        return key, None, None, []
+        return key, None, None, [], {}
     if row.get(mapping.SYNC_ERROR):
         row[mapping.SYNC_ERROR] = redact(row[mapping.SYNC_ERROR] or "", secrets)
     table_id = await conn.fetchval(sql.query("table_id"), table.table)
+    referenced = await rows.referenced_by(conn, settings, table)
     if table_id is None:
-        return key, row, None, []
-    compiled = rows.compile_table(int(table_id), table, info)
-    return key, row, (await rows.load(conn, compiled, [key])).get(key), []
+        return key, row, None, [], {}
+    if referenced is None:
+        note = "a table its relations reference is not installed (run `npd-sync install`)"
+        return key, row, None, [note], {}
+    compiled = rows.compile_table(int(table_id), table, info, referenced)
+    loaded = (await rows.load(conn, compiled, [key])).get(key)
+    return key, row, loaded, [], related.names(referenced)
+
+
+def _redacted(attempt: attempts.Attempt, secrets: Sequence[str]) -> attempts.Attempt:
+    """An attempt as shown: its error without secrets."""
+    if attempt.error is None:
+        return attempt
+    return dataclasses.replace(attempt, error=fault.redacted(attempt.error, secrets))
+
+
+async def _items(
+    conn: db.Conn,
+    table: mapping.TableMapping,
+    values: Sequence[Agreed],
+    history: Sequence[attempts.Attempt],
+) -> dict[str, tuple[str, str]]:
+    """The rows of the items the story's connect-boards values link, by item id."""
+    relations = {c.id for c in table.relations}
+    wanted: set[str] = set()
+    for v in values:
+        if v.column in relations:
+            wanted.update(mapping.relation_items(_json(v.agreed)))
+            wanted.update(mapping.relation_items(_json(v.now)))
+    for a in history:
+        for column in relations & set(a.sent or {}):
+            wanted.update(mapping.relation_items(_json((a.sent or {})[column])))
+    if not wanted:
+        return {}
+    found = await conn.fetch(sql.query("console_items_rows"), sorted(wanted))
+    return {r["item_id"]: (r["table_name"], r["row_key"]) for r in found}
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _entry(entry: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -199,7 +285,7 @@ def _values(
     table: mapping.TableMapping, key: str, row: rows.Row | None, agreed: Mapping[str, Any]
 ) -> tuple[Agreed, ...]:
     """The item's values as agreed and as the row gives them now (column ids in the mapping's
-    order, the name first)."""
+    order, the name first), each with its column's type."""
     now: dict[str, Any] = {}
     if row is not None:
         try:
@@ -209,20 +295,30 @@ def _values(
             }
         except mapping.MappingError as exc:
             now = {links.NAME: f"(cannot be sent: {exc})"}
+        now.update(_relations_now(table, row))
+    types: dict[str, str] = {c.id: c.type for c in table.columns}
+    types[links.NAME] = "name"
     order = [links.NAME, *(c.id for c in table.columns)]
     if table.npd_id_column:
         order.append(table.npd_id_column)
+        types.setdefault(table.npd_id_column, "text")
     order += sorted(set(agreed) - set(order))
     return tuple(
-        Agreed(column, _shown(agreed.get(column)), _shown(now.get(column)))
+        Agreed(column, _empty(agreed.get(column)), _empty(now.get(column)), types.get(column))
         for column in order
         if column in agreed or column in now
     )
 
 
-def _shown(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+def _relations_now(table: mapping.TableMapping, row: rows.Row) -> dict[str, Any]:
+    """The links the row's connect-boards columns would carry now: the items of the rows its
+    foreign keys name that have one."""
+    found = {}
+    for column in table.relations:
+        linked = [ref.item_id for ref in row.refs.get(column.id, ()) if ref.item_id]
+        found[column.id] = mapping.relation_value(linked)
+    return found
+
+
+def _empty(value: Any) -> Any:
+    return None if value in (None, "", {}, []) else value

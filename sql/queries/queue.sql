@@ -20,6 +20,8 @@
 --                 failed                     failed, until new data arrives or `retry`;
 --                                            pending, due now, if new data arrived
 --   retry       failed                       pending, due now, attempts and claims 0
+--   discard     failed                       gone: retries stop (an operator's "stop
+--                                            retrying"); new data arrives as for any row
 --
 -- "Leased" is a pending entry whose lease_until lies ahead. A conflict is not a state of the
 -- entry: the entry completes (done) and the conflict waits in npd_sync.conflicts; resolving it
@@ -171,6 +173,23 @@ UPDATE npd_sync.queue q
    SET state = 'pending', attempts = 0, claims = 0, next_attempt_at = now(),
        lease_until = NULL, leased_by = NULL, version = q.version + 1
   FROM picked
+ WHERE q.table_id = picked.table_id AND q.row_key = picked.row_key
+RETURNING q.row_key;
+
+-- name: discard
+-- Take the failed entries of table $1 (only those with the keys $2, when not null) out of the
+-- queue: an operator stops retrying them. Only failed entries: one that is pending or in
+-- flight has new data or an attempt under way, and stays. The row waits for new data, which
+-- arrives as for any row. Returns the keys.
+WITH picked AS (
+    SELECT table_id, row_key FROM npd_sync.queue
+     WHERE table_id = $1 AND state = 'failed'
+       AND ($2::text[] IS NULL OR row_key = ANY ($2::text[]))
+     ORDER BY table_id, row_key
+       FOR UPDATE
+)
+DELETE FROM npd_sync.queue q
+ USING picked
  WHERE q.table_id = picked.table_id AND q.row_key = picked.row_key
 RETURNING q.row_key;
 

@@ -208,6 +208,37 @@ async def test_id_without_table_needs_one_table(
     assert (ok, out) == (True, ["contacts: 1 row back in the queue"])
 
 
+async def test_discard_stops_retrying_until_new_data(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await fail_everything(conn, config)
+    out: list[str] = []
+    ok = await requeue.run(config, table="contacts", ids=("02", "7"), echo=out.append, discard=True)
+    assert ok
+    assert out == [
+        "contacts: stopped retrying 1 row (2): out of the queue until new data",
+        "contacts: not failed, left as they are: 7",
+    ]
+    assert [(e["table_id"], e["row_key"]) for e in await entries(conn)] == [(1, "1"), (2, "1")]
+    # The row is left as it is: its data never reached Monday.
+    assert await statuses(conn) == {"x": "FAILED", "y": "FAILED"}
+    # Nothing retries it: a listener that runs leaves it alone.
+    await drain(config)
+    assert [e["row_key"] for e in await entries(conn) if e["table_id"] == 1] == ["1"]
+    # New data queues it again, as any row's.
+    await conn.execute("UPDATE contacts SET email = 'y@example.com' WHERE id = 2")
+    await drain(config)
+    assert await statuses(conn) == {"x": "FAILED", "y": "SYNCED"}
+    out.clear()
+    assert await requeue.run(config, table=None, ids=(), echo=out.append, discard=True)
+    assert out == [
+        "contacts: stopped retrying 1 row (1): out of the queue until new data",
+        "organizations: stopped retrying 1 row (1): out of the queue until new data",
+    ]
+    assert await entries(conn) == []
+
+
 async def test_unknown_table_and_bad_ids_are_usage_errors(make_settings: MakeSettings) -> None:
     config = make_settings()
     with pytest.raises(settings.ConfigError, match="unknown table 'nope'"):

@@ -5,6 +5,7 @@ refused: anonymous, forged, cross-site, oversized."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import asyncpg
@@ -93,6 +94,111 @@ async def test_failed_rows_with_monday_error_attempts_and_item_link(
     assert (bad.status, past.status) == (400, 400)
 
 
+async def failing(conn: asyncpg.Connection, keys: range, error: fault.Fault | None) -> None:
+    """Failed queue entries of contacts with these keys, as a listener leaves them."""
+    await conn.execute(
+        "INSERT INTO npd_sync.queue (table_id, row_key, changed_at, next_attempt_at, state,"
+        " attempts, last_error, last_error_at)"
+        " SELECT 1, k::text, now(), now(), 'failed', 3, $2::jsonb,"
+        "        now() - make_interval(secs => k)"
+        "   FROM unnest($1::int[]) AS k",
+        list(keys),
+        None if error is None else error.to_json(),
+    )
+
+
+EMAIL = fault.Fault("monday", "invalid email", "ColumnValueException", 200, "r-1")
+GONE = fault.Fault("npd-sync", "the referenced row is gone")
+
+
+async def test_failed_rows_grouped_by_error_filtered_and_paged(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    await failing(conn, range(1, 61), EMAIL)
+    await failing(conn, range(61, 64), GONE)
+    await failing(conn, range(64, 65), None)
+    async with served(make_settings()) as s, Client(s.url) as client:
+        _, page = await client.get("/failed")
+        groups = re.findall(r'href="/failed\?table=&amp;error=([0-9a-f]{12})"', page)
+        assert len(groups) == 3
+        email, gone, nothing = groups  # the most rows first
+        _, of_email = await client.get(f"/failed?error={email}")
+        _, second = await client.get(f"/failed?error={email}&page=2")
+        _, of_gone = await client.get(f"/failed?table=contacts&error={gone}")
+        _, of_nothing = await client.get(f"/failed?error={nothing}")
+        _, elsewhere = await client.get(f"/failed?table=organizations&error={email}")
+        bad, _ = await client.get("/failed?error=x' OR 1=1")
+    # The groups: rows, who said it, the code and the message.
+    assert '<caption class="visually-hidden">Failed rows by error</caption>' in page
+    assert re.search(r'<td class="num" data-label="Rows">60</td>\s*<th scope="row"', page)
+    assert "ColumnValueException: invalid email</a>" in page
+    assert "from Monday · code ColumnValueException" in page
+    assert "the referenced row is gone</a>" in page
+    assert "from npd-sync" in page
+    assert "no error recorded</a>" in page
+    assert "64 failed rows, page 1 of 2; newest error first." in page
+    # One group: its rows only, 50 a page, linked both ways at the top and the bottom.
+    assert (
+        "60 failed rows with the error <q>ColumnValueException: invalid email</q>, page 1 of 2"
+        in of_email
+    )
+    assert of_email.count('data-label="Attempts"') == 50
+    assert of_email.count(f'href="/failed?table=&amp;error={email}&amp;page=2" rel="next"') == 2
+    assert 'rel="prev"' not in of_email
+    assert second.count('data-label="Attempts"') == 10
+    assert second.count(f'href="/failed?table=&amp;error={email}&amp;page=1" rel="prev"') == 2
+    assert 'rel="next"' not in second
+    assert of_gone.count('data-label="Attempts"') == 3
+    assert 'value="contacts 61"' in of_gone
+    assert 'value="contacts 1"' not in of_gone
+    assert of_nothing.count('data-label="Attempts"') == 1
+    assert "No failed rows in organizations with this error." in elsewhere
+    assert bad.status == 400
+
+
+async def test_stop_retrying_rows(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await make_failed(conn, config, emulator)
+    async with served(config) as s, Client(s.url) as client:
+        _, page = await client.get("/failed")
+        assert 'formaction="/discard"' in page
+        _, story = await client.get("/row?table=contacts&key=1")
+        assert "Stop retrying this row" in story
+        response, _ = await client.post(
+            "/discard", [("back", "/row?table=contacts&key=1"), ("one", "contacts 1")]
+        )
+        assert (response.status, response.headers["Location"]) == (303, "/row?table=contacts&key=1")
+        assert await states(conn) == {"2": "failed"}
+        _, story = await client.get("/row?table=contacts&key=1")
+        assert "contacts: stopped retrying 1 row (1): out of the queue until new data" in story
+        assert "Stop retrying this row" not in story
+        _, page = await client.get("/failed")
+        assert 'value="contacts 1"' not in page
+        assert "1 failed row; newest error first." in page
+        nothing, _ = await client.post("/discard", [("selection", "1")])
+        _, page = await client.get("/failed")
+        assert "Nothing selected: tick the rows to stop retrying." in page
+        for fields, status in [
+            ([("one", "nope 1")], 400),
+            ([("one", "contacts abc")], 400),
+            ([("row", f"contacts {n}") for n in range(501)], 413),
+        ]:
+            response, text = await client.post("/discard", fields)
+            assert response.status == status, (fields[:1], text)
+        response, _ = await client.post("/discard", [("row", "contacts 2"), ("row", "contacts 3")])
+        _, page = await client.get("/failed")
+        assert "contacts: not failed, left as they are: 3" in page
+    assert nothing.status == 303
+    assert await states(conn) == {}
+    # The rows stay FAILED in the table; new data queues them again.
+    assert await statuses(conn) == {1: "FAILED", 2: "FAILED", 3: "SYNCED"}
+    await conn.execute("UPDATE contacts SET role_title = 'x' WHERE id = 1")
+    await drain(config)
+    assert await statuses(conn) == {1: "SYNCED", 2: "FAILED", 3: "SYNCED"}
+
+
 async def test_retry_one_row_then_it_syncs(
     conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
 ) -> None:
@@ -133,11 +239,31 @@ async def test_retry_a_selection_and_a_whole_table(
         assert await states(conn) == {"1": "pending", "2": "failed", "4": "pending"}
         await drain(config)
         assert await states(conn) == {"2": "failed", "4": "failed"}  # Di's email is still bad
-        response, _ = await client.post("/retry", [("all", "contacts"), ("row", "contacts 4")])
+        # Every failed row of a table is asked for once more, with the count.
+        response, _ = await client.post(
+            "/retry", [("all", "contacts"), ("row", "contacts 4"), ("back", "/failed?page=1")]
+        )
         assert response.status == 303
+        confirm = response.headers["Location"]
+        assert URL(confirm).path == "/retry/confirm"
+        assert dict(URL(confirm).query) == {"table": "contacts", "back": "/failed?page=1"}
+        assert await states(conn) == {"2": "failed", "4": "failed"}
+        response, page = await client.get(confirm)
+        assert response.status == 200
+        assert "<h1>Retry every failed row of contacts?</h1>" in page
+        assert "2 failed rows of contacts go back in the queue" in page
+        assert '<button type="submit" name="confirm" value="yes">Retry 2 rows</button>' in page
+        assert '<a href="/failed?page=1" class="button secondary">Cancel</a>' in page
+        response, _ = await client.post(
+            "/retry", [("all", "contacts"), ("confirm", "yes"), ("back", "/failed")]
+        )
+        assert (response.status, response.headers["Location"]) == (303, "/failed")
         assert await states(conn) == {"2": "pending", "4": "pending"}
         _, page = await client.get("/failed")
+        bad, _ = await client.get("/retry/confirm?table=nope")
+        none, _ = await client.get("/retry/confirm")
     assert "contacts: 2 rows back in the queue" in page
+    assert (bad.status, none.status) == (400, 400)
     await drain(config)
     assert await statuses(conn) == {1: "SYNCED", 2: "SYNCED", 3: "SYNCED", 4: "FAILED"}
 
@@ -473,3 +599,57 @@ async def test_the_listener_serves_the_console_and_records_its_minutes(
 async def _console_url(listener: daemon.Daemon) -> str | None:
     served = listener.console
     return None if served is None else served.url
+
+
+# --- the new pages and actions, each tried anonymous and forged -------------------------------
+
+NEW_PAGES = (
+    "/rows?q=ada@example.com",
+    "/rows",
+    "/mapping",
+    "/retry/confirm?table=contacts",
+    "/failed?error=0123456789ab",
+    "/row?table=contacts&key=1&linked=2",
+)
+NEW_ACTIONS = (
+    ("/discard", [("one", "contacts 1")]),
+    ("/item/read", [("table", "contacts"), ("key", "1")]),
+    ("/retry", [("all", "contacts"), ("confirm", "yes")]),
+)
+
+
+async def test_new_pages_and_actions_refuse_the_anonymous_and_the_forged(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await make_failed(conn, config, emulator)
+    # Token mode: nothing without a session, neither pages nor actions.
+    async with served(config, token=TOKEN) as s, Client(s.url) as client:
+        for path in NEW_PAGES:
+            response, page = await client.get(path)
+            assert response.status == 303, path
+            assert response.headers["Location"].startswith("/login"), path
+            assert "contacts 1" not in page, path
+        await client.get("/login")  # an anonymous session, with a CSRF token of its own
+        for path, fields in NEW_ACTIONS:
+            response, _ = await client.post(path, fields)
+            assert response.status == 303, path
+            assert response.headers["Location"].startswith("/login"), path
+    # Open on loopback: a page elsewhere reaching in through DNS, a forged or cross-site form.
+    async with served(config) as s, Client(s.url) as client:
+        for path in NEW_PAGES:
+            response, _ = await client.get(path, headers={"Host": "rebound.evil.example"})
+            assert response.status == 421, path
+        await client.get("/failed")
+        for path, fields in NEW_ACTIONS:
+            for response, page in [
+                await client.post(path, fields, csrf=False),
+                await client.post(path, [("csrf", "forged"), *fields], csrf=False),
+                await client.post(path, fields, headers={"Origin": "https://evil.example"}),
+                await client.post(path, fields, headers={"Sec-Fetch-Site": "cross-site"}),
+                await client.post(path, fields, headers={"Host": "rebound.evil.example"}),
+            ]:
+                assert response.status in (403, 421), (path, page)
+            response, _ = await client.get(path)
+            assert response.status == 405, path
+    assert await states(conn) == {"1": "failed", "2": "failed"}

@@ -8,6 +8,7 @@ NPD_SYNC_SCREENSHOTS=DIR the screenshots in the README are written there (`make 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -67,9 +68,12 @@ EXPECTED = (
 )
 
 
-async def open_page(browser: Browser, *, width: int = 1200, height: int = 900) -> Page:
-    """A page that records every script error and CSP violation it reports (`problems`)."""
-    page = await browser.new_page(viewport={"width": width, "height": height})
+async def open_page(
+    browser: Browser, *, width: int = 1200, height: int = 900, timezone: str | None = None
+) -> Page:
+    """A page that records every script error and CSP violation it reports (`problems`), in
+    the browser's time zone `timezone` (None: the machine's)."""
+    page = await browser.new_page(viewport={"width": width, "height": height}, timezone_id=timezone)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on(
@@ -154,7 +158,7 @@ async def test_retry_a_failed_row_and_see_it_turn_synced(
     async with served(config, refresh=1) as console:
         page = await open_page(browser)
         await page.goto(console.url + "failed")
-        table = page.get_by_role("table", name="Failed rows")
+        table = page.get_by_role("table", name="Failed rows", exact=True)
         await expect(table.get_by_role("row")).to_have_count(3)  # the header and two rows
         await expect(table.get_by_text("InvalidColumnIdException").first).to_be_visible()
         await page.screenshot(path=shots / "console-failed.png", full_page=True)
@@ -287,3 +291,137 @@ async def test_a_forged_form_is_refused(
         await expect(page.get_by_role("heading", name="Forbidden")).to_be_visible()
         await expect(page.get_by_role("alert")).to_contain_text("CSRF check")
     assert await states(conn) == {"1": "failed", "2": "failed"}
+
+
+# --- finding rows, failures by error, a row's history, stopping, confirming -------------------
+
+
+async def test_find_a_contact_by_its_email_and_read_its_history(
+    browser: Browser,
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    tmp_path: Path,
+    shots: Path,
+) -> None:
+    config = quick(make_settings, tmp_path)
+    await make_failed(conn, config, emulator)  # Ada failed once; the board is fixed now
+    await conn.execute(
+        "UPDATE contacts SET last_name = 'Lovelace', phone = '+44 20 7183 8750' WHERE id = 1"
+    )
+    await drain(config)  # the change brings her back: synced this time
+    async with served(config, refresh=1) as console:
+        page = await open_page(browser, timezone="Europe/Paris")
+        await page.goto(console.url)
+        search = page.get_by_role("search").get_by_role("searchbox")
+        await search.fill("ADA@example.com")
+        await search.press("Enter")
+        # One row found: straight to it.
+        await expect(page.get_by_role("heading", name="contacts 1")).to_be_visible()
+        await expect(page.locator("#sync-status")).to_have_text("SYNCED")
+        history = page.get_by_role("table", name="2 attempts, newest first")
+        rows = history.locator("tbody tr")
+        await expect(rows).to_have_count(2)
+        await expect(rows.nth(0)).to_contain_text("synced")
+        await expect(rows.nth(0).get_by_role("link", name="ada@example.com")).to_have_attribute(
+            "href", "mailto:ada@example.com"
+        )
+        await expect(rows.nth(0).get_by_role("link", name="+44 20 7183 8750")).to_be_visible()
+        await expect(rows.nth(1)).to_contain_text("failed")
+        await expect(rows.nth(1)).to_contain_text("InvalidColumnIdException")
+        # Times in the browser's zone, with its name (Paris: CET or CEST).
+        when = rows.nth(0).locator("time")
+        await expect(when).to_have_text(re.compile(r"\b(CET|CEST|GMT\+1|GMT\+2)\b"))
+        assert (await when.get_attribute("title") or "").endswith(" UTC")
+        await page.screenshot(path=shots / "console-row.png", full_page=True)
+
+        # The item as Monday holds it now, on demand.
+        item = await conn.fetchval("SELECT monday_id FROM contacts WHERE id = 1")
+        emulator.edit_item(item, {"text": "Countess"})
+        await page.get_by_role("button", name="Read it from Monday now").click()
+        now = page.get_by_role("table", name=re.compile(r"as Monday said it"))
+        await expect(now.get_by_role("row", name=re.compile(r"^text "))).to_contain_text("Countess")
+
+        # A name finds her too, among others.
+        await conn.execute("INSERT INTO contacts (first_name, last_name) VALUES ('Ada', 'Byron')")
+        await page.get_by_role("link", name="Find a row").click()
+        await page.get_by_label("Key, Monday item id, email or name").fill("ada")
+        await page.get_by_role("button", name="Find", exact=True).click()
+        found = page.get_by_role("table", name=re.compile("found for"))
+        await expect(found.get_by_role("link", name="contacts 1", exact=True)).to_be_visible()
+        await expect(found).to_contain_text("Ada Lovelace")
+        await expect(found.get_by_role("link", name="contacts 4", exact=True)).to_be_visible()
+        assert page.problems == []  # type: ignore[attr-defined]
+
+
+async def test_failed_rows_grouped_by_error_stop_retrying_and_retry_all_confirmed(
+    browser: Browser,
+    conn: asyncpg.Connection,
+    make_settings: MakeSettings,
+    emulator: Emulator,
+    tmp_path: Path,
+) -> None:
+    config = quick(make_settings, tmp_path)
+    emulator.remove_column(CONTACTS_BOARD, "email")
+    await conn.execute(
+        "INSERT INTO contacts (first_name, email) SELECT 'P' || g, 'p' || g || '@example.com'"
+        "  FROM generate_series(1, 4) g"
+    )
+    await drain(config)  # four fail: the board has no email column
+    emulator.add_column(CONTACTS_BOARD, "email", "email")
+    await conn.execute("INSERT INTO contacts (first_name, email) VALUES ('Bad', 'not an email')")
+    await drain(config)  # one more fails, with an error of its own
+    async with served(config, refresh=1) as console:
+        page = await open_page(browser)
+        await page.goto(console.url + "failed")
+        groups = page.get_by_role("table", name="Failed rows by error")
+        await expect(groups.locator("tbody tr")).to_have_count(2)
+        first = groups.locator("tbody tr").nth(0)
+        await expect(first).to_contain_text("4")
+        await expect(first).to_contain_text("InvalidColumnIdException")
+        # One group: its rows only.
+        await first.get_by_role("link").click()
+        rows = page.get_by_role("table", name="Failed rows", exact=True)
+        await expect(rows.locator("tbody tr")).to_have_count(4)
+        await expect(page.get_by_text("4 failed rows with the error")).to_be_visible()
+
+        # Stop retrying one of them: it leaves the list.
+        await page.get_by_role("button", name="Stop retrying contacts 4").click()
+        await expect(page.get_by_role("status")).to_contain_text("stopped retrying 1 row (4)")
+        await expect(rows.locator("tbody tr")).to_have_count(3)
+
+        # Retrying everything asks first, with the count.
+        await page.get_by_role("link", name="Every error").click()
+        await page.get_by_role("button", name="Retry every failed row of contacts…").click()
+        await expect(
+            page.get_by_role("heading", name="Retry every failed row of contacts?")
+        ).to_be_visible()
+        await page.get_by_role("link", name="Cancel").click()
+        await expect(page.get_by_role("heading", name="Failed rows", level=1)).to_be_visible()
+        assert await states(conn) == {"1": "failed", "2": "failed", "3": "failed", "5": "failed"}
+        await page.get_by_role("button", name="Retry every failed row of contacts…").click()
+        await page.get_by_role("button", name="Retry 4 rows").click()
+        # What happened, then the state as it is: Bad fails again, and the message goes.
+        status = page.get_by_role("status")
+        await expect(status).to_contain_text("contacts: 5 rows back in the queue")
+        await page.evaluate("window.notReloaded = true")
+        async with running(config):
+            await expect(rows.locator("tbody tr")).to_have_count(1)
+            await expect(rows).to_contain_text("contacts 5")
+            await expect(status).to_have_count(0)
+        assert await page.evaluate("window.notReloaded") is True
+        assert page.problems == []  # type: ignore[attr-defined]
+    assert await states(conn) == {"5": "failed"}
+
+
+async def test_the_mapping_page(
+    browser: Browser, conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    async with served(make_settings()) as console:
+        page = await open_page(browser)
+        await page.goto(console.url)
+        await page.get_by_role("link", name="Mapping").click()
+        contacts = page.get_by_role("table", name="Columns of contacts")
+        await expect(contacts.get_by_role("row", name="email")).to_contain_text("'email'")
+        await expect(contacts.get_by_role("row", name="email")).to_contain_text("yes")
+        assert page.problems == []  # type: ignore[attr-defined]

@@ -240,6 +240,32 @@ async def test_retry_puts_failed_entries_back(conn: asyncpg.Connection) -> None:
     assert fault.from_json(e["last_error"]) == fault.ours("bad")
 
 
+async def test_discard_takes_failed_entries_out_and_new_data_brings_them_back(
+    conn: asyncpg.Connection,
+) -> None:
+    await queue.arrive(conn, [Arrival(CONTACTS, k) for k in ("1", "2", "3")])
+    one, two, three = await claim(conn)
+    await queue.complete(
+        conn,
+        "a",
+        [
+            Completion(one, Outcome.FAILED, fault.ours("bad")),
+            Completion(two, Outcome.FAILED, fault.ours("bad")),
+            Completion(three, Outcome.RETRY, BOOM),
+        ],
+    )
+    assert await queue.discard(conn, CONTACTS, ["3"]) == []  # pending (a retry waits): stays
+    assert await queue.discard(conn, 2, None) == []  # another table's
+    assert await queue.discard(conn, CONTACTS, ["2"]) == ["2"]
+    assert sorted(await entries(conn)) == ["1", "3"]
+    assert await queue.discard(conn, CONTACTS, None) == ["1"]
+    assert sorted(await entries(conn)) == ["3"]
+    # The row waits for new data, which queues it as any row's.
+    await queue.arrive(conn, [Arrival(CONTACTS, "2")])
+    e = await entry_of(conn, "2")
+    assert (e["state"], e["attempts"], e["last_error"]) == ("pending", 0, None)
+
+
 async def test_lease_renewal_uses_the_queue_s_key(conn: asyncpg.Connection) -> None:
     # It runs every lease_seconds / 3 for every batch in flight: it must not scan the queue.
     await conn.execute("SET enable_seqscan = off")

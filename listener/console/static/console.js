@@ -22,4 +22,37 @@
       row.checked = box.checked;
     });
   });
+
+  // Times come in UTC, labelled so; shown in the browser's own zone, with its name.
+  var LOCAL = {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+  };
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (time) {
+      var when = new Date(time.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      time.title = time.textContent;
+      time.textContent = when.toLocaleString(undefined, LOCAL);
+      time.removeAttribute("data-local");
+    });
+  }
+
+  // What an action did is said once, above the page; the page's live part then shows the
+  // state as it is. Once that part changes (the rows retried failed again, say), the message
+  // is about the past: it goes, and the state stays.
+  function settled() {
+    localTimes(document);
+    var live = document.getElementById("live");
+    var flash = document.querySelector(".flash");
+    if (!live || !flash) return;
+    var now = live.textContent;
+    if (flash.npdSeen === undefined) {
+      flash.npdSeen = now;
+    } else if (flash.npdSeen !== now) {
+      flash.remove();
+    }
+  }
+  document.addEventListener("DOMContentLoaded", settled);
+  document.addEventListener("htmx:afterSettle", settled);
 })();
