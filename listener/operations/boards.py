@@ -64,6 +64,13 @@ class Monday:
         if self.meter is None:
             value, _ = await send()
             return value
+        paced = await self.meter.next_call_in()
+        if paced > 0:
+            raise errors.RateLimited(
+                f"the day's calls to Monday are paced to last the day: the next may go in "
+                f"{paced:.0f} s",
+                retry_after=paced,
+            )
         async with self.meter.reserve([kind], kind=kind, board=board_id) as grant:
             try:
                 value, reply = await send()

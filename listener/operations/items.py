@@ -72,6 +72,13 @@ async def read_now(
         )
     tuning = settings.tuning
     meter = governor.Governor(pool, governor.limits_for(tuning), max_wait=READ_WAIT)
+    paced = await meter.next_call_in()
+    if paced > 0:
+        return dataclasses.replace(
+            asked,
+            refused=f"the day's calls to Monday are paced to last the day: the next may go in "
+            f"{paced:.0f} s, and the listeners' work comes first",
+        )
     columns = [c.id for c in table.columns]
     try:
         async with (

@@ -244,3 +244,25 @@ async def test_monday_s_stop_on_a_read_pauses_everyone_a_refused_token_does_not(
     assert "Not read:" in page
     paused = await conn.fetchval("SELECT paused_until > now() FROM npd_sync.monday")
     assert not paused  # the console's token, not the listeners'
+
+
+async def test_a_read_on_demand_waits_for_the_day_s_pace(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    config = make_settings()
+    await conn.execute("INSERT INTO contacts (first_name) VALUES ('Ada')")
+    await drain(config)
+    # A 100-call day, spent: the next call may go only when the day's even share comes in.
+    await conn.execute(
+        "UPDATE npd_sync.monday_day SET daily_limit = 100, own_calls = 100, tokens = 0,"
+        " tokens_at = now()"
+    )
+    before = emulator.counters.requests
+    async with served(config) as s, Client(s.url) as client:
+        await client.get("/row?table=contacts&key=1")
+        await client.post("/item/read", [("table", "contacts"), ("key", "1")])
+        _, page = await client.get("/row?table=contacts&key=1")
+        _, mapping = await client.get("/mapping")
+    assert emulator.counters.requests == before  # nothing reached Monday
+    assert "Not read: the day&#39;s calls to Monday are paced to last the day" in page
+    assert "Board titles unknown: Monday: the day&#39;s calls to Monday are paced" in mapping
