@@ -13,6 +13,7 @@ import pytest
 from emulator import AccountLimits, Emulator
 from emulator.records import RequestRecord
 from listener import db, rows
+from listener.commands import status
 from listener.engine import queue
 from listener.monday import daily
 from listener.operations import report
@@ -212,3 +213,33 @@ async def test_a_day_short_of_calls_shows_as_latency_never_as_a_failed_row(
         await eventually(lambda: all_synced(conn), timeout=20, interval=0.1)
     assert len([r for r in emulator.requests if r.mutations]) == 11
     assert not [r for r in emulator.requests if r.error_codes]  # nothing refused, no daily limit
+
+
+async def test_with_four_calls_left_no_more_than_four_are_spent(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # A 1,000-call account whose other apps spent 996 calls today: npd-sync spends what is
+    # left, no more, fails no row, and `status` names the daily limit and when it resets.
+    emulator.set_limits(dataclasses.replace(AccountLimits.unlimited(), daily_calls=1_000))
+    emulator.set_daily_calls_used(996)
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    async with running(config):
+        for n in range(1, 9):  # eight changes, one at a time: eight calls if nothing held back
+            await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"row {n}")
+            await eventually(
+                lambda n=n: conn.fetchval(  # type: ignore[misc]
+                    "SELECT count(*) = $1 FROM npd_sync.queue q"
+                    " RIGHT JOIN contacts c ON q.row_key = c.id::text"
+                    " WHERE c.sync_status = 'SYNCED' OR q.state = 'pending'",
+                    n,
+                ),
+                timeout=10,
+            )
+        r = await status_report(config)
+    spent = [r for r in emulator.requests if not r.error_codes]
+    assert len(spent) <= 4
+    assert emulator.daily_calls_used <= 1_000.1  # at most one call refused, a tenth
+    assert not await conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'FAILED'")
+    lines = "\n".join(status.render(r))
+    assert "DAILY_LIMIT" in lines or "calls today:" in lines
+    assert "reset" in lines or "paused until" in lines
