@@ -33,6 +33,12 @@ MADE = {
 }
 
 
+def ships(path: Path) -> bool:
+    """Whether a path is a file or folder of the repository (not of the machine around it)."""
+    path = path.resolve()
+    return path.is_relative_to(ROOT) and path.exists()
+
+
 def prose(page: Path) -> str:
     """The page without its fenced blocks (transcripts and examples, not references)."""
     return FENCE.sub("", page.read_text(encoding="utf-8"))
@@ -52,8 +58,7 @@ def test_every_relative_link_leads_to_a_file_of_the_repository(page: Path) -> No
     for target in LINK.findall(prose(page)):
         if re.match(r"^[a-z]+:|^#", target):
             continue  # another site, mail, or a place in the same page
-        path = (page.parent / target.split("#", 1)[0]).resolve()
-        if not path.is_relative_to(ROOT) or not path.exists():
+        if not ships(page.parent / target.split("#", 1)[0]):
             broken.append(target)
     assert broken == []
 
@@ -64,8 +69,7 @@ def test_every_file_a_page_names_ships_with_the_project(page: Path) -> None:
     for span in CODE.findall(prose(page)):
         if not PATH.fullmatch(span) or span in MADE:
             continue
-        path = (ROOT / span).resolve()
-        if not path.is_relative_to(ROOT) or not path.exists():
+        if not ships(ROOT / span):
             missing.append(span)
     assert missing == []
 
@@ -74,14 +78,14 @@ def test_every_file_a_page_names_ships_with_the_project(page: Path) -> None:
 def test_every_markdown_file_a_page_mentions_ships_with_the_project(page: Path) -> None:
     missing = []
     for name in MARKDOWN.findall(prose(page)):
-        found = [(base / name).resolve() for base in (ROOT, page.parent)]
-        if not any(p.is_relative_to(ROOT) and p.exists() for p in found):
+        if not any(ships(base / name) for base in (ROOT, page.parent)):
             missing.append(name)
     assert missing == []
 
 
 def test_the_checks_catch_what_the_issue_found(tmp_path: Path) -> None:
-    # The README pointed at CONTRACT.md and ../shared/inbound-research.md, which do not ship.
+    # The README pointed at CONTRACT.md and ../shared/inbound-research.md, which do not ship
+    # (though ../shared/ may exist next to a checkout, as it does on the CI machine).
     page = tmp_path / "page.md"
     page.write_text(
         "See `CONTRACT.md` and `../shared/inbound-research.md`, [here](../shared/x.md), and\n"
@@ -89,7 +93,7 @@ def test_the_checks_catch_what_the_issue_found(tmp_path: Path) -> None:
     )
     spans = [s for s in CODE.findall(prose(page)) if PATH.fullmatch(s)]
     assert spans == ["CONTRACT.md", "../shared/inbound-research.md", "devtools/sample_schema.sql"]
-    assert [s for s in spans if not (ROOT / s).resolve().exists()] == spans[:2]
+    assert [s for s in spans if not ships(ROOT / s)] == spans[:2]
     assert LINK.findall(prose(page)) == ["../shared/x.md"]
     page.write_text("What CONTRACT.md promises; see docs/mapping.md, [x](y.md#z).\n")
     assert MARKDOWN.findall(prose(page)) == ["CONTRACT.md", "docs/mapping.md", "y.md"]
