@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from listener import db, rows, text
 from listener.engine import plans, queue, worker
-from listener.monday import api, daily, governor, ledger
+from listener.monday import api, daily, errors, governor, ledger
 from listener.settings import ConfigError, Settings
 from listener.text import counted
 
@@ -178,8 +178,11 @@ async def _learn_day(settings: Settings, pool: asyncpg.Pool) -> bool:
     meter = governor.Governor(pool, governor.limits_for(tuning), max_wait=tuning.max_rate_wait)
     if not await meter.day_due(after=0):
         return False
-    async with api.client(settings) as client:
-        return await meter.learn_day(client) is not None
+    # Monday paused or away: the estimate stands on the figures known, the push waits as usual.
+    with contextlib.suppress(errors.MondayError):
+        async with api.client(settings) as client:
+            return await meter.learn_day(client) is not None
+    return False
 
 
 def choose(tables: Sequence[rows.Table], name: str | None) -> list[rows.Table]:
