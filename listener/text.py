@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the figures only: text stays free of the layers it words
+    from listener.monday.governor import DayView
 
 WIDTH = 120  # characters of a line that `one_line` keeps by default
 ELLIPSIS = "…"
@@ -64,3 +68,20 @@ def when(value: datetime | None) -> str:
 def iso(value: datetime | None) -> str | None:
     """A time in ISO 8601 for JSON, UTC written as Z."""
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def daily_calls(day: DayView) -> str:
+    """Monday's daily call limit and today's calls, said one way in `status` and the console:
+    the limit and its source, the account's usage and npd-sync's own, the past hour's pace and
+    when the calls would run out at it."""
+    if day.limit is None:
+        line = "calls today: no daily limit known (set [tuning] daily_calls or plan)"
+    else:
+        line = f"calls today: {day.used:,.0f} of {day.limit.calls:,} ({day.limit.source})"
+    line += f", npd-sync's own {day.own:,.0f}; {day.per_hour:,.0f} in the past hour"
+    if day.limit is not None:
+        if day.runs_out is not None:
+            line += f"; at that pace they run out at {when(day.runs_out)}"
+        else:
+            line += "; at that pace they last the day"
+    return line + f"; reset at {when(day.resets)}"

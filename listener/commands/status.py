@@ -269,7 +269,7 @@ def _monday_lines(m: MondayStatus) -> list[str]:
     if m.budget is not None:
         out.append("  " + _budget_line(m.budget))
     if m.day is not None:
-        out.append("  " + _day_line(m.day))
+        out.append("  " + text.daily_calls(m.day))
     if not m.api_key_set:
         out.append("  MONDAY_API_KEY is not set: changes are recorded and left pending")
     return out
@@ -292,20 +292,6 @@ def _budget_line(use: governor.BudgetUse) -> str:
     if use.points_per_row is not None:
         line += f"; {use.points_per_row:,.0f} points per synced row"
     return line
-
-
-def _day_line(day: governor.DayView) -> str:
-    if day.limit is None:
-        line = "calls today: no daily limit known (set [tuning] daily_calls or plan)"
-    else:
-        line = f"calls today: {day.used:,.0f} of {day.limit.calls:,} ({day.limit.source})"
-    line += f", npd-sync's own {day.own:,.0f}; {day.per_hour:,.0f} in the past hour"
-    if day.limit is not None:
-        if day.runs_out is not None:
-            line += f"; at that pace they run out at {text.when(day.runs_out)}"
-        else:
-            line += "; at that pace they last the day"
-    return line + f"; reset at {text.when(day.resets)}"
 
 
 def _day_json(day: governor.DayView | None) -> dict[str, object]:

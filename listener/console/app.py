@@ -175,6 +175,8 @@ class Console:
             counted=text.counted,
             open_conflicts=text.open_conflicts,
             unlinked=text.unlinked,
+            daily_calls=text.daily_calls,
+            sentence=lambda line: line[:1].upper() + line[1:],
             headline=lambda error: text.one_line(fault.headline(error), 300),
             details=fault.details,
         )

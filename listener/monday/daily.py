@@ -110,3 +110,32 @@ def runs_out(calls: int, spent: float, per_hour: float, now: dt.datetime) -> dt.
     if hours * 3600 >= until_midnight(now):
         return None
     return now + dt.timedelta(seconds=math.floor(hours * 3600))
+
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """How long a number of calls takes at the day's pace."""
+
+    calls: int  # the calls needed
+    left: float  # of today's, before them
+    seconds: float  # until the last of them may go, about
+    days: int  # the UTC days it spans (1: it ends today)
+
+
+def span(needed: int, calls: int, spent: float, now: dt.datetime) -> Span:
+    """The time `needed` calls take when the day's `calls` are paced to last the day: a burst
+    at once, then today's even share of what is left; the rest goes on after 00:00 UTC, each
+    day's whole limit over the day (assuming nobody else's calls)."""
+    left = max(calls - spent, 0.0)
+    if needed <= left:
+        paced = max(needed - burst(calls), 0.0)
+        seconds = paced / rate(calls, spent, now) if paced else 0.0
+        return Span(needed, left, seconds, 1)
+    beyond = needed - left
+    more = math.ceil(beyond / calls)  # days after today
+    last = beyond - (more - 1) * calls  # calls on the last day
+    seconds = until_midnight(now) + (more - 1) * DAY + max(last - burst(calls), 0.0) / calls * DAY
+    return Span(needed, left, seconds, 1 + more)

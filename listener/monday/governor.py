@@ -442,15 +442,15 @@ class Governor:
             await ledger.day_paced(conn, tokens)
         return daily.wait(tokens, chosen.calls, spent, day.now)
 
-    async def day_due(self) -> bool:
+    async def day_due(self, *, after: float = daily.MIN_BURST) -> bool:
         """Whether this listener is the one to ask Monday for the day's figures now. They are
-        shared: one listener asks, once npd-sync made a first burst of calls today (an idle
-        listener spends none on asking; the calls made before count against the day when the
-        answer comes), then at most every half hour and 1% of the day's calls."""
+        shared: one listener asks, once npd-sync made a first burst of calls today (`after`;
+        an idle listener spends none on asking; the calls made before count against the day
+        when the answer comes), then at most every half hour and 1% of the day's calls."""
         async with self.pool.acquire() as conn:
             known = await ledger.day_limit(conn)
             chosen = daily.limit(known, self.limits.daily_calls, self.limits.plan)
-            return await ledger.day_ask(conn, daily.ask_every(chosen), daily.MIN_BURST)
+            return await ledger.day_ask(conn, daily.ask_every(chosen), after)
 
     async def learn_day(self, client: api.Client) -> api.Daily | None:
         """Ask Monday for the day's limit and the account's usage (platform_api, one call);

@@ -46,8 +46,13 @@ SELECT t.{key}::text FROM {table} t
  LIMIT $2;
 
 -- name: backlog
--- How many rows a backfill pushes ($1: also those SYNCED already).
-SELECT count(*) FROM {table} t
+-- How many rows a backfill pushes ($1: also those SYNCED already); of them, how many have no
+-- item yet (created, not updated), and how many with an item receive the board's edits (read
+-- first when inbound is on).
+SELECT count(*) AS rows, count(*) FILTER (WHERE t.monday_id IS NULL) AS creates,
+       count(*) FILTER (WHERE t.monday_id IS NOT NULL
+                          AND t.sync_direction::text = 'BIDIRECTIONAL') AS receiving
+  FROM {table} t
  WHERE t.sync_enabled
    AND t.sync_direction::text IN ('BIDIRECTIONAL', 'NPD_TO_MONDAY')
    AND ($1 OR t.monday_id IS NULL OR t.sync_status::text IS DISTINCT FROM 'SYNCED');

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import io
+import logging
 import signal
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from emulator import Emulator
+from emulator import AccountLimits, Emulator
 from listener.commands import backfill as backfiller
+from listener.monday import daily, governor
 from tests.conftest import CONTACTS_BOARD, MakeSettings
 from tests.helpers import (
     assert_mirrored,
@@ -53,13 +58,23 @@ async def test_backfill_pushes_rows_that_existed_before(
     config = make_settings()
     ok, lines = await backfill(config)
     assert ok
-    assert lines[0] == "contacts: 92 queued, organizations: 5 queued"
+    assert lines[0] == (
+        "contacts: 92 rows to push (92 to create, 0 to update); "
+        "organizations: 5 rows to push (5 to create, 0 to update)"
+    )
+    # A lookup and a create request a table; the emulator's account has no daily limit.
+    assert lines[1] == (
+        "about 4 calls to Monday (100 rows a request); no daily limit known "
+        "([tuning] daily_calls or plan): not paced"
+    )
+    assert lines[2] == "contacts: 92 queued, organizations: 5 queued"
     assert lines[-1] == "done: 97 synced, 0 failed, 0 left pending"
     await assert_mirrored(conn, emulator, config)
     # Nothing left to do: a second run queues nothing and sends nothing.
     sent = len(emulator.requests)
     ok, lines = await backfill(config)
-    assert lines[0] == "contacts: 0 queued, organizations: 0 queued"
+    assert lines[1].startswith("about 0 calls to Monday")
+    assert lines[2] == "contacts: 0 queued, organizations: 0 queued"
     assert len(emulator.requests) == sent
 
 
@@ -93,7 +108,7 @@ async def test_all_repushes_synced_rows(
     touched = len(emulator.requests)
     ok, lines = await backfill(config, everything=True)
     assert ok
-    assert lines[0] == "contacts: 3 queued, organizations: 5 queued"
+    assert lines[2] == "contacts: 3 queued, organizations: 5 queued"
     assert len(emulator.requests) > touched
     await assert_mirrored(conn, emulator, config)
 
@@ -104,11 +119,107 @@ async def test_dry_run_shows_what_would_be_pushed(
     await conn.execute(PRE_EXISTING.format(n=4))
     ok, lines = await backfill(make_settings(), dry_run=True)
     assert ok
-    assert lines[0] == "contacts: 4 rows to push"
+    assert lines[0] == "contacts: 4 rows to push (4 to create, 0 to update)"
     assert lines[1].startswith('  1: create (or adopt) {"name": "First1 Last1", "email": {')
-    assert "organizations: 5 rows to push" in lines
+    assert "organizations: 5 rows to push (5 to create, 0 to update)" in lines
+    assert lines[-1].startswith("about 4 calls to Monday")
     assert emulator.requests == []
     assert await conn.fetchval("SELECT count(*) FROM npd_sync.queue") == 0
+
+
+async def test_the_estimate_counts_against_mondays_daily_limit(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator
+) -> None:
+    await conn.execute(PRE_EXISTING.format(n=4))
+    emulator.set_limits(dataclasses.replace(AccountLimits.unlimited(), daily_calls=1_000))
+    emulator.set_daily_calls_used(100)
+    ok, lines = await backfill(make_settings())
+    assert ok
+    # Monday is asked for the day's figures first (one call): its limit holds.
+    assert lines[1] == (
+        "about 4 calls to Monday (100 rows a request); 899 of 1,000 calls left today (monday): "
+        "within the day's burst, not slowed by the pace"
+    )
+
+
+async def test_dry_run_says_when_the_calls_span_days(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    await conn.execute(PRE_EXISTING.format(n=4))
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", daily_calls=3)))
+    ok, lines = await backfill(config, dry_run=True)
+    assert ok
+    assert lines[-1].startswith(
+        "about 4 calls to Monday (100 rows a request); 3 of 3 calls left today (daily_calls): "
+        "more than today's, so it spans 2 days at the day's pace, going on after 00:00 UTC; "
+        "done about "
+    )
+    assert emulator.requests == []  # a dry run asks Monday nothing
+
+
+NOON = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("backlog", "batch", "requests"),
+    [
+        (backfiller.Backlog("t", 0, 0), 100, 0),
+        (backfiller.Backlog("t", 250, 0), 100, 6),  # 3 lookups, 3 creates
+        (backfiller.Backlog("t", 250, 0, lookups=False), 100, 3),
+        (backfiller.Backlog("t", 50, 60), 100, 3),  # one lookup, two mutation requests
+        (backfiller.Backlog("t", 0, 500, reads=500), 500, 6),  # reads: 100 items a page
+    ],
+)
+def test_requests_follow_the_engines_batches(
+    backlog: backfiller.Backlog, batch: int, requests: int
+) -> None:
+    assert backfiller.requests(backlog, batch) == requests
+
+
+def test_the_estimate_without_a_database() -> None:
+    backlogs = [backfiller.Backlog("contacts", 9_000, 1_000), backfiller.Backlog("orgs", 500, 0)]
+    # 100 + 90 + 5 + 5 = 200 requests; 400 of a Standard day's 1,000 left at noon.
+    found = backfiller.estimate(backlogs, 100, daily.Limit(1_000, "plan"), 600, NOON)
+    assert found.calls == 200
+    assert backfiller.estimate_lines(found) == [
+        "contacts: 10,000 rows to push (9,000 to create, 1,000 to update); "
+        "orgs: 500 rows to push (500 to create, 0 to update)",
+        "about 200 calls to Monday (100 rows a request); 400 of 1,000 calls left today (plan): "
+        "about 5h 42m at the day's pace",  # (200 - the burst of 10) at 400 over 12 h
+    ]
+    unpaced = backfiller.estimate(backlogs, 100, None, 600, NOON)
+    assert unpaced.span is None
+    assert backfiller.calls_line(unpaced).endswith("not paced")
+
+
+def test_progress_off_a_terminal_is_a_plain_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    stream = io.StringIO()
+    progress = backfiller.Progress(200, stream)
+    day = governor.DayView(daily.Limit(1_000, "monday"), 120, 100, None, 30, None, NOON)
+    with caplog.at_level(logging.INFO, logger="npd_sync.backfill"):
+        progress.show(50, day)
+    progress.close()
+    assert stream.getvalue() == ""  # no bar drawn into a log
+    (record,) = caplog.records
+    line = record.progress  # type: ignore[attr-defined]
+    assert line.startswith("50/200 rows [")
+    assert line.endswith("calls today 120/1,000]")
+    assert not any(c in line for c in "\r\x1b")  # no control characters
+    assert (record.calls_today, record.calls_limit) == (120, 1_000)  # type: ignore[attr-defined]
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = backfiller.Progress(200, stream)
+    progress.show(200, governor.DayView(None, 7, 7, None, 7, None, NOON))
+    progress.close()
+    out = stream.getvalue()
+    assert "200/200" in out
+    assert "calls today 7 (not paced)" in out
 
 
 async def test_unknown_table_is_a_usage_error(make_settings: MakeSettings) -> None:

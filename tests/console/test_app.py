@@ -51,6 +51,27 @@ async def test_overview_shows_each_table_listeners_and_monday(
     assert ">off</span> NPD_SYNC_PUBLIC_URL is not set" in page  # inbound
 
 
+async def test_overview_shows_the_days_calls_as_status_does(
+    conn: asyncpg.Connection, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # 1,000 a day configured; other apps spent 30 today, npd-sync 120 of which 100 in the past
+    # hour: the line status prints, in the Monday section.
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", daily_calls=1000)))
+    await conn.execute("UPDATE npd_sync.monday_day SET own_calls = 120, others_used = 30")
+    await conn.execute(
+        "INSERT INTO npd_sync.monday_minutes (minute, requests)"
+        " VALUES (date_trunc('minute', now()) - interval '10 minutes', 100)"
+    )
+    async with served(config) as s, Client(s.url) as client:
+        _, page = await client.get("/")
+    (line,) = re.findall(r'<li class="day">(.*?)</li>', page)
+    assert line.startswith(
+        "Calls today: 150 of 1,000 (daily_calls), npd-sync&#39;s own 120; 100 in the past hour; "
+        "at that pace they "
+    )
+    assert re.search(r"reset at \d{4}-\d\d-\d\d 00:00:00Z\.$", line)
+
+
 async def test_overview_charts_what_the_listeners_recorded(
     conn: asyncpg.Connection, make_settings: MakeSettings
 ) -> None:

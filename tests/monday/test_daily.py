@@ -99,3 +99,24 @@ def test_asking_monday_for_the_day_costs_at_most_a_hundredth_of_it() -> None:
     assert daily.ask_every(None) == 1_800
     assert daily.ask_every(daily.Limit(1_000, "plan")) == 8_640  # 10 calls a day
     assert daily.ask_every(daily.Limit(25_000, "monday")) == 1_800  # 48 calls a day
+
+
+@pytest.mark.parametrize(
+    ("needed", "spent", "seconds", "days"),
+    [
+        (0, 0, 0.0, 1),
+        (10, 990, 0.0, 1),  # within the burst: at once
+        (110, 0, 100 / (1_000 / 43_200), 1),  # the rest at today's even share
+        (1_000, 0, 990 / (1_000 / 43_200), 1),  # every call left: about midnight
+        (1_500, 0, 43_200 + 490 / 1_000 * 86_400, 2),  # 500 tomorrow
+        (2_000, 1_000, 43_200 + 86_400 + 990 / 1_000 * 86_400, 3),  # none left today
+        (2_010, 1_000, 43_200 + 2 * 86_400, 4),  # the last ten in the burst of day 4
+    ],
+)
+def test_a_span_goes_at_the_days_pace_and_past_midnight(
+    needed: int, spent: float, seconds: float, days: int
+) -> None:
+    found = daily.span(needed, 1_000, spent, NOON)
+    assert found.seconds == pytest.approx(seconds)
+    assert found.days == days
+    assert found.left == 1_000 - spent
