@@ -208,18 +208,31 @@ async def due(
     return (await _reconciled(conn, boards, interval, share, calls))[0]
 
 
+async def costs(conn: db.Conn, boards: Sequence[str]) -> list[daily.PassCost]:
+    """What each board's last passes cost (unknown for a board never reconciled)."""
+    return (await _state(conn, boards))[1]
+
+
+async def _state(
+    conn: db.Conn, boards: Sequence[str]
+) -> tuple[dict[str, asyncpg.Record], list[daily.PassCost]]:
+    known = {r["board_id"]: r for r in await conn.fetch(sql.query("boards_reconciled"), boards)}
+    found = [_cost(known.get(b)) for b in boards]
+    return known, found
+
+
+def _cost(state: asyncpg.Record | None) -> daily.PassCost:
+    if state is None:
+        return daily.PassCost()
+    return daily.PassCost(state["pass_calls"], state["full_calls"])
+
+
 async def _reconciled(
     conn: db.Conn, boards: Sequence[str], interval: float, share: float, calls: int | None
 ) -> tuple[list[str], float]:
     now = await conn.fetchval(sql.query("database_now"))
-    known = {r["board_id"]: r for r in await conn.fetch(sql.query("boards_reconciled"), boards)}
-    costs = [
-        daily.PassCost(r["pass_calls"], r["full_calls"])
-        if (r := known.get(b))
-        else daily.PassCost()
-        for b in boards
-    ]
-    seconds = daily.reconcile_every(interval, share, calls, costs)
+    known, found = await _state(conn, boards)
+    seconds = daily.reconcile_every(interval, share, calls, found)
     result = []
     for board in boards:
         last = known[board]["last_pull_at"] if board in known else None
