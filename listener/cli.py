@@ -314,7 +314,8 @@ def console_options(host: str, port: int, item_url: str, secure_cookie: bool) ->
 def check_cmd() -> None:
     """Check the database (reachable, tables and columns, capture installed and current), the
     Monday token, the API version and the boards (present, mapped columns with matching
-    types). One line per check; exit 1 if any failed (⚠ warnings do not fail)."""
+    types), the webhooks, the daily call limit that holds and what reconciliation costs a day.
+    One line per check; exit 1 if any failed (⚠ warnings do not fail)."""
     config = load_settings(database=False)
     unicode = _can_print("✓⚠✗")
     ok = run(check.run(config, echo=click.echo, unicode=unicode))

@@ -491,13 +491,18 @@ class Daemon:
 
     async def _reconcile(self, pool: asyncpg.Pool) -> None:
         # The safety net for lost deliveries: a pass over each board whose last one (by any
-        # listener: the time is in the database) is older than reconcile_interval.
+        # listener: the time is in the database) is older than reconcile_interval, widened to
+        # keep within reconcile_share of the day's calls.
         assert self.worker is not None
         assert self.worker.client is not None
         boards = {t.mapping.board_id: t for t in self.worker.tables.values() if t.mapping.board_id}
-        interval = self.settings.tuning.reconcile_interval
+        tuning = self.settings.tuning
+        limit = await self.worker.governor.day_limit()
         async with pool.acquire(timeout=10) as conn:
-            due = await reconcile.due(conn, list(boards), interval)
+            due = await reconcile.due(
+                conn, list(boards), tuning.reconcile_interval, share=tuning.reconcile_share,
+                calls=limit.calls if limit else None,
+            )  # fmt: skip
         for board in due:
             table = boards[board]
             found = await reconcile.pull(

@@ -273,6 +273,9 @@ class Tuning(_Strict):
     # Inbound: how often the listener compares the boards with what was agreed (the safety
     # net for webhooks that never arrived); 0 turns the timer off (`npd-sync pull` still works).
     reconcile_interval: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    # At most this share of Monday's daily call limit goes to reconciliation: with a limit
+    # known, the interval widens until a day of passes fits (never shorter than the above).
+    reconcile_share: Annotated[float, Field(gt=0, le=1)] = 0.05
     # How long each row's attempts are kept for its history (the console's row page).
     history_days: Annotated[float, Field(gt=0, le=366)] = 7.0
 

@@ -189,9 +189,10 @@ async def test_check_healthy(env: dict[str, str], tmp_path: Path) -> None:
     ran = await npd_sync("check", env=env, cwd=tmp_path)
     assert (ran.code, ran.stderr) == (0, "")
     lines = ran.stdout.splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 13
     assert all(line.startswith("✓ ") for line in lines)
-    assert lines[-1] == "✓ inbound: off (NPD_SYNC_PUBLIC_URL is not set): outbound only"
+    assert lines[-2] == "✓ inbound: off (NPD_SYNC_PUBLIC_URL is not set): outbound only"
+    assert lines[-1].startswith("✓ daily limit: none known: calls are not paced")
 
 
 async def test_check_bad_token_exits_1(env: dict[str, str], tmp_path: Path) -> None:

@@ -450,6 +450,8 @@ TABLE = '[tables.contacts]\nname = "{first_name}"\n'
         ("[tuning]\nmax_rate_wait = nan\n", "tuning.max_rate_wait", "Input should be"),
         ("[tuning]\nlease_seconds = 1\n", "tuning.lease_seconds", "greater than or equal to 2"),
         ('[tuning]\npoll_interval = "often"\n', "tuning.poll_interval", "valid number"),
+        ("[tuning]\nreconcile_share = 0\n", "tuning.reconcile_share", "greater than 0"),
+        ("[tuning]\nreconcile_share = 1.5\n", "tuning.reconcile_share", "less than or equal to 1"),
     ],
 )
 def test_mapping_file_errors_name_the_file_and_the_field(

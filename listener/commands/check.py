@@ -4,13 +4,16 @@ In order: the database (reachable; each configured table present, with the requi
 and usable types; npd-sync's schema and each table's capture installed and current, the
 triggers present and enabled), then Monday (MONDAY_API_KEY set; the token accepted; the API
 version served; each configured board present and active, with every mapped column present
-and of the type the mapping writes; the `npd_id` column). A failed check comes with a hint on
+and of the type the mapping writes; the `npd_id` column), inbound (the webhooks), and the day's
+calls (the daily limit that holds, and what reconciliation costs a day within it, after
+widening its interval to keep to `[tuning] reconcile_share`). A failed check comes with a hint on
 how to fix it; a warning (⚠) does not fail the run. Secrets never reach a message: Monday's
 errors come without the API key, and the database is named without its password.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -20,10 +23,11 @@ import asyncpg
 
 from listener import catalog, db, mapping, sql
 from listener.capture import install
-from listener.inbound import receiver, webhooks
-from listener.monday import api, errors
+from listener.inbound import receiver, reconcile, webhooks
+from listener.monday import api, daily, errors, governor, ledger
 from listener.redact import PLACEHOLDER, redact
-from listener.settings import Settings
+from listener.settings import Settings, Tuning
+from listener.text import counted
 
 Mark = Literal["ok", "warn", "fail"]
 MARKS: dict[Mark, str] = {"ok": "✓", "warn": "⚠", "fail": "✗"}
@@ -99,8 +103,9 @@ async def checks(settings: Settings, report: Report) -> bool:
         )
 
     await _database(settings, add)
-    await _monday(settings, add)
+    told = await _monday(settings, add)
     await _inbound(settings, add)
+    await _day(settings, told, add)
     return not failed
 
 
@@ -313,7 +318,8 @@ async def _table_capture(
 # --- Monday ---------------------------------------------------------------------------------
 
 
-async def _monday(settings: Settings, add: Report) -> None:
+async def _monday(settings: Settings, add: Report) -> int | None:
+    """The token, the version, the boards; Monday's daily call limit when it says it."""
     key = settings.api_key
     if key is None:
         add(
@@ -326,7 +332,7 @@ async def _monday(settings: Settings, add: Report) -> None:
             )
         )
         _unboarded(settings, add)
-        return
+        return None
     add(Result("ok", "MONDAY_API_KEY", "set"))
     async with api.client(settings, timeout=MONDAY_TIMEOUT) as client:
         try:
@@ -334,11 +340,16 @@ async def _monday(settings: Settings, add: Report) -> None:
         except errors.MondayError as exc:
             add(_monday_failure(settings, exc))
             _unboarded(settings, add)
-            return
+            return None
         who = about.user.get("name") or about.user.get("id") or "?"
         add(Result("ok", "Monday token", f"accepted by {settings.api_url} (user {who})"))
         add(_version(settings.api_version, about))
         await _boards(client, settings, add)
+        try:
+            told, _ = await api.daily(client)
+        except errors.MondayError:
+            return None  # the token may not read it, or an older version: the others hold
+        return told.limit
 
 
 def _monday_failure(settings: Settings, exc: errors.MondayError) -> Result:
@@ -659,6 +670,73 @@ def _signing(
             their="their" if many else "its",
         )
         add(Result("fail", table.table, text, webhooks.UNSIGNED_HINT))
+
+
+# --- the day's calls ------------------------------------------------------------------------
+
+
+async def _day(settings: Settings, told: int | None, add: Report) -> None:
+    """The daily limit that holds, and what reconciliation costs a day within it."""
+    boards = [t.board_id for t in settings.tables if t.board_id]
+    costs = [daily.PassCost()] * len(boards)
+    if settings.database_url:
+        with contextlib.suppress(*db.ERRORS, asyncpg.PostgresError):
+            conn = await db.connect(
+                settings.database_url, application_name="npd-sync check", timeout=DATABASE_TIMEOUT
+            )
+            try:
+                if await install.installed_version(conn) is not None:
+                    # Monday's figure as the listeners last learnt it, when it did not say now.
+                    told = told if told is not None else await ledger.day_limit(conn)
+                    costs = await reconcile.costs(conn, boards)
+            finally:
+                await conn.close()
+    limits = governor.limits_for(settings.tuning)
+    chosen = daily.limit(told, limits.daily_calls, limits.plan)
+    add(daily_limit(chosen, limits.plan))
+    if settings.inbound:
+        add(reconciliation(settings.tuning, chosen, costs))
+
+
+SOURCES = {"monday": "Monday's figure", "daily_calls": "[tuning] daily_calls"}
+
+
+def daily_limit(chosen: daily.Limit | None, plan: str | None = None) -> Result:
+    """The daily call limit that holds, and where it comes from (`plan`: the plan's name)."""
+    if chosen is None:
+        return Result(
+            "ok", "daily limit", "none known: calls are not paced over the day (Monday did not "
+            "say it; neither [tuning] daily_calls nor plan is set)",
+        )  # fmt: skip
+    source = SOURCES.get(chosen.source) or (f"the {plan} plan's" if plan else "the plan's")
+    return Result("ok", "daily limit", f"{chosen.calls:,} calls a day ({source})")
+
+
+def reconciliation(
+    tuning: Tuning, chosen: daily.Limit | None, costs: Sequence[daily.PassCost]
+) -> Result:
+    """What the configured reconciliation costs a day, and the interval it keeps to its share
+    of the daily limit with."""
+    interval = tuning.reconcile_interval
+    if interval <= 0:
+        return Result(
+            "ok", "reconciliation", "off (reconcile_interval = 0): only `npd-sync pull` catches "
+            "edits whose webhooks were lost",
+        )  # fmt: skip
+    calls = chosen.calls if chosen else None
+    every = daily.reconcile_every(interval, tuning.reconcile_share, calls, costs)
+    spent = daily.reconcile_calls(every, costs)
+    line = f"every {every:,.0f} s over {counted(len(costs), 'board')}: {spent:,.0f} calls a day"
+    if calls is None:
+        return Result("ok", "reconciliation", line + " (no daily limit known)")
+    line += f" ({spent / calls:.1%} of {calls:,})"
+    if every > interval:
+        wanted = daily.reconcile_calls(interval, costs)
+        line += (
+            f"; every {interval:,.0f} s (reconcile_interval) would cost {wanted:,.0f} "
+            f"({wanted / calls:.1%}), over reconcile_share ({tuning.reconcile_share:.0%})"
+        )
+    return Result("ok", "reconciliation", line)
 
 
 # --- secrets --------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ JSON_KEYS = """\b
                (npd-sync's), daily_calls_reported_at (Monday's figure), daily_calls_past_hour,
                daily_calls_run_out_at (at that pace; null: they last the day), daily_reset_at
   inbound:     enabled, public_url, webhooks, last_webhook_at, last_webhook_age_seconds,
-               pending, oldest_pending_age_seconds, open_conflicts, open_conflict_rows
+               pending, oldest_pending_age_seconds, open_conflicts, open_conflict_rows,
+               reconcile_every_seconds (reconcile_interval, widened to keep within
+               reconcile_share of the daily limit; null: the timer is off)
 Counts are rows, but conflicts: one per field of a row, with the rows they are in.
 pending includes rows waiting for a retry and changes no listener has taken in yet;
 synced is read from the table's sync_status, less the unlinked rows.
@@ -156,6 +158,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "oldest_pending_age_seconds": _seconds(report.inbound.oldest_pending_age),
             "open_conflicts": report.inbound.open_conflicts,
             "open_conflict_rows": report.inbound.open_conflict_rows,
+            "reconcile_every_seconds": _seconds(report.inbound.reconcile_every),
         },
     }
 
@@ -237,6 +240,8 @@ def _inbound_lines(i: InboundStatus) -> list[str]:
         waiting += f" (oldest {text.age(i.oldest_pending_age)})"
     conflicts = text.open_conflicts(i.open_conflicts, i.open_conflict_rows)
     out = [f"inbound: on; last webhook {last}; {waiting}; {conflicts}"]
+    if i.reconcile_every is not None:
+        out.append(f"  reconciles every {text.age(i.reconcile_every)}")
     if i.webhooks == 0:
         out.append("  no webhooks registered: run `npd-sync webhooks install`")
     if i.open_conflicts:

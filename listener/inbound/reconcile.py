@@ -22,11 +22,13 @@ import asyncpg
 
 from listener import db, links, mapping, sql
 from listener.inbound import merge
-from listener.monday import api, cost, errors, governor
+from listener.monday import api, cost, daily, errors, governor
 
-# An activity log may show an entry a little late: a pass after an incremental one reads this
-# much of what that one read already. (Monday does not document the delay: a guess.)
-OVERLAP = dt.timedelta(seconds=30)
+# An activity log may show an entry late: a pass after an incremental one reads this much of
+# what that one read already. Monday does not document the delay; reports say up to a minute,
+# so twice that. Entries read twice cost nothing more than the request: those of items both
+# sides agreed on since are skipped (`_unknown`), and an item read again merges to no change.
+OVERLAP = dt.timedelta(minutes=2)
 SKEW = dt.timedelta(seconds=5)  # between Monday's clock and the database's
 FULL_EVERY = dt.timedelta(days=1)  # a full read at least this often, the timer's passes too
 
@@ -86,7 +88,7 @@ async def pull(
             # What this pass saw: everything before a full read's start; before an incremental
             # pass's, all but entries that may show up late.
             covered = started if full else started - OVERLAP
-            await conn.execute(sql.query("board_pulled"), board, covered, full)
+            await conn.execute(sql.query("board_pulled"), board, covered, full, found.requests)
     return found
 
 
@@ -185,13 +187,55 @@ async def _read_board(
     found.changed += [i for i, r in linked.items() if i not in seen and not r["unlinked"]]
 
 
-async def due(conn: db.Conn, boards: Sequence[str], interval: float) -> list[str]:
-    """The boards whose last pass is older than `interval` seconds (or never ran)."""
+async def every(
+    conn: db.Conn, boards: Sequence[str], interval: float, share: float, calls: int | None
+) -> float:
+    """Seconds between two passes over `boards`: `interval`, widened so that a day of passes
+    costs at most `share` of the daily limit (`calls`; None: no limit known), each board's
+    pass costing what its last one did (1 call before the first)."""
+    return (await _reconciled(conn, boards, interval, share, calls))[1]
+
+
+async def due(
+    conn: db.Conn,
+    boards: Sequence[str],
+    interval: float,
+    *,
+    share: float,
+    calls: int | None,
+) -> list[str]:
+    """The boards whose last pass is older than the interval (`every`) or that never had one."""
+    return (await _reconciled(conn, boards, interval, share, calls))[0]
+
+
+async def costs(conn: db.Conn, boards: Sequence[str]) -> list[daily.PassCost]:
+    """What each board's last passes cost (unknown for a board never reconciled)."""
+    return (await _state(conn, boards))[1]
+
+
+async def _state(
+    conn: db.Conn, boards: Sequence[str]
+) -> tuple[dict[str, asyncpg.Record], list[daily.PassCost]]:
+    known = {r["board_id"]: r for r in await conn.fetch(sql.query("boards_reconciled"), boards)}
+    found = [_cost(known.get(b)) for b in boards]
+    return known, found
+
+
+def _cost(state: asyncpg.Record | None) -> daily.PassCost:
+    if state is None:
+        return daily.PassCost()
+    return daily.PassCost(state["pass_calls"], state["full_calls"])
+
+
+async def _reconciled(
+    conn: db.Conn, boards: Sequence[str], interval: float, share: float, calls: int | None
+) -> tuple[list[str], float]:
     now = await conn.fetchval(sql.query("database_now"))
+    known, found = await _state(conn, boards)
+    seconds = daily.reconcile_every(interval, share, calls, found)
     result = []
     for board in boards:
-        state = await conn.fetchrow(sql.query("board_state"), board)
-        last = state["last_pull_at"] if state else None
-        if last is None or (now - last).total_seconds() >= interval:
+        last = known[board]["last_pull_at"] if board in known else None
+        if last is None or (now - last).total_seconds() >= seconds:
             result.append(board)
-    return result
+    return result, seconds

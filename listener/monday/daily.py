@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The plans' limits (Monday's rate-limits page, 2026-09; Free and Trial 200).
@@ -112,10 +113,16 @@ def runs_out(calls: int, spent: float, per_hour: float, now: dt.datetime) -> dt.
     return now + dt.timedelta(seconds=math.floor(hours * 3600))
 
 
+<<<<<<< HEAD
+=======
+# --- reconciliation's share of the day ----------------------------------------------------------
+
+>>>>>>> reconcile
 DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
+<<<<<<< HEAD
 class Span:
     """How long a number of calls takes at the day's pace."""
 
@@ -139,3 +146,45 @@ def span(needed: int, calls: int, spent: float, now: dt.datetime) -> Span:
     last = beyond - (more - 1) * calls  # calls on the last day
     seconds = until_midnight(now) + (more - 1) * DAY + max(last - burst(calls), 0.0) / calls * DAY
     return Span(needed, left, seconds, 1 + more)
+=======
+class PassCost:
+    """What a reconciliation pass over one board costs, in calls: an incremental pass (the
+    activity log since the last) and a full read (one a day); None: not known yet, assumed to
+    be the cheapest, 1 call."""
+
+    incremental: float | None = None
+    full: float | None = None
+
+
+def reconcile_calls(interval: float, costs: Sequence[PassCost]) -> float:
+    """Calls a day that reconciliation every `interval` seconds costs over the boards: a full
+    read of each once a day, incremental passes the rest of the time."""
+    if interval <= 0 or not costs:
+        return 0.0
+    passes = DAY / min(interval, DAY)
+    incremental = sum(_known(c.incremental) for c in costs)
+    full = sum(_known(c.full) for c in costs)
+    return full + (passes - 1) * incremental
+
+
+def reconcile_every(
+    configured: float, share: float, calls: int | None, costs: Sequence[PassCost]
+) -> float:
+    """Seconds between two passes over every board: `configured`, widened so that a day's
+    passes cost at most `share` of the daily limit (`calls`; None: no limit, nothing widens).
+    When even a pass a day (a full read) costs more than the share, a pass a day."""
+    if configured <= 0 or calls is None or not costs:
+        return configured
+    incremental = sum(_known(c.incremental) for c in costs)
+    full = sum(_known(c.full) for c in costs)
+    allowed = share * calls
+    # full + (DAY / interval - 1) * incremental <= allowed, solved for interval.
+    room = allowed - full + incremental
+    if room <= 0 or incremental <= 0:
+        return DAY if room <= 0 else configured
+    return min(max(configured, DAY * incremental / room), DAY)
+
+
+def _known(calls: float | None) -> float:
+    return 1.0 if calls is None else max(calls, 0.0)
+>>>>>>> reconcile

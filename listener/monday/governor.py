@@ -442,6 +442,13 @@ class Governor:
             await ledger.day_paced(conn, tokens)
         return daily.wait(tokens, chosen.calls, spent, day.now)
 
+    async def day_limit(self) -> daily.Limit | None:
+        """The daily limit that holds: Monday's last figure, `[tuning] daily_calls`, the plan's
+        (None: no limit, calls are not paced)."""
+        async with self.pool.acquire() as conn:
+            known = await ledger.day_limit(conn)
+        return daily.limit(known, self.limits.daily_calls, self.limits.plan)
+
     async def day_due(self, *, after: float = daily.MIN_BURST) -> bool:
         """Whether this listener is the one to ask Monday for the day's figures now. They are
         shared: one listener asks, once npd-sync made a first burst of calls today (`after`;

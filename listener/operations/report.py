@@ -26,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from listener import catalog, db, fault, mapping, sql
-from listener.monday import governor, ledger
+from listener.inbound import reconcile
+from listener.monday import daily, governor, ledger
 from listener.redact import redact
 from listener.settings import Settings
 
@@ -108,6 +109,9 @@ class InboundStatus:
     oldest_pending_age: float | None
     open_conflicts: int  # one per field of a row
     open_conflict_rows: int = 0  # the rows they are in
+    # Seconds between two reconciliation passes: reconcile_interval, widened to keep within
+    # reconcile_share of the daily limit (None: the timer is off, or inbound is).
+    reconcile_every: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,7 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         oldest_pending_age=_age(now, i["oldest_pending"]),
         open_conflicts=sum(c["conflicts"] for c in conflicts.values()),
         open_conflict_rows=sum(c["rows"] for c in conflicts.values()),
+        reconcile_every=await _reconcile_every(conn, settings),
     )
     rejected = tuple(
         RejectedStatus(r["table_name"], r["row_key"], r["rejected_at"], r["reason"])
@@ -173,6 +178,20 @@ async def collect(conn: db.Conn, settings: Settings, schema_version: int) -> Rep
         inbound=inbound,
         rejected=rejected,
         rejected_count=int(await conn.fetchval(sql.query("count_rejected"))),
+    )
+
+
+async def _reconcile_every(conn: db.Conn, settings: Settings) -> float | None:
+    """The interval the listeners reconcile at, as they work it out (`reconcile.due`)."""
+    tuning = settings.tuning
+    if not settings.inbound or tuning.reconcile_interval <= 0:
+        return None
+    limits = governor.limits_for(tuning)
+    chosen = daily.limit(await ledger.day_limit(conn), limits.daily_calls, limits.plan)
+    boards = [t.board_id for t in settings.tables if t.board_id]
+    calls = chosen.calls if chosen else None
+    return await reconcile.every(
+        conn, boards, tuning.reconcile_interval, tuning.reconcile_share, calls
     )
 
 

@@ -3,16 +3,19 @@ passes, and each thing that can be wrong is caught with a hint."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from emulator import Emulator
+from emulator import AccountLimits, Emulator
 from listener import db, settings, sql
 from listener.capture import install
 from listener.commands import check
+from listener.monday import daily
 from tests.conftest import CONTACTS_BOARD, ORGANIZATIONS_BOARD, SAMPLE_SCHEMA, TOKEN, MakeSettings
+from tests.inbound.helpers import PUBLIC_URL
 
 
 async def run(config: settings.Settings) -> tuple[bool, list[check.Result]]:
@@ -50,8 +53,89 @@ async def test_a_healthy_setup_passes(make_settings: MakeSettings) -> None:
         ("contacts", f"board {CONTACTS_BOARD}"),
         ("organizations", f"board {ORGANIZATIONS_BOARD}"),
         ("inbound", "off"),
+        ("daily limit", "none known: calls are not paced over the day"),
     ]
     assert text(results).splitlines()[0].startswith("✓ database: reachable (")
+
+
+async def test_the_daily_limit_monday_states_and_what_reconciliation_costs_within_it(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    async with Emulator(token=TOKEN, limits=AccountLimits.standard()) as standard:
+        config = make_settings(MONDAY_API_URL=standard.url, NPD_SYNC_PUBLIC_URL=PUBLIC_URL)
+        # (The webhooks are not installed: a failure, not what this test is about.)
+        _, results = await run(config)
+        assert text(results).splitlines()[-2:] == [
+            "✓ daily limit: 1,000 calls a day (Monday's figure)",
+            # Issue 17: every 600 s, 2 boards at 1 call a pass: 288 a day, 29% of the day.
+            "✓ reconciliation: every 3,456 s over 2 boards: 50 calls a day (5.0% of 1,000); "
+            "every 600 s (reconcile_interval) would cost 288 (28.8%), over reconcile_share (5%)",
+        ]
+        # What the passes cost, once learnt: a full read of the contacts' board takes 20 pages.
+        await conn.execute(
+            "INSERT INTO npd_sync.boards (board_id, last_pull_at, pass_calls, full_calls)"
+            " VALUES ($1, now(), 1, 20)",
+            CONTACTS_BOARD,
+        )
+        _, results = await run(config)
+        assert results[-1].message.startswith("every 5,574 s over 2 boards: 50 calls a day")
+        # Monday does not tell it now: what the listeners last learnt of it holds.
+        standard.set_limits(replace(standard.limits, platform_api_readable=False))
+        await conn.execute("UPDATE npd_sync.monday_day SET daily_limit = 25000")
+        _, results = await run(config)
+        assert results[-2].message == "25,000 calls a day (Monday's figure)"
+        assert results[-1].message == "every 600 s over 2 boards: 307 calls a day (1.2% of 25,000)"
+
+
+@pytest.mark.parametrize(
+    ("chosen", "shown"),
+    [
+        (daily.Limit(10_000, "monday"), "10,000 calls a day (Monday's figure)"),
+        (daily.Limit(2_000, "daily_calls"), "2,000 calls a day ([tuning] daily_calls)"),
+        (daily.Limit(200, "plan"), "200 calls a day (the free plan's)"),
+    ],
+)
+def test_the_daily_limit_and_its_source(chosen: daily.Limit, shown: str) -> None:
+    assert check.daily_limit(chosen, "free").message == shown
+
+
+async def test_the_plans_daily_limit_when_monday_does_not_say(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "tuning.toml"
+    path.write_text('[tuning]\nplan = "standard"\n')
+    _, results = await run(make_settings(NPD_SYNC_CONFIG=str(path)))
+    assert (
+        text(results).splitlines()[-1] == "✓ daily limit: 1,000 calls a day (the standard plan's)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tuning", "chosen", "shown"),
+    [
+        ({}, None, "every 600 s over 1 board: 144 calls a day (no daily limit known)"),
+        ({}, 10_000, "every 600 s over 1 board: 144 calls a day (1.4% of 10,000)"),
+        (
+            {"reconcile_share": 0.2},
+            1_000,
+            "every 600 s over 1 board: 144 calls a day (14.4% of 1,000)",
+        ),
+        (
+            {"reconcile_interval": 60},
+            10_000,
+            "every 173 s over 1 board: 500 calls a day (5.0% of 10,000); every 60 s "
+            "(reconcile_interval) would cost 1,440 (14.4%), over reconcile_share (5%)",
+        ),
+        ({"reconcile_interval": 0}, 1_000, "off (reconcile_interval = 0): only `npd-sync pull` "
+         "catches edits whose webhooks were lost"),
+    ],
+)  # fmt: skip
+def test_what_reconciliation_costs_a_day(
+    tuning: dict[str, float], chosen: int | None, shown: str
+) -> None:
+    limit = daily.Limit(chosen, "monday") if chosen else None
+    result = check.reconciliation(settings.Tuning(**tuning), limit, [daily.PassCost()])
+    assert result.message == shown
 
 
 async def test_a_missing_column_in_the_table(

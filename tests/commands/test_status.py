@@ -265,6 +265,9 @@ def test_the_inbound_lines() -> None:
         "inbound: on; last webhook 4s ago; 1 item waiting (oldest 3s); 1 open conflict in 1 row"
     ) in text
     assert "  see them with `npd-sync conflicts`" in text
+    assert "  reconciles every" not in text  # the timer off
+    widened = dataclasses.replace(r.inbound, reconcile_every=3_456.0)
+    assert "  reconciles every 57m 36s" in status.render(dataclasses.replace(r, inbound=widened))
     off = dataclasses.replace(r.inbound, enabled=False, open_conflicts=2)
     text = status.render(dataclasses.replace(r, inbound=off))
     assert "inbound: off (NPD_SYNC_PUBLIC_URL is not set); 2 open conflicts in 1 row" in text
@@ -430,6 +433,18 @@ async def test_open_conflicts_are_counted_with_the_rows_they_are_in(
     data = status.to_json(r)
     assert (data["tables"][0]["conflicts"], data["tables"][0]["conflict_rows"]) == (3, 2)
     assert (data["inbound"]["open_conflicts"], data["inbound"]["open_conflict_rows"]) == (3, 2)
+
+
+async def test_the_reconcile_interval_widened_within_the_days_share(
+    conn: asyncpg.Connection, make_settings: MakeSettings
+) -> None:
+    # Two boards never reconciled on a 1,000-call day: 1 call a pass each, 5% is 50 a day.
+    await conn.execute("UPDATE npd_sync.monday_day SET daily_limit = 1000")
+    r = await read_report(make_settings(NPD_SYNC_PUBLIC_URL="https://sync.example.com"))
+    assert r.inbound.reconcile_every == 3_456
+    assert status.to_json(r)["inbound"]["reconcile_every_seconds"] == 3_456
+    assert "  reconciles every 57m 36s" in status.render(r)
+    assert (await read_report(make_settings())).inbound.reconcile_every is None  # inbound off
 
 
 async def test_the_days_calls(

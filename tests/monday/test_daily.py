@@ -120,3 +120,47 @@ def test_a_span_goes_at_the_days_pace_and_past_midnight(
     assert found.seconds == pytest.approx(seconds)
     assert found.days == days
     assert found.left == 1_000 - spent
+
+
+UNKNOWN = daily.PassCost()  # a board never reconciled: 1 call a pass assumed
+CHEAP = daily.PassCost(incremental=1, full=1)
+BIG = daily.PassCost(incremental=1, full=20)  # 10,000 items: 20 pages of 500 a day
+
+
+@pytest.mark.parametrize(
+    ("configured", "share", "calls", "costs", "expected"),
+    [
+        (600, 0.05, None, [UNKNOWN], 600),  # no limit known: the configured interval
+        (600, 0.05, 1_000, [UNKNOWN], 1_728),  # 50 passes a day of 1 call
+        (600, 0.05, 1_000, [CHEAP, UNKNOWN], 3_456),  # 2 boards: 25 passes a day each
+        (600, 0.05, 1_000, [BIG], 86_400 / 31),  # the full read takes 20 of the 50
+        (600, 0.05, 1_000, [daily.PassCost(1, 60)], 86_400),  # a full read a day is all
+        (600, 0.05, 1_000, [daily.PassCost(3, 3)], 5_184),  # each pass 3 pages of activity
+        (600, 0.05, 200, [UNKNOWN], 8_640),  # Free: 10 calls for it
+        (600, 0.05, 10_000, [UNKNOWN], 600),  # Pro: 144 a day fits in 500
+        (600, 0.05, 25_000, [CHEAP, CHEAP], 600),
+        (600, 1.0, 1_000, [UNKNOWN], 600),  # the whole day: never shorter than configured
+        (3_600, 0.05, 1_000, [UNKNOWN], 3_600),  # wider than the share needs already
+        (0, 0.05, 1_000, [UNKNOWN], 0),  # the timer off stays off
+        (600, 0.05, 1_000, [], 600),  # no board
+    ],
+)
+def test_reconciliation_widens_to_keep_within_its_share_of_the_day(
+    configured: float,
+    share: float,
+    calls: int | None,
+    costs: list[daily.PassCost],
+    expected: float,
+) -> None:
+    every = daily.reconcile_every(configured, share, calls, costs)
+    assert every == pytest.approx(expected)
+    if calls is not None and every < daily.DAY:
+        assert daily.reconcile_calls(every, costs) <= share * calls + 1e-9
+
+
+def test_what_reconciliation_costs_a_day() -> None:
+    # Issue 17: every 600 s, a board's activity log is 144 calls a day (14% of a Standard day).
+    assert daily.reconcile_calls(600, [UNKNOWN]) == 144
+    assert daily.reconcile_calls(600, [BIG, CHEAP]) == 20 + 143 + 144
+    assert daily.reconcile_calls(86_400, [BIG]) == 20  # a pass a day: the full read
+    assert daily.reconcile_calls(0, [BIG]) == 0  # off
