@@ -113,16 +113,10 @@ def runs_out(calls: int, spent: float, per_hour: float, now: dt.datetime) -> dt.
     return now + dt.timedelta(seconds=math.floor(hours * 3600))
 
 
-<<<<<<< HEAD
-=======
-# --- reconciliation's share of the day ----------------------------------------------------------
-
->>>>>>> reconcile
 DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
-<<<<<<< HEAD
 class Span:
     """How long a number of calls takes at the day's pace."""
 
@@ -146,7 +140,12 @@ def span(needed: int, calls: int, spent: float, now: dt.datetime) -> Span:
     last = beyond - (more - 1) * calls  # calls on the last day
     seconds = until_midnight(now) + (more - 1) * DAY + max(last - burst(calls), 0.0) / calls * DAY
     return Span(needed, left, seconds, 1 + more)
-=======
+
+
+# --- reconciliation's share of the day ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class PassCost:
     """What a reconciliation pass over one board costs, in calls: an incremental pass (the
     activity log since the last) and a full read (one a day); None: not known yet, assumed to
@@ -187,4 +186,3 @@ def reconcile_every(
 
 def _known(calls: float | None) -> float:
     return 1.0 if calls is None else max(calls, 0.0)
->>>>>>> reconcile
