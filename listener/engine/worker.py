@@ -165,13 +165,26 @@ class Worker:
             changes, due_in = await queue.pending_work(
                 conn, self.active_tables, inbound=self.inbound
             )
-        # Monday asked to pause, or the day's calls must last the day.
-        paused = max(await self.governor.paused_for(), await self.governor.next_call_in())
+        # Monday asked to pause, or the day's calls must last the day, or the minute's.
+        paused = await self._held()
         if paused:
             return paused
         if changes or (due_in is not None and due_in <= 0):
             return 0.0
         return due_in
+
+    async def _held(self) -> float:
+        """Seconds until a request to Monday may go: the rest of a pause Monday asked for, else
+        the day's pace, else the minute's (0: now)."""
+        for look in (
+            self.governor.paused_for,
+            self.governor.next_call_in,
+            self.governor.next_request_in,
+        ):
+            seconds = await look()
+            if seconds > 0:
+                return seconds
+        return 0.0
 
     async def drain(self, stop: asyncio.Event | None = None) -> int:
         """Work batches until nothing is due (or `stop` is set); returns entries handled."""
@@ -187,10 +200,10 @@ class Worker:
         """Take in what waits, then work one batch; returns entries handled."""
         started = time.perf_counter()
         active = self.active_tables
-        if active and (
-            await self.governor.paused_for() > 0 or await self.governor.next_call_in() > 0
-        ):
-            active = []  # Monday asked every listener to wait, or the day's pace: only take in
+        if active and await self._held() > 0:
+            # Monday asked every listener to wait, or the day's or the minute's pace: only take
+            # in; the rows gather and go together when the next request may.
+            active = []
         batch = await self.source.take(active, list(self.boards) if active else [])
         outcome = Outcome(rejected=batch.taken.rejected, records=batch.taken.records)
         if batch.entries:
