@@ -461,10 +461,11 @@ class Governor:
             await ledger.day_paced(conn, tokens)
         return daily.wait(tokens, chosen.calls, spent, day.now)
 
-    async def next_request_in(self) -> float:
+    async def next_request_in(self, *, full: bool = False) -> float:
         """Seconds until the next request may go under the minute's pacing (0: now): while
         requests are scarce they go evenly over the window, so that each carries more rows
-        (`listener.monday.minute`). The engine asks before it claims work."""
+        (`listener.monday.minute`); a `full` one waits only for a window with none left. The
+        engine asks before it claims work."""
         now = time.monotonic()
         if now < self._plenty_until and self._plenty > 0:
             return 0.0
@@ -474,7 +475,7 @@ class Governor:
         if found is None:
             return 0.0
         window = minute.Window(found.quota, found.left, found.reset_in, found.length)
-        seconds = minute.wait(window)
+        seconds = minute.wait(window, full=full)
         self._plenty = minute.room(window) // 2
         self._plenty_until = now + PLENTY_RECHECK if seconds == 0 else 0.0
         return seconds

@@ -5,8 +5,10 @@ plan; developer.monday.com, "Rate limits"). Spent as fast as changes come, a min
 run out early, and what comes after waits for the next minute. Spent evenly, what comes while a
 request waits goes with the next one: a scarce request carries more rows. So a request goes at
 once while the window holds a burst (a quarter of the quota, at least 10) plus the even share
-of the window gone by; beyond that it waits for its share. The engine asks before it claims
-work, so that rows gather in the queue rather than wait, claimed, for the window.
+of the window gone by; beyond that it waits for its share, unless it is full already (a
+backlog: waiting would not make it carry more; only a window with nothing left holds it). The
+engine asks before it claims work, so that rows gather in the queue rather than wait, claimed,
+for the window.
 """
 
 from __future__ import annotations
@@ -52,15 +54,16 @@ def room(window: Window) -> int:
     return max(0, min(math.floor(allowed(window) - used), math.floor(window.left)))
 
 
-def wait(window: Window) -> float:
+def wait(window: Window, *, full: bool = False) -> float:
     """Seconds until the next request may go (0: now); with nothing left, until the window
-    starts again."""
+    starts again. A `full` request (it carries all one request may) does not wait for the
+    pace, which could not make it carry more: only for a window with nothing left."""
     if window.reset_in is None or window.reset_in <= 0 or window.quota <= 0:
         return 0.0
     reset_in = min(window.reset_in, window.length)
     if window.left < 1:
         return window.reset_in
-    if room(window) >= 1:
+    if full or room(window) >= 1:
         return 0.0
     used = max(window.quota - window.left, 0.0)
     share = burst(window.quota)

@@ -488,6 +488,7 @@ async def test_scarce_requests_of_a_minute_go_evenly(pools: list[asyncpg.Pool]) 
     wait = await one.next_request_in()
     assert 5 < wait <= 6
     assert await two.next_request_in() == pytest.approx(wait, abs=0.5)
+    assert await one.next_request_in(full=True) == 0  # a full request goes: 10 are left
     async with pools[0].acquire() as conn:  # the window ends: a new one, at once
         await conn.execute("UPDATE npd_sync.monday_limits SET reset_at = now()")
     assert await one.next_request_in() == 0

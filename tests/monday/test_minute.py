@@ -46,6 +46,21 @@ def test_when_the_next_request_may_go(window: Window, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("window", "seconds"),
+    [
+        # A full request (a backlog) cannot carry more for waiting: it goes while any is left.
+        (Window(1_000, 750, 60, 60), 0.0),
+        (Window(1_000, 300, 30, 60), 0.0),
+        (Window(20, 1, 50, 60), 0.0),
+        (Window(1_000, 0, 12, 60), 12.0),
+        (Window(1_000, 0, None, 60), 0.0),
+    ],
+)
+def test_a_full_request_waits_only_for_a_spent_window(window: Window, seconds: float) -> None:
+    assert minute.wait(window, full=True) == pytest.approx(seconds, abs=0.01)
+
+
+@pytest.mark.parametrize(
     ("window", "room"),
     [
         (Window(1_000, 0, None, 60), 250),  # a new window: its burst
