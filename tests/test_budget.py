@@ -243,3 +243,34 @@ async def test_with_four_calls_left_no_more_than_four_are_spent(
     lines = "\n".join(status.render(r))
     assert "DAILY_LIMIT" in lines or "calls today:" in lines
     assert "reset" in lines or "paused until" in lines
+
+
+async def test_scarce_requests_of_a_minute_carry_more_rows_and_none_is_refused(
+    conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # An account of 40 requests a minute, which only Monday states (RateLimit-Policy); thirty
+    # changes, one at a time, each taken in before the next: the first go at once, a request
+    # each (the burst), then the requests go evenly over the minute and the rows that came
+    # meanwhile go together. Nobody waits for the next minute, nothing is refused or FAILED.
+    emulator.set_limits(dataclasses.replace(AccountLimits.unlimited(), requests_per_minute=40))
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", **FAST)))
+    changes = 30
+    async with running(config):
+        for n in range(1, changes + 1):
+            await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"row {n}")
+            await eventually(
+                lambda n=n: conn.fetchval(  # type: ignore[misc]
+                    "SELECT count(*) = $1 FROM npd_sync.queue q"
+                    " RIGHT JOIN contacts c ON q.row_key = c.id::text"
+                    " WHERE c.sync_status = 'SYNCED' OR q.state = 'pending'",
+                    n,
+                ),
+                timeout=10,
+            )
+        await eventually(lambda: all_synced(conn), timeout=30, interval=0.1)
+    pushes = [r for r in emulator.requests if r.mutations]
+    assert len(pushes) < changes
+    assert max(r.mutations for r in pushes) > 1  # a paced request carried several rows
+    assert not [r for r in emulator.requests if r.error_codes]  # nothing refused
+    assert await conn.fetchval("SELECT paused_until FROM npd_sync.monday") is None
+    assert not await conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'FAILED'")

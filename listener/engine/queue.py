@@ -112,6 +112,11 @@ async def arrive(conn: db.Conn, arrivals: Sequence[Arrival], *, urgent: bool = F
     return int(await conn.fetchval(sql.query("arrive"), payload, urgent))
 
 
+async def due_count(conn: db.Conn, table_ids: Sequence[int], most: int) -> int:
+    """How many entries of the given tables are due now, counting up to `most`."""
+    return int(await conn.fetchval(sql.query("due_count"), list(table_ids), most))
+
+
 async def claim(
     conn: db.Conn,
     table_ids: Sequence[int],

@@ -165,13 +165,29 @@ class Worker:
             changes, due_in = await queue.pending_work(
                 conn, self.active_tables, inbound=self.inbound
             )
-        # Monday asked to pause, or the day's calls must last the day.
-        paused = max(await self.governor.paused_for(), await self.governor.next_call_in())
+        # Monday asked to pause, or the day's calls must last the day, or the minute's.
+        paused = await self._held(self.active_tables)
         if paused:
             return paused
         if changes or (due_in is not None and due_in <= 0):
             return 0.0
         return due_in
+
+    async def _held(self, active: Sequence[int]) -> float:
+        """Seconds until a request to Monday may go: the rest of a pause Monday asked for, else
+        the day's pace, else the minute's (0: now), which a full batch of the `active` tables
+        does not wait for (waiting would not make its requests carry more)."""
+        for look in (self.governor.paused_for, self.governor.next_call_in):
+            seconds = await look()
+            if seconds > 0:
+                return seconds
+        seconds = await self.governor.next_request_in()
+        if seconds > 0 and active:
+            async with self.pool.acquire() as conn:
+                due = await queue.due_count(conn, active, self.tuning.batch_size)
+            if due >= self.tuning.batch_size:
+                return await self.governor.next_request_in(full=True)
+        return seconds
 
     async def drain(self, stop: asyncio.Event | None = None) -> int:
         """Work batches until nothing is due (or `stop` is set); returns entries handled."""
@@ -187,10 +203,10 @@ class Worker:
         """Take in what waits, then work one batch; returns entries handled."""
         started = time.perf_counter()
         active = self.active_tables
-        if active and (
-            await self.governor.paused_for() > 0 or await self.governor.next_call_in() > 0
-        ):
-            active = []  # Monday asked every listener to wait, or the day's pace: only take in
+        if active and await self._held(active) > 0:
+            # Monday asked every listener to wait, or the day's or the minute's pace: only take
+            # in; the rows gather and go together when the next request may.
+            active = []
         batch = await self.source.take(active, list(self.boards) if active else [])
         outcome = Outcome(rejected=batch.taken.rejected, records=batch.taken.records)
         if batch.entries:

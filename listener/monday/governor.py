@@ -40,7 +40,7 @@ import asyncpg
 
 from listener import db
 from listener.metrics import Metrics
-from listener.monday import api, cost, daily, errors, ledger
+from listener.monday import api, cost, daily, errors, ledger, minute
 from listener.monday.ledger import BudgetUse as BudgetUse
 from listener.monday.ledger import budget_use as budget_use
 from listener.settings import Tuning
@@ -55,6 +55,9 @@ REQUESTS = "requests"
 SPENT = {COMPLEXITY: BUDGET_SPENT, REQUESTS: REQUESTS_SPENT}
 SETTLING_POLL = 0.2  # at most this long between two looks while replies are on their way
 UNPACED_RECHECK = 30.0  # seconds between two looks for a daily limit while none is known
+# While the minute's requests are plentiful, the answer "now" holds this long, or for half the
+# requests that may go at once (the other half for the other listeners), whichever ends first.
+PLENTY_RECHECK = 1.0
 
 T = TypeVar("T")
 
@@ -270,6 +273,8 @@ class Governor:
         self._paused_until = 0.0  # monotonic; a cache of the shared pause
         self._paused_checked = 0.0
         self._unpaced_until = 0.0  # monotonic: no daily limit is known until then
+        self._plenty_until = 0.0  # monotonic: the minute's requests are plentiful until then
+        self._plenty = 0  # requests this listener may reserve meanwhile without a look
 
     async def paused_for(self) -> float:
         """Seconds left of the account-wide pause (read at most once a second)."""
@@ -343,6 +348,7 @@ class Governor:
             async with self.pool.acquire() as conn:
                 got = await ledger.reserve(conn, demands)
             if got.granted >= 1:
+                self._plenty -= 1
                 return got
             until = max(got.wait or 0.0, 0.05)
             # Requests in flight hold what is missing: their replies may show more (Monday's
@@ -377,7 +383,20 @@ class Governor:
             self.metrics.complexity_points.inc(spent)
         self.model.replied(grant.kinds, spent)
         points = spent if spent is not None else grant.points()
-        await self._settle(grant, readings(reply), points, False)
+        said = readings(reply)
+        self._told(said[REQUESTS])
+        await self._settle(grant, said, points, False)
+
+    def _told(self, requests: ledger.Reading) -> None:
+        """Monday stated the minute's requests: "now" holds no longer than they allow."""
+        if requests.after is None or requests.reset is None:
+            return
+        _, plan = self.limits.ledger()
+        window = minute.Window(
+            requests.quota or plan.quota, requests.after, requests.reset,
+            requests.window or plan.window,
+        )  # fmt: skip
+        self._plenty = min(self._plenty, minute.room(window) // 2)
 
     async def _failed(self, grant: Grant[T], exc: errors.MondayError) -> errors.MondayError | None:
         """Account for a failed request; for a refusal for complexity, learn from it and say
@@ -441,6 +460,25 @@ class Governor:
             tokens = daily.refill(bucket, chosen.calls, spent, day.unpaid, day.now)
             await ledger.day_paced(conn, tokens)
         return daily.wait(tokens, chosen.calls, spent, day.now)
+
+    async def next_request_in(self, *, full: bool = False) -> float:
+        """Seconds until the next request may go under the minute's pacing (0: now): while
+        requests are scarce they go evenly over the window, so that each carries more rows
+        (`listener.monday.minute`); a `full` one waits only for a window with none left. The
+        engine asks before it claims work."""
+        now = time.monotonic()
+        if now < self._plenty_until and self._plenty > 0:
+            return 0.0
+        _, requests = self.limits.ledger()
+        async with self.pool.acquire() as conn:
+            found = await ledger.window(conn, requests)
+        if found is None:
+            return 0.0
+        window = minute.Window(found.quota, found.left, found.reset_in, found.length)
+        seconds = minute.wait(window, full=full)
+        self._plenty = minute.room(window) // 2
+        self._plenty_until = now + PLENTY_RECHECK if seconds == 0 else 0.0
+        return seconds
 
     async def day_limit(self) -> daily.Limit | None:
         """The daily limit that holds: Monday's last figure, `[tuning] daily_calls`, the plan's

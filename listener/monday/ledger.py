@@ -141,6 +141,25 @@ async def settle(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One limit's current window: the quota, its length, what is left to reserve and when it
+    starts again (None: it has, or none started yet)."""
+
+    quota: float
+    length: float
+    left: float
+    reset_in: float | None
+
+
+async def window(conn: db.Conn, limit: Limit) -> Window | None:
+    """The current window of `limit` (its plan's figures until Monday reports)."""
+    row = await conn.fetchrow(sql.query("limit_window"), limit.name, limit.quota, limit.window)
+    if row is None:
+        return None
+    return Window(row["quota"], row["window_seconds"], row["remaining"], row["reset_in"])
+
+
 async def take_board(conn: db.Conn, lease: Lease, seconds: float) -> bool:
     """Hold a board for `seconds`, unless another holder's lease on it still runs."""
     return bool(await conn.fetchval(sql.query("take_board"), lease.board, lease.holder, seconds))

@@ -177,6 +177,18 @@ ON CONFLICT (minute) DO UPDATE SET
     refused = mm.refused + excluded.refused,
     rows_synced = mm.rows_synced + excluded.rows_synced;
 
+-- name: limit_window
+-- One limit's current window, as the pacing sees it ($1: its name): its quota and length ($2,
+-- $3 until Monday has reported them), the units left to reserve in it, and the seconds until
+-- it starts again (NULL: it has, or none started yet).
+SELECT coalesce(l.quota, $2::bigint)::float8 AS quota,
+       coalesce(l.window_seconds, $3::float8)::float8 AS window_seconds,
+       (coalesce(l.reported, l.quota, $2::bigint) - l.in_flight)::float8 AS remaining,
+       CASE WHEN l.reset_at > now() THEN extract(epoch FROM l.reset_at - now())::float8
+       END AS reset_in
+  FROM npd_sync.monday_limits l
+ WHERE l.name = $1;
+
 -- name: take_board
 -- Hold board $1 for holder $2 for $3 seconds, unless another holder's lease on it still runs
 -- (it has not expired and the session that took it is still there). Returns true when taken.

@@ -84,6 +84,15 @@ UPDATE npd_sync.queue q
 RETURNING q.table_id, q.row_key, q.version, q.claims, q.attempts, q.uncertain, q.monday_id,
           q.archive_ids, q.changed_at, q.pull, q.last_changed_at, q.monday_changed_at;
 
+-- name: due_count
+-- How many entries of the tables $1 are due now (as `claim` takes them), counting up to $2.
+SELECT count(*)::int AS due FROM (
+    SELECT FROM npd_sync.queue
+     WHERE state = 'pending' AND next_attempt_at <= now() AND table_id = ANY ($1::int2[])
+       AND (lease_until IS NULL OR lease_until < now())
+     LIMIT $2
+) d;
+
 -- name: renew
 -- Keep listener $1's leases on the entries ($3 tables, $4 keys) alive for $2 more seconds
 -- while their work is in flight. An entry locked right now (by an arrival) is renewed next

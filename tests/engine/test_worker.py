@@ -481,3 +481,26 @@ async def test_each_row_keeps_its_attempts(
     assert found[2].sent["email"] == {"email": "ada@example.com", "text": "ada@example.com"}
     await attempts.forget(conn, 1e-9)
     assert await attempts.of_row(conn, 1, "1") == []
+
+
+async def test_scarce_requests_of_a_minute_wait_for_rows_unless_a_batch_is_full(
+    conn: asyncpg.Connection, make_settings: MakeSettings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # 15 of 40 requests spent 5 s into the minute: beyond the burst (10) and the share of the
+    # 5 s, so the next request waits for its share. Twelve changes, batches of five: the two
+    # full batches go (waiting would not make them carry more), the last two rows wait in the
+    # queue, unclaimed, for the next request.
+    await conn.execute(
+        "UPDATE npd_sync.monday_limits SET quota = 40, window_seconds = 60, reported = 25,"
+        " in_flight = 0, reset_at = now() + interval '55 s' WHERE name = 'requests'"
+    )
+    await conn.execute(
+        "INSERT INTO contacts (first_name) SELECT 'row ' || g FROM generate_series(1, 12) g"
+    )
+    config = make_settings(NPD_SYNC_CONFIG=str(write_config(tmp_path / "t.toml", batch_size=5)))
+    await drain(config)
+    await drain(config)
+    assert [r.mutations for r in emulator.requests if r.mutations] == [5, 5]
+    left = await conn.fetch("SELECT state, lease_until FROM npd_sync.queue")
+    assert [(r["state"], r["lease_until"]) for r in left] == [("pending", None)] * 2
+    assert not await conn.fetchval("SELECT count(*) FROM contacts WHERE sync_status = 'FAILED'")

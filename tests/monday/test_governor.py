@@ -471,6 +471,39 @@ async def test_monday_states_the_requests_a_minute_too(pools: list[asyncpg.Pool]
     assert quota == 5_000
 
 
+async def test_scarce_requests_of_a_minute_go_evenly(pools: list[asyncpg.Pool]) -> None:
+    # Monday says the account has 20 requests a minute: the first 10 go at once (the burst),
+    # shared by the listeners; the next waits for the window's even share (10 over 60 s), and
+    # the engine, which asks before it claims, lets the rows gather meanwhile.
+    limits = governor.Limits(10_000_000, 1_000)
+    one, two = (meter(p, limits) for p in pools)
+    for n, g in enumerate([one, two] * 5):
+        headers = {
+            "RateLimit": f'"minuteRate";r={19 - n};t=60',
+            "RateLimit-Policy": '"minuteRate";q=20;w=60',
+        }
+        assert await g.next_request_in() == 0
+        async with g.reserve(updates(1), board="7") as grant:
+            await grant.settle(reply(10_000, 10_000_000, headers=headers))
+    wait = await one.next_request_in()
+    assert 5 < wait <= 6
+    assert await two.next_request_in() == pytest.approx(wait, abs=0.5)
+    assert await one.next_request_in(full=True) == 0  # a full request goes: 10 are left
+    async with pools[0].acquire() as conn:  # the window ends: a new one, at once
+        await conn.execute("UPDATE npd_sync.monday_limits SET reset_at = now()")
+    assert await one.next_request_in() == 0
+    row = await state(pools[0])
+    assert row["paused_until"] is None
+
+
+async def test_plentiful_requests_of_a_minute_wait_for_nothing(pools: list[asyncpg.Pool]) -> None:
+    g = meter(pools[0], governor.Limits(10_000_000, 1_000))
+    for _ in range(100):
+        assert await g.next_request_in() == 0
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(10_000, 10_000_000))
+
+
 OLD_BOARD_LOCK = 7237734  # the advisory lock class that once held a board
 
 
