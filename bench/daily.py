@@ -418,7 +418,6 @@ async def run_p12(bench: Bench) -> Figure:
             await asyncio.gather(write(), edit(), watch())
             await sleep_until(end - 0.2)
             day = world.records(day_start, end - 0.2)
-            used_emulator = world.monday.emulator.daily_calls_used
         finally:
             await listener.stop()
         await changes.look(conn, offset)  # what was written before midnight but not yet seen
@@ -433,7 +432,6 @@ async def run_p12(bench: Bench) -> Figure:
     edit_delays = [d * factor / 60 for d in edits.delays()]
     raw.update(
         calls=round(spent, 1),
-        calls_emulator_count=round(used_emulator, 1),
         requests=len(day),
         by_kind=calls_by_kind(day),
         refused_codes=sorted({c for r in no for c in r.error_codes} | {str(r.status) for r in no}),
