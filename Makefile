@@ -78,6 +78,7 @@ screenshots: setup browser ## the console's screenshots in the docs, made by the
 	NPD_SYNC_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_browser.py -k 'overview or retry or conflict or find_a_contact'
 
 bench: setup ## run the benchmarks (bench/; BENCH_ARGS='--quick --only P1,P3')
+	@bash devtools/faketime.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove caches, build output and .tmp/ (stopping any server in it)

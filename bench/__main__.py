@@ -22,6 +22,7 @@ from bench import (
     bulk,
     changes,
     console,
+    daily,
     drain,
     inbound,
     latency,
@@ -45,6 +46,9 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
     "P9": inbound.run_p9,
     "P10": changes.run,
     "P11": limits.run_p11,
+    "P12": daily.run_p12,
+    "P13": daily.run_p13,
+    "P14": daily.run_p14,
     "P15": relations.run,
     "P16": console.run,
 }
@@ -53,8 +57,7 @@ FIGURES: dict[str, Callable[[setup.Bench], Awaitable[report.Figure]]] = {
 def parse(argv: list[str] | None) -> setup.Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="npd-sync's benchmark suite: figures P1-P11, P15 and P16 against their "
-        "targets.",
+        description="npd-sync's benchmark suite: figures P1-P16 against their targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(

@@ -33,6 +33,7 @@ from aiohttp.typedefs import Handler
 
 from devtools import pgcluster
 from emulator import AccountLimits, Emulator, Faults
+from emulator.clock import Clock, system_clock
 from listener import db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,12 +421,14 @@ class Monday:
         limits: AccountLimits | None = None,
         faults: Faults | None = None,
         track: bool = False,
+        clock: Clock = system_clock,
     ) -> None:
         self.emulator = Emulator(
             TOKEN,
             limits=limits or AccountLimits.unlimited(),
             faults=faults,
             max_records=100_000,
+            clock=clock,
         )
         self.arrivals: list[Arrival] = []
         if track:
