@@ -190,9 +190,10 @@ async def _read_board(
 async def every(
     conn: db.Conn, boards: Sequence[str], interval: float, share: float, calls: int | None
 ) -> float:
-    """Seconds between two passes over `boards`: `interval`, widened so that a day of passes
-    costs at most `share` of the daily limit (`calls`; None: no limit known), each board's
-    pass costing what its last one did (1 call before the first)."""
+    """Seconds between two passes over `boards`: `interval`, widened so that the passes until
+    midnight cost at most what today's passes left of `share` of the daily limit (`calls`;
+    None: no limit known), each board's pass costing what its last one did (1 call before the
+    first)."""
     return (await _reconciled(conn, boards, interval, share, calls))[1]
 
 
@@ -232,7 +233,9 @@ async def _reconciled(
 ) -> tuple[list[str], float]:
     now = await conn.fetchval(sql.query("database_now"))
     known, found = await _state(conn, boards)
-    seconds = daily.reconcile_every(interval, share, calls, found)
+    spent = sum(r["today"] for r in known.values())
+    left = daily.until_midnight(now)
+    seconds = daily.reconcile_every(interval, share, calls, found, spent=spent, seconds=left)
     result = []
     for board in boards:
         last = known[board]["last_pull_at"] if board in known else None

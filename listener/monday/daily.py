@@ -167,21 +167,37 @@ def reconcile_calls(interval: float, costs: Sequence[PassCost]) -> float:
 
 
 def reconcile_every(
-    configured: float, share: float, calls: int | None, costs: Sequence[PassCost]
+    configured: float,
+    share: float,
+    calls: int | None,
+    costs: Sequence[PassCost],
+    *,
+    spent: float | None = None,
+    seconds: float = DAY,
 ) -> float:
-    """Seconds between two passes over every board: `configured`, widened so that a day's
-    passes cost at most `share` of the daily limit (`calls`; None: no limit, nothing widens).
-    When even a pass a day (a full read) costs more than the share, a pass a day."""
+    """Seconds between two passes over every board: `configured`, widened so that the passes
+    cost at most `share` of the daily limit (`calls`; None: no limit, nothing widens). Given
+    the calls reconciliation `spent` today, what is left of its share is spread over the
+    `seconds` until midnight, as the day's calls are; without, a whole day with a full read
+    of each board in it. With no room left for a pass, a day."""
     if configured <= 0 or calls is None or not costs:
         return configured
     incremental = sum(_known(c.incremental) for c in costs)
     full = sum(_known(c.full) for c in costs)
-    allowed = share * calls
-    # full + (DAY / interval - 1) * incremental <= allowed, solved for interval.
-    room = allowed - full + incremental
-    if room <= 0 or incremental <= 0:
-        return DAY if room <= 0 else configured
-    return min(max(configured, DAY * incremental / room), DAY)
+    if incremental <= 0:
+        return configured
+    if spent is None:
+        # full + (DAY / interval - 1) * incremental <= share * calls, solved for interval.
+        room = share * calls - full + incremental
+        if room <= 0:
+            return DAY
+    else:
+        # What is left of the share, spread over the passes left today: an idle day's passes
+        # go evenly until midnight, and none goes that the share has no room for.
+        room = share * calls - spent
+        if room < incremental:
+            return DAY
+    return min(max(configured, seconds * incremental / room), DAY)
 
 
 def _known(calls: float | None) -> float:

@@ -135,22 +135,26 @@ ON CONFLICT (board_id, item_id) DO UPDATE SET
 SELECT watermark, full_read_at, last_pull_at FROM npd_sync.boards WHERE board_id = $1;
 
 -- name: board_pulled
--- Board $1 was reconciled up to $2 (a full read when $3) in $4 calls.
+-- Board $1 was reconciled up to $2 (a full read when $3) in $4 calls, counted in the UTC day's.
 INSERT INTO npd_sync.boards AS b (board_id, watermark, full_read_at, last_pull_at, pass_calls,
-                                  full_calls)
+                                  full_calls, day, day_calls)
 VALUES ($1, $2, CASE WHEN $3 THEN now() END, now(), CASE WHEN NOT $3 THEN $4::integer END,
-        CASE WHEN $3 THEN $4::integer END)
+        CASE WHEN $3 THEN $4::integer END, (now() AT TIME ZONE 'UTC')::date, $4::integer)
 ON CONFLICT (board_id) DO UPDATE SET
     watermark = excluded.watermark,
     full_read_at = coalesce(excluded.full_read_at, b.full_read_at),
     last_pull_at = now(),
     pass_calls = coalesce(excluded.pass_calls, b.pass_calls),
-    full_calls = coalesce(excluded.full_calls, b.full_calls);
+    full_calls = coalesce(excluded.full_calls, b.full_calls),
+    day = excluded.day,
+    day_calls = CASE WHEN b.day = excluded.day THEN b.day_calls ELSE 0 END + excluded.day_calls;
 
 -- name: boards_reconciled
--- Reconciliation on boards $1: when each was last pulled, and what its last incremental pass
--- and full read cost in calls (boards never pulled have no row).
-SELECT board_id, last_pull_at, pass_calls, full_calls
+-- Reconciliation on boards $1: when each was last pulled, what its last incremental pass and
+-- full read cost in calls, and the calls its passes made today (UTC; boards never pulled have
+-- no row).
+SELECT board_id, last_pull_at, pass_calls, full_calls,
+       CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN day_calls ELSE 0 END AS today
   FROM npd_sync.boards WHERE board_id = ANY ($1::text[]);
 
 -- name: table_links

@@ -12,9 +12,10 @@ import asyncpg
 import pytest
 
 from emulator import Emulator
-from listener import db, fault, settings, sql
+from listener import db, fault, settings, sql, text
 from listener.capture import install
 from listener.commands import status
+from listener.monday import daily
 from listener.operations import report
 from listener.settings import Settings
 from tests.conftest import TOKEN, MakeSettings
@@ -441,9 +442,12 @@ async def test_the_reconcile_interval_widened_within_the_days_share(
     # Two boards never reconciled on a 1,000-call day: 1 call a pass each, 5% is 50 a day.
     await conn.execute("UPDATE npd_sync.monday_day SET daily_limit = 1000")
     r = await read_report(make_settings(NPD_SYNC_PUBLIC_URL="https://sync.example.com"))
-    assert r.inbound.reconcile_every == 3_456
-    assert status.to_json(r)["inbound"]["reconcile_every_seconds"] == 3_456
-    assert "  reconciles every 57m 36s" in status.render(r)
+    # Its 50 calls go evenly over the rest of the day, 2 a pass.
+    midnight = daily.until_midnight(await conn.fetchval("SELECT now()"))
+    every = r.inbound.reconcile_every
+    assert every == pytest.approx(max(600, midnight * 2 / 50), abs=1)
+    assert status.to_json(r)["inbound"]["reconcile_every_seconds"] == round(every, 3)
+    assert f"  reconciles every {text.age(every)}" in status.render(r)
     assert (await read_report(make_settings())).inbound.reconcile_every is None  # inbound off
 
 

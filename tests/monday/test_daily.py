@@ -158,6 +158,45 @@ def test_reconciliation_widens_to_keep_within_its_share_of_the_day(
         assert daily.reconcile_calls(every, costs) <= share * calls + 1e-9
 
 
+@pytest.mark.parametrize(
+    ("spent", "seconds", "expected"),
+    [
+        (0, 86_400, 1_728),  # a day ahead, 50 calls: a pass every 1,728 s
+        (0, 300, 6),  # 5 minutes to midnight, nothing spent: its 50 calls go over them
+        (25, 43_200, 1_728),  # half the day gone, half the share: the same pace
+        (45, 43_200, 8_640),  # a heavy morning: the afternoon's passes spread wider
+        (49, 43_200, 43_200),  # room for one more pass, until midnight
+        (49.5, 43_200, 86_400),  # no room for a pass: none until the day turns
+        (60, 43_200, 86_400),
+    ],
+)
+def test_what_is_left_of_the_share_goes_evenly_until_midnight(
+    spent: float, seconds: float, expected: float
+) -> None:
+    every = daily.reconcile_every(1, 0.05, 1_000, [UNKNOWN], spent=spent, seconds=seconds)
+    assert every == pytest.approx(expected)
+    if every < daily.DAY:  # the passes left fit in what is left of the share
+        assert spent + seconds / every * 1 <= 50 + 1e-9
+
+
+def test_an_idle_day_spends_its_share_and_no_more() -> None:
+    # Passes as the listeners take them, each as soon as it is due, over a whole day: within
+    # 5% of the day's calls whatever the pass costs, though they go until midnight.
+    for cost in (daily.PassCost(1, 1), daily.PassCost(3, 20), daily.PassCost(7, 7)):
+        now, spent, passes = 0.0, 0.0, 0
+        while True:
+            every = daily.reconcile_every(
+                600, 0.05, 1_000, [cost], spent=spent, seconds=daily.DAY - now
+            )
+            now += every
+            if now >= daily.DAY:
+                break
+            spent += cost.full if passes == 0 else cost.incremental  # type: ignore[operator]
+            passes += 1
+        assert spent <= 50, cost
+        assert spent >= 50 - 2 * cost.incremental - cost.full, cost  # type: ignore[operator]
+
+
 def test_what_reconciliation_costs_a_day() -> None:
     # Issue 17: every 600 s, a board's activity log is 144 calls a day (14% of a Standard day).
     assert daily.reconcile_calls(600, [UNKNOWN]) == 144
