@@ -215,6 +215,17 @@ async def test_a_day_short_of_calls_shows_as_latency_never_as_a_failed_row(
     assert not [r for r in emulator.requests if r.error_codes]  # nothing refused, no daily limit
 
 
+TAKEN_IN = (
+    "SELECT count(*) = $1 FROM npd_sync.queue q RIGHT JOIN contacts c ON q.row_key = c.id::text"
+    " WHERE c.sync_status = 'SYNCED' OR q.state = 'pending'"
+)
+
+
+async def taken_in(conn: asyncpg.Connection, rows: int) -> bool:
+    """Whether the listener took in `rows` changes: each synced, or waiting in the queue."""
+    return bool(await conn.fetchval(TAKEN_IN, rows))
+
+
 async def test_with_four_calls_left_no_more_than_four_are_spent(
     conn: asyncpg.Connection, emulator: Emulator, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -226,15 +237,7 @@ async def test_with_four_calls_left_no_more_than_four_are_spent(
     async with running(config):
         for n in range(1, 9):  # eight changes, one at a time: eight calls if nothing held back
             await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"row {n}")
-            await eventually(
-                lambda n=n: conn.fetchval(  # type: ignore[misc]
-                    "SELECT count(*) = $1 FROM npd_sync.queue q"
-                    " RIGHT JOIN contacts c ON q.row_key = c.id::text"
-                    " WHERE c.sync_status = 'SYNCED' OR q.state = 'pending'",
-                    n,
-                ),
-                timeout=10,
-            )
+            await eventually(lambda n=n: taken_in(conn, n), timeout=10)  # type: ignore[misc]
         r = await status_report(config)
     spent = [r for r in emulator.requests if not r.error_codes]
     assert len(spent) <= 4
@@ -258,15 +261,7 @@ async def test_scarce_requests_of_a_minute_carry_more_rows_and_none_is_refused(
     async with running(config):
         for n in range(1, changes + 1):
             await conn.execute("INSERT INTO contacts (first_name) VALUES ($1)", f"row {n}")
-            await eventually(
-                lambda n=n: conn.fetchval(  # type: ignore[misc]
-                    "SELECT count(*) = $1 FROM npd_sync.queue q"
-                    " RIGHT JOIN contacts c ON q.row_key = c.id::text"
-                    " WHERE c.sync_status = 'SYNCED' OR q.state = 'pending'",
-                    n,
-                ),
-                timeout=10,
-            )
+            await eventually(lambda n=n: taken_in(conn, n), timeout=10)  # type: ignore[misc]
         await eventually(lambda: all_synced(conn), timeout=30, interval=0.1)
     pushes = [r for r in emulator.requests if r.mutations]
     assert len(pushes) < changes

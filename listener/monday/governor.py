@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -55,8 +56,9 @@ REQUESTS = "requests"
 SPENT = {COMPLEXITY: BUDGET_SPENT, REQUESTS: REQUESTS_SPENT}
 SETTLING_POLL = 0.2  # at most this long between two looks while replies are on their way
 UNPACED_RECHECK = 30.0  # seconds between two looks for a daily limit while none is known
-# While the minute's requests are plentiful, the answer "now" holds this long, or for half the
-# requests that may go at once (the other half for the other listeners), whichever ends first.
+# While the minute's requests (or the day's calls) are plentiful, the answer "now" holds this
+# long, or for half of those that may go at once (the other half for the other listeners),
+# whichever ends first.
 PLENTY_RECHECK = 1.0
 
 T = TypeVar("T")
@@ -275,6 +277,8 @@ class Governor:
         self._unpaced_until = 0.0  # monotonic: no daily limit is known until then
         self._plenty_until = 0.0  # monotonic: the minute's requests are plentiful until then
         self._plenty = 0  # requests this listener may reserve meanwhile without a look
+        self._calls_until = 0.0  # monotonic: the day's calls are plentiful until then
+        self._calls = 0  # calls this listener may make meanwhile without a look at the bucket
 
     async def paused_for(self) -> float:
         """Seconds left of the account-wide pause (read at most once a second)."""
@@ -319,6 +323,8 @@ class Governor:
         lease = ledger.Lease(board, secrets.token_hex(8))
         delay = 0.005
         while True:
+            # A statement of its own, never in a transaction with the limits' rows: `settle`
+            # locks both in one statement, in an order of PostgreSQL's choosing.
             async with self.pool.acquire() as conn:
                 if await ledger.take_board(conn, lease, self.lease_seconds):
                     return lease
@@ -337,18 +343,13 @@ class Governor:
                 await ledger.give_board(conn, lease)
 
     async def _reserve(self, kinds: tuple[cost.Kind, ...], started: float) -> ledger.Reservation:
-        complexity, requests = self.limits.ledger()
         poll = 0.02
         while True:
-            needs = self.model.totals(kinds)
-            demands = [
-                ledger.Demand(complexity, needs, guessing=self.model.guessing(kinds[0])),
-                ledger.Demand(requests, [1] * len(needs)),
-            ]
+            demands = self._demands(kinds)
             async with self.pool.acquire() as conn:
                 got = await ledger.reserve(conn, demands)
             if got.granted >= 1:
-                self._plenty -= 1
+                self._granted()
                 return got
             until = max(got.wait or 0.0, 0.05)
             # Requests in flight hold what is missing: their replies may show more (Monday's
@@ -362,9 +363,24 @@ class Governor:
                 raise errors.RateLimited(
                     f"waiting for Monday's limits: {reason or spent}", code=code, retry_after=until
                 )
-            log.debug("governor.wait", extra={"seconds": round(wait, 2), "points": needs[0]})
+            log.debug(
+                "governor.wait", extra={"seconds": round(wait, 2), "points": demands[0].needs[0]}
+            )
             await asyncio.sleep(wait)
             self._waited(wait)
+
+    def _demands(self, kinds: tuple[cost.Kind, ...]) -> list[ledger.Demand]:
+        complexity, requests = self.limits.ledger()
+        needs = self.model.totals(kinds)
+        return [
+            ledger.Demand(complexity, needs, guessing=self.model.guessing(kinds[0])),
+            ledger.Demand(requests, [1] * len(needs)),
+        ]
+
+    def _granted(self) -> None:
+        # A request that goes spends one of those this listener may send without a look.
+        self._plenty -= 1
+        self._calls -= 1
 
     def _waited(self, seconds: float) -> None:
         if seconds > 0:
@@ -447,7 +463,8 @@ class Governor:
         """Seconds until the next call to Monday may go under the day's pacing (0: now): the
         engine asks before it claims work, as it asks `paused_for`. Without a daily limit
         (Monday's, `[tuning] daily_calls` or the plan's) calls are not paced."""
-        if time.monotonic() < self._unpaced_until:
+        now = time.monotonic()
+        if now < self._unpaced_until or (now < self._calls_until and self._calls > 0):
             return 0.0
         async with self.pool.acquire() as conn, conn.transaction():
             day = await ledger.day_for_pacing(conn)
@@ -459,6 +476,13 @@ class Governor:
             bucket = daily.Bucket(day.tokens, day.tokens_at)
             tokens = daily.refill(bucket, chosen.calls, spent, day.unpaid, day.now)
             await ledger.day_paced(conn, tokens)
+        # A look is a committed write to the one shared row: with tokens to spare and the day
+        # far from spent, the next calls go without one, up to half the tokens (the rest for
+        # the other listeners) or for a second; the next look pays for them. Near the day's end
+        # every call looks, so that none goes beyond the limit.
+        plenty = chosen.calls - spent >= 2 * daily.burst(chosen.calls)
+        self._calls = max(math.floor(tokens) // 2, 0) if plenty else 0
+        self._calls_until = now + PLENTY_RECHECK
         return daily.wait(tokens, chosen.calls, spent, day.now)
 
     async def next_request_in(self, *, full: bool = False) -> float:
@@ -510,7 +534,7 @@ class Governor:
             await grant.settle(reply)
         async with self.pool.acquire() as conn:
             await ledger.day_learnt(conn, found.limit, found.usage, found.updated)
-        self._unpaced_until = 0.0
+        self._unpaced_until = self._calls_until = 0.0
         return found
 
     async def pause(self, exc: errors.MondayError) -> float:

@@ -628,6 +628,32 @@ async def test_a_configured_limit_lets_a_burst_go_then_paces(pools: list[asyncpg
     assert (await day(pools[0]))["own_calls"] == 10
 
 
+async def test_with_the_day_far_from_spent_a_listener_looks_at_the_bucket_seldom(
+    pools: list[asyncpg.Pool],
+) -> None:
+    # A look at the day's bucket is a committed write to one shared row: with 10,000 calls a
+    # day (a burst of 100), the calls after a look go without one, up to half the tokens; near
+    # the day's end every call looks.
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000, daily_calls=10_000))
+    assert await g.next_call_in() == 0
+    looked = (await day(pools[0]))["tokens_at"]
+    for _ in range(20):
+        assert await g.next_call_in() == 0
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(30_001, 10_000_000))
+    assert (await day(pools[0]))["tokens_at"] == looked
+    async with pools[0].acquire() as conn:  # 150 calls left: fewer than two bursts
+        await conn.execute("UPDATE npd_sync.monday_day SET own_calls = 9850")
+    g = governor.Governor(pools[0], governor.Limits(10_000_000, 1_000, daily_calls=10_000))
+    seen = set()
+    for _ in range(3):
+        assert await g.next_call_in() == 0
+        seen.add((await day(pools[0]))["tokens_at"])
+        async with g.reserve(updates(1)) as grant:
+            await grant.settle(reply(30_001, 10_000_000))
+    assert len(seen) == 3
+
+
 async def test_a_refused_call_counts_a_tenth(pools: list[asyncpg.Pool]) -> None:
     g = meter(pools[0])
     async with g.reserve(updates(1)) as grant:
