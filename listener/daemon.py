@@ -497,8 +497,8 @@ class Daemon:
         assert self.worker.client is not None
         boards = {t.mapping.board_id: t for t in self.worker.tables.values() if t.mapping.board_id}
         tuning = self.settings.tuning
-        limit = await self.worker.governor.day_limit()
         async with pool.acquire(timeout=10) as conn:
+            limit = await governor.day_limit(conn, self.worker.governor.limits)
             due = await reconcile.due(
                 conn, list(boards), tuning.reconcile_interval, share=tuning.reconcile_share,
                 calls=limit.calls if limit else None,

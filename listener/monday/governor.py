@@ -196,6 +196,12 @@ def _named(header: str, name: str) -> errors.Limit | None:
     return next((x for x in errors.parse_ratelimit(header) if x.name == name), None)
 
 
+async def day_limit(conn: db.Conn, limits: Limits) -> daily.Limit | None:
+    """The daily limit that holds: Monday's last figure, `[tuning] daily_calls`, the plan's
+    (None: no limit, calls are not paced)."""
+    return daily.limit(await ledger.day_limit(conn), limits.daily_calls, limits.plan)
+
+
 @dataclass(frozen=True, slots=True)
 class DayView:
     """The day's calls as status and /metrics show them."""
@@ -504,21 +510,13 @@ class Governor:
         self._plenty_until = now + PLENTY_RECHECK if seconds == 0 else 0.0
         return seconds
 
-    async def day_limit(self) -> daily.Limit | None:
-        """The daily limit that holds: Monday's last figure, `[tuning] daily_calls`, the plan's
-        (None: no limit, calls are not paced)."""
-        async with self.pool.acquire() as conn:
-            known = await ledger.day_limit(conn)
-        return daily.limit(known, self.limits.daily_calls, self.limits.plan)
-
     async def day_due(self, *, after: float = daily.MIN_BURST) -> bool:
         """Whether this listener is the one to ask Monday for the day's figures now. They are
         shared: one listener asks, once npd-sync made a first burst of calls today (`after`;
         an idle listener spends none on asking; the calls made before count against the day
         when the answer comes), then at most every half hour and 1% of the day's calls."""
         async with self.pool.acquire() as conn:
-            known = await ledger.day_limit(conn)
-            chosen = daily.limit(known, self.limits.daily_calls, self.limits.plan)
+            chosen = await day_limit(conn, self.limits)
             return await ledger.day_ask(conn, daily.ask_every(chosen), after)
 
     async def learn_day(self, client: api.Client) -> api.Daily | None:

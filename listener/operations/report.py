@@ -27,7 +27,7 @@ from typing import Any
 
 from listener import catalog, db, fault, mapping, sql
 from listener.inbound import reconcile
-from listener.monday import daily, governor, ledger
+from listener.monday import governor, ledger
 from listener.redact import redact
 from listener.settings import Settings
 
@@ -186,8 +186,7 @@ async def _reconcile_every(conn: db.Conn, settings: Settings) -> float | None:
     tuning = settings.tuning
     if not settings.inbound or tuning.reconcile_interval <= 0:
         return None
-    limits = governor.limits_for(tuning)
-    chosen = daily.limit(await ledger.day_limit(conn), limits.daily_calls, limits.plan)
+    chosen = await governor.day_limit(conn, governor.limits_for(tuning))
     boards = [t.board_id for t in settings.tables if t.board_id]
     calls = chosen.calls if chosen else None
     return await reconcile.every(
