@@ -177,14 +177,7 @@ class Day:
 
     def settings(self) -> settings.Settings:
         assert self.monday is not None
-        return settings.load(
-            environ={
-                "DATABASE_URL": self.dsn, "MONDAY_API_KEY": setup.TOKEN,
-                "MONDAY_API_URL": self.monday.url, "NPD_SYNC_PUBLIC_URL": self.public_url,
-                "MONDAY_CONTACTS_BOARD_ID": setup.CONTACTS_BOARD,
-                "MONDAY_ORGANIZATIONS_BOARD_ID": setup.ORGANIZATIONS_BOARD,
-            }
-        )  # fmt: skip
+        return setup.inbound_settings(self.dsn, self.monday.url, self.public_url)
 
     async def the_day_before(self, rows: int, interval: float) -> dict[int, str]:
         """`rows` contacts synced, the webhooks installed and reconciliation's first full read

@@ -53,14 +53,7 @@ class Inbound:
         return f"http://127.0.0.1:{self.port}"
 
     def settings(self) -> settings.Settings:
-        return settings.load(
-            environ={
-                "DATABASE_URL": self.dsn, "MONDAY_API_KEY": setup.TOKEN,
-                "MONDAY_API_URL": self.monday.url, "NPD_SYNC_PUBLIC_URL": self.public_url,
-                "MONDAY_CONTACTS_BOARD_ID": setup.CONTACTS_BOARD,
-                "MONDAY_ORGANIZATIONS_BOARD_ID": setup.ORGANIZATIONS_BOARD,
-            }
-        )  # fmt: skip
+        return setup.inbound_settings(self.dsn, self.monday.url, self.public_url)
 
     async def start(self) -> asyncpg.Connection:
         server = self.bench.server

@@ -34,7 +34,7 @@ from aiohttp.typedefs import Handler
 from devtools import pgcluster
 from emulator import AccountLimits, Emulator, Faults
 from emulator.clock import Clock, system_clock
-from listener import db
+from listener import db, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SCHEMA = (ROOT / "devtools" / "sample_schema.sql").read_text()
@@ -849,3 +849,15 @@ class StatementLog:
                 for k, (n, ms) in ranked[:top]
             ],
         }
+
+
+def inbound_settings(dsn: str, monday_url: str, public_url: str) -> settings.Settings:
+    """The settings of a listener with inbound on: the bench's two boards, the emulator's URL,
+    and the receiver's public URL."""
+    return settings.load(
+        environ={
+            "DATABASE_URL": dsn, "MONDAY_API_KEY": TOKEN, "MONDAY_API_URL": monday_url,
+            "NPD_SYNC_PUBLIC_URL": public_url, "MONDAY_CONTACTS_BOARD_ID": CONTACTS_BOARD,
+            "MONDAY_ORGANIZATIONS_BOARD_ID": ORGANIZATIONS_BOARD,
+        }
+    )  # fmt: skip
